@@ -1,0 +1,68 @@
+"""Any PennyLane device: the spec becomes a QNode with the torch interface, batched by parameter
+broadcasting (PennyLane splits the batch itself on devices that cannot broadcast).
+
+``pennylane:default.qubit``, ``pennylane:lightning.qubit``, ``pennylane:qiskit.aer`` (with a
+``noise_model`` option), ``pennylane:qiskit.remote`` (with a ``backend`` option), and every
+hardware plugin's device name. Device options pass through unchanged.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from qllm.backends.base import Backend
+from qllm.errors import BackendError
+from qllm.spec import CircuitSpec
+
+
+class PennyLaneBackend(Backend):
+    """Options:
+        device: PennyLane device name (default "default.qubit").
+        diff_method: QNode differentiation method ("best", "backprop", "adjoint",
+            "parameter-shift", "spsa", ...). Default "best".
+        shots: None for exact expectations, or an int.
+        **device_options: passed to ``qml.device``.
+    """
+
+    def __init__(self, device: str = "default.qubit", diff_method: str = "best",
+                 shots: int | None = None, **device_options):
+        super().__init__()
+        try:
+            import pennylane  # noqa: F401
+        except ImportError as e:  # pragma: no cover - pennylane is a core dependency
+            raise BackendError("the pennylane backend needs `pip install pennylane`") from e
+        if shots is not None and (not isinstance(shots, int) or shots <= 0):
+            raise BackendError(f"shots must be None or a positive int, got {shots!r}")
+        self.device_name = device
+        self.name = f"pennylane:{device}"
+        self.diff_method = diff_method
+        self.shots = shots
+        self.device_options = device_options
+        self.supports_backprop = shots is None
+        self._qnodes: dict[CircuitSpec, object] = {}
+
+    def qnode(self, spec: CircuitSpec):
+        if spec not in self._qnodes:
+            import pennylane as qml
+
+            try:
+                dev = qml.device(self.device_name, wires=spec.n_qubits, **self.device_options)
+            except Exception as e:  # PennyLane raises DeviceError and others
+                raise BackendError(f"PennyLane could not create device {self.device_name!r}: "
+                                   f"{type(e).__name__}: {e}") from None
+            qnode = qml.QNode(spec.to_pennylane(), dev, interface="torch",
+                              diff_method=self.diff_method)
+            if self.shots is not None:
+                qnode = qml.set_shots(qnode, shots=self.shots)
+            self._qnodes[spec] = qnode
+        return self._qnodes[spec]
+
+    def _expval(self, spec, inputs, weights):
+        B = inputs.shape[0]
+        weights = weights.to(inputs.device, inputs.dtype)
+        res = self.qnode(spec)(inputs, weights)
+        out = torch.stack([torch.as_tensor(r).reshape(-1) for r in res], -1)
+        if out.shape[0] != B:  # no input-dependent gate: nothing was broadcast
+            out = out.expand(B, -1)
+        self.stats.add(B, shots=B * (self.shots or 0), jobs=1)
+        return out.to(inputs.dtype)

@@ -1,0 +1,46 @@
+"""Memory estimates and the budget check every backend runs before allocating.
+
+The budget defaults to half of the free memory (RAM, or GPU memory for CUDA tensors); set
+``QLLM_MEMORY_BUDGET_GB`` or pass ``budget_bytes`` to change it.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+from qllm.errors import MemoryBudgetError
+
+
+def available_bytes(device: torch.device | str = "cpu") -> int:
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+
+
+def budget_bytes(device: torch.device | str = "cpu") -> int:
+    env = os.environ.get("QLLM_MEMORY_BUDGET_GB")
+    if env:
+        return int(float(env) * 2**30)
+    return available_bytes(device) // 2
+
+
+def check_budget(need: float, what: str, hint: str, device: torch.device | str = "cpu",
+                 budget: int | None = None) -> None:
+    """Raise MemoryBudgetError if ``need`` bytes exceed the budget; never allocates."""
+    budget = budget_bytes(device) if budget is None else budget
+    if need > budget:
+        raise MemoryBudgetError(
+            f"{what} needs about {need / 2**30:.3g} GiB but the memory budget is "
+            f"{budget / 2**30:.3g} GiB (half of free memory; set QLLM_MEMORY_BUDGET_GB to change). "
+            f"{hint}")

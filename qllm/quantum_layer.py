@@ -1,0 +1,75 @@
+"""QuantumLayer: a CircuitSpec, a backend, and the circuit's trainable weights as an nn.Module."""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from qllm.backends import Backend, get_backend
+from qllm.errors import ConfigError
+from qllm.spec import CircuitSpec
+from qllm.validate import check_angles
+
+INITS = ("uniform", "normal", "zeros")
+
+
+class QuantumLayer(nn.Module):
+    """A variational circuit as a layer: ``[..., n_inputs] -> [..., n_observables]`` in [-1, 1].
+
+    Args:
+        spec: the circuit.
+        backend: a backend name (``"torch"``, ``"pennylane:default.qubit"``, ``"aer:fake_manila"``,
+            ...) or a Backend instance.
+        init: weight initialisation: ``"uniform"`` draws from [0, 2π) (PennyLane's TorchLayer
+            default), ``"normal"`` from N(0, init_scale²) (small angles start near the identity,
+            which avoids barren plateaus in deep circuits), ``"zeros"``.
+        init_scale: standard deviation for ``"normal"``.
+        backend_options: passed to the backend factory when ``backend`` is a name.
+
+    Any leading batch shape is accepted; the output follows the input's device and float dtype
+    (float32 runs complex64, float64 runs complex128).
+
+    >>> from qllm.circuits import build_circuit
+    >>> layer = QuantumLayer(build_circuit(n_qubits=4, n_layers=2))
+    >>> layer(torch.rand(8, 16, 4)).shape
+    torch.Size([8, 16, 4])
+    """
+
+    def __init__(self, spec: CircuitSpec, backend: str | Backend = "torch", init: str = "uniform",
+                 init_scale: float = 0.1, **backend_options):
+        super().__init__()
+        if not isinstance(spec, CircuitSpec):
+            raise ConfigError(f"spec must be a CircuitSpec, got {type(spec).__name__}")
+        if init not in INITS:
+            raise ConfigError(f"init {init!r} is not one of {INITS}")
+        self.spec = spec
+        self.backend = get_backend(backend, **backend_options)
+        w = torch.empty(spec.n_weights)
+        if init == "uniform":
+            nn.init.uniform_(w, 0.0, 2 * math.pi)
+        elif init == "normal":
+            nn.init.normal_(w, 0.0, init_scale)
+        else:
+            nn.init.zeros_(w)
+        self.weights = nn.Parameter(w)
+
+    @property
+    def n_inputs(self) -> int:
+        return self.spec.n_inputs
+
+    @property
+    def n_outputs(self) -> int:
+        return self.spec.n_observables
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        check_angles(x, "x", self.spec.n_inputs)
+        lead = x.shape[:-1]
+        flat = x.reshape(-1, self.spec.n_inputs)  # (B*T, n_inputs)
+        out = self.backend.expval(self.spec, flat, self.weights.to(flat.device, flat.dtype))
+        return out.reshape(*lead, self.spec.n_observables)  # (..., n_observables)
+
+    def extra_repr(self) -> str:
+        return (f"n_qubits={self.spec.n_qubits}, n_weights={self.spec.n_weights}, "
+                f"backend={self.backend.name!r}")
