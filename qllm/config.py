@@ -1,0 +1,195 @@
+"""Dataclass configs: QuantumConfig, ModelConfig, TrainConfig. Each round-trips through dicts and
+JSON, and an override that names a field that does not exist fails loudly (as minGPT's does).
+
+>>> cfg = ModelConfig(input_dim=4, n_classes=10, ffn="quantum")
+>>> cfg.override({"quantum.n_qubits": 6}).quantum.n_qubits
+6
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from qllm.errors import ConfigError
+
+
+class _Config:
+    """Shared to/from dict, JSON and dotted overrides."""
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        text = json.dumps(self.to_dict(), indent=2, sort_keys=True)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]):
+        if not isinstance(d, dict):
+            raise ConfigError(f"{cls.__name__} needs a dict, got {type(d).__name__}")
+        known = {f.name: f for f in fields(cls)}
+        unknown = sorted(set(d) - set(known))
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no field(s) {unknown}; fields: {sorted(known)}")
+        kwargs = {}
+        for k, v in d.items():
+            sub = _NESTED.get((cls.__name__, k))
+            kwargs[k] = sub.from_dict(v) if sub is not None and isinstance(v, dict) else v
+        return cls(**kwargs)
+
+    @classmethod
+    def from_json(cls, path: str | Path):
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {str(path)!r} does not exist") from None
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"config file {str(path)!r} is not valid JSON: {e}") from None
+
+    def override(self, updates: dict[str, Any]):
+        """A copy with ``{"field": v, "nested.field": v}`` applied; unknown keys raise ConfigError."""
+        d = self.to_dict()
+        for key, value in updates.items():
+            node = d
+            parts = key.split(".")
+            for p in parts[:-1]:
+                if not isinstance(node.get(p), dict):
+                    raise ConfigError(f"override {key!r}: {p!r} is not a nested config")
+                node = node[p]
+            if parts[-1] not in node:
+                raise ConfigError(f"override {key!r} names no field; fields here: {sorted(node)}")
+            node[parts[-1]] = value
+        return type(self).from_dict(d)
+
+
+def _check_choice(name: str, value, allowed) -> None:
+    if value not in allowed:
+        raise ConfigError(f"{name}={value!r} is not one of {sorted(allowed)}")
+
+
+def _check_positive(name: str, value, minimum=1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+
+
+@dataclass
+class QuantumConfig(_Config):
+    """How every quantum sublayer of a model builds its circuit and where it runs."""
+
+    n_qubits: int = 4
+    n_layers: int = 2  # ansatz layers (with reupload: encoding + ansatz repeated this many times)
+    encoding: str = "angle"  # a name in qllm.circuits.ENCODINGS
+    ansatz: str = "hardware_efficient"  # a name in qllm.circuits.ANSATZE
+    reupload: bool = False
+    backend: str = "torch"  # "torch", "pennylane:<device>", "aer", "aer:<fake_backend>"
+    backend_options: dict = field(default_factory=dict)  # passed to the backend factory
+    gradient: str = "backprop"  # "backprop", "parameter-shift" or "spsa" (shot-based backends)
+    init: str = "uniform"  # circuit weights: uniform in [0, 2pi), "normal" (small), "zeros"
+
+    def __post_init__(self):
+        _check_positive("quantum.n_qubits", self.n_qubits)
+        _check_positive("quantum.n_layers", self.n_layers)
+        from qllm.circuits import ANSATZE, ENCODINGS
+
+        _check_choice("quantum.encoding", self.encoding, ENCODINGS)
+        _check_choice("quantum.ansatz", self.ansatz, ANSATZE)
+        _check_choice("quantum.gradient", self.gradient, ("backprop", "parameter-shift", "spsa"))
+        if not isinstance(self.backend_options, dict):
+            raise ConfigError("quantum.backend_options must be a dict")
+
+    def build_spec(self, observables=None):
+        from qllm.circuits import build_circuit
+
+        return build_circuit(self.n_qubits, self.n_layers, self.encoding, self.ansatz,
+                             self.reupload, observables)
+
+
+@dataclass
+class ModelConfig(_Config):
+    """A small pre-norm transformer (nanoGPT mould). Exactly one of ``vocab_size`` (token ids) and
+    ``input_dim`` (float features per token, e.g. image patches) is set."""
+
+    task: str = "classify"  # "classify": pooled logits over n_classes; "lm": next-token logits
+    vocab_size: int | None = None
+    input_dim: int | None = None
+    n_classes: int = 10  # classify only
+    block_size: int = 16  # longest sequence: the size of the positional table
+    n_embd: int = 32
+    n_head: int = 4
+    n_layer: int = 2
+    mlp_ratio: int = 4  # classical FFN hidden width = mlp_ratio * n_embd
+    attn: str = "classical"  # token mixer: "classical", "quantum" (VQC Q/K/V), "qsann"
+    ffn: str = "classical"  # "classical" or "quantum"
+    dropout: float = 0.0
+    quantum: QuantumConfig = field(default_factory=QuantumConfig)
+
+    def __post_init__(self):
+        if isinstance(self.quantum, dict):
+            self.quantum = QuantumConfig.from_dict(self.quantum)
+        _check_choice("task", self.task, ("classify", "lm"))
+        from qllm.layers import FFNS, MIXERS
+
+        _check_choice("attn", self.attn, MIXERS)
+        _check_choice("ffn", self.ffn, FFNS)
+        if (self.vocab_size is None) == (self.input_dim is None):
+            raise ConfigError("set exactly one of vocab_size (tokens) and input_dim (features); "
+                              f"got vocab_size={self.vocab_size}, input_dim={self.input_dim}")
+        if self.task == "lm" and self.vocab_size is None:
+            raise ConfigError("task='lm' needs vocab_size")
+        for name in ("block_size", "n_embd", "n_head", "n_layer", "mlp_ratio"):
+            _check_positive(name, getattr(self, name))
+        if self.vocab_size is not None:
+            _check_positive("vocab_size", self.vocab_size, 2)
+        if self.input_dim is not None:
+            _check_positive("input_dim", self.input_dim)
+        if self.task == "classify":
+            _check_positive("n_classes", self.n_classes, 2)
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+    @property
+    def quantum_sublayers(self) -> bool:
+        return self.attn != "classical" or self.ffn != "classical"
+
+
+@dataclass
+class TrainConfig(_Config):
+    """The training loop's settings."""
+
+    task: str = "digits"  # a name in qllm.data.TASKS
+    task_options: dict = field(default_factory=dict)  # e.g. {"path": "corpus.txt"} for "text"
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 3e-3
+    weight_decay: float = 0.01
+    warmup_frac: float = 0.05  # fraction of all steps spent in linear warm-up before cosine decay
+    min_lr_frac: float = 0.1  # cosine decays to lr * min_lr_frac
+    grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
+    seed: int = 0
+    eval_every: int = 1  # epochs between evaluations
+    checkpoint_every: int = 0  # steps between checkpoints (0: at the end of each epoch only)
+    max_steps: int = 0  # stop after this many steps (0: run all epochs)
+    device: str = "cpu"
+    progress: bool = True  # tqdm progress bars
+
+    def __post_init__(self):
+        _check_positive("epochs", self.epochs)
+        _check_positive("batch_size", self.batch_size)
+        _check_positive("eval_every", self.eval_every)
+        for name in ("checkpoint_every", "max_steps"):
+            _check_positive(name, getattr(self, name), 0)
+        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
+            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
+        if not 0 <= self.warmup_frac < 1:
+            raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+
+
+_NESTED = {("ModelConfig", "quantum"): QuantumConfig}

@@ -1,0 +1,102 @@
+"""Quantum sublayers: thin classical projections around QuantumLayers.
+
+- QuantumFFN: Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C).
+- QuantumAttention: per head, VQCs compute the query, key and value (head size = n_observables),
+  then ordinary scaled dot-product attention (causal for language modelling), then Linear(-> C).
+- QSANNAttention: quantum self-attention in the style of QSANN (Li et al., arXiv:2205.05625): a
+  VQC measures one value for the query and one for the key of each token, attention weights are a
+  Gaussian kernel softmax(-(q_i - k_j)^2), values are VQC expectation vectors.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qllm.quantum_layer import QuantumLayer
+
+
+def make_vqc(qcfg, observables=None) -> QuantumLayer:
+    """A QuantumLayer from a QuantumConfig (one fresh set of circuit weights)."""
+    extra = {} if qcfg.gradient == "backprop" else {"gradient": qcfg.gradient}
+    return QuantumLayer(qcfg.build_spec(observables), qcfg.backend, init=qcfg.init, **extra,
+                        **qcfg.backend_options)
+
+
+class QuantumFFN(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.vqc = make_vqc(cfg.quantum)
+        self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
+        self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        angles = self.down(x)  # (B, T, n_inputs)
+        return self.drop(self.up(self.vqc(angles)))  # (B, T, C)
+
+
+class QuantumAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.causal = cfg.task == "lm"
+        self.vqcs = nn.ModuleList(make_vqc(cfg.quantum) for _ in range(3 * cfg.n_head))  # q,k,v per head
+        n_in, self.hs = self.vqcs[0].n_inputs, self.vqcs[0].n_outputs
+        self.down = nn.Linear(cfg.n_embd, 3 * cfg.n_head * n_in)
+        self.proj = nn.Linear(cfg.n_head * self.hs, cfg.n_embd)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        angles = self.down(x).view(B, T, 3 * self.n_head, -1)  # (B, T, 3*nh, n_inputs)
+        out = torch.stack([vqc(angles[:, :, i]) for i, vqc in enumerate(self.vqcs)], 2)
+        q, k, v = out.view(B, T, 3, self.n_head, self.hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
+                                           dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(B, T, -1))  # (B, T, C)
+
+    def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
+        """Attention weights ``(B, nh, T, T)`` for inspection."""
+        B, T, _ = x.shape
+        angles = self.down(x).view(B, T, 3 * self.n_head, -1)
+        out = torch.stack([vqc(angles[:, :, i]) for i, vqc in enumerate(self.vqcs[:2 * self.n_head])], 2)
+        q, k = out.view(B, T, 2, self.n_head, self.hs).permute(2, 0, 3, 1, 4)
+        att = q @ k.transpose(-2, -1) / self.hs**0.5
+        if self.causal:
+            att = att.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
+        return att.softmax(-1)
+
+
+class QSANNAttention(nn.Module):
+    def __init__(self, cfg):
+        super().__init__()
+        self.n_head = cfg.n_head
+        self.causal = cfg.task == "lm"
+        n = cfg.quantum.n_qubits
+        z0 = ("Z" + "I" * (n - 1),)
+        self.q_vqcs = nn.ModuleList(make_vqc(cfg.quantum, z0) for _ in range(cfg.n_head))
+        self.k_vqcs = nn.ModuleList(make_vqc(cfg.quantum, z0) for _ in range(cfg.n_head))
+        self.v_vqcs = nn.ModuleList(make_vqc(cfg.quantum) for _ in range(cfg.n_head))
+        n_in, self.hs = self.v_vqcs[0].n_inputs, self.v_vqcs[0].n_outputs
+        self.down = nn.Linear(cfg.n_embd, cfg.n_head * n_in)
+        self.proj = nn.Linear(cfg.n_head * self.hs, cfg.n_embd)
+
+    def attention_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, T, _ = x.shape
+        angles = self.down(x).view(B, T, self.n_head, -1)  # (B, T, nh, n_inputs)
+        q = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.q_vqcs)], 1)  # (B, nh, T, 1)
+        k = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.k_vqcs)], 1)
+        logits = -(q - k.transpose(-2, -1)) ** 2  # Gaussian kernel, (B, nh, T, T)
+        if self.causal:
+            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
+            logits = logits.masked_fill(mask, float("-inf"))
+        return logits.softmax(-1), angles
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, _ = x.shape
+        att, angles = self.attention_maps(x)
+        v = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.v_vqcs)], 1)  # (B, nh, T, hs)
+        y = att @ v  # (B, nh, T, hs)
+        return self.proj(y.transpose(1, 2).reshape(B, T, -1))

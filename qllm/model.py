@@ -1,0 +1,121 @@
+"""The hybrid transformer: embedding -> Block x n_layer -> norm -> head.
+
+Each block is ``x = x + mixer(norm1(x)); x = x + ffn(norm2(x))`` with the mixer and FFN looked up
+by name in the sublayer registries, so the same code runs classical, quantum or mixed models.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qllm.config import ModelConfig
+from qllm.errors import InputError, InputTypeError
+from qllm.layers import FFNS, MIXERS
+from qllm.quantum_layer import QuantumLayer
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(cfg.n_embd)
+        self.mixer = MIXERS[cfg.attn](cfg)
+        self.norm2 = nn.LayerNorm(cfg.n_embd)
+        self.ffn = FFNS[cfg.ffn](cfg)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.mixer(self.norm1(x))
+        x = x + self.ffn(self.norm2(x))
+        return x
+
+
+class HybridTransformer(nn.Module):
+    """A small transformer whose attention and/or FFN sublayers may be quantum.
+
+    Args:
+        config: a ModelConfig.
+
+    Input: token ids ``(B, T)`` (``vocab_size`` set) or features ``(B, T, input_dim)``.
+    Returns logits: ``(B, n_classes)`` for ``task="classify"``, ``(B, T, vocab_size)`` for "lm";
+    with ``targets`` also the cross-entropy loss (targets of -100 are ignored).
+
+    >>> model = HybridTransformer(ModelConfig(input_dim=4, n_classes=10, ffn="quantum"))
+    >>> model(torch.rand(2, 16, 4)).shape
+    torch.Size([2, 10])
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = cfg = config
+        if cfg.vocab_size is not None:
+            self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)
+        else:
+            self.embed = nn.Linear(cfg.input_dim, cfg.n_embd)
+        self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.norm = nn.LayerNorm(cfg.n_embd)
+        out = cfg.vocab_size if cfg.task == "lm" else cfg.n_classes
+        self.head = nn.Linear(cfg.n_embd, out)
+
+    def _check_input(self, x: torch.Tensor) -> None:
+        cfg = self.config
+        if not torch.is_tensor(x):
+            raise InputTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        if cfg.vocab_size is not None:
+            if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
+                raise InputError(f"x must be token ids of shape (B, T) and integer dtype, got "
+                                 f"{tuple(x.shape)} {x.dtype}")
+            if x.numel() and (int(x.min()) < 0 or int(x.max()) >= cfg.vocab_size):
+                raise InputError(f"token ids must lie in [0, {cfg.vocab_size}), got "
+                                 f"[{int(x.min())}, {int(x.max())}]")
+        else:
+            if x.dim() != 3 or x.shape[-1] != cfg.input_dim or not x.is_floating_point():
+                raise InputError(f"x must be float features of shape (B, T, {cfg.input_dim}), got "
+                                 f"{tuple(x.shape)} {x.dtype}")
+            if not bool(torch.isfinite(x).all()):
+                raise InputError("x contains NaN or inf")
+        if x.shape[1] > cfg.block_size:
+            raise InputError(f"sequence length {x.shape[1]} exceeds block_size={cfg.block_size} "
+                             "(the positional table); raise block_size in the ModelConfig")
+
+    def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):
+        self._check_input(x)
+        T = x.shape[1]
+        pos = torch.arange(T, device=x.device)
+        h = self.drop(self.embed(x) + self.pos(pos))  # (B, T, C)
+        for block in self.blocks:
+            h = block(h)
+        h = self.norm(h)
+        if self.config.task == "lm":
+            logits = self.head(h)  # (B, T, vocab)
+            loss = None if targets is None else F.cross_entropy(
+                logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
+        else:
+            logits = self.head(h.mean(1))  # (B, n_classes)
+            loss = None if targets is None else F.cross_entropy(logits, targets)
+        return logits if targets is None else (logits, loss)
+
+    # -- bookkeeping -------------------------------------------------------------------------
+    def num_params(self, quantum_only: bool = False) -> int:
+        if quantum_only:
+            return sum(m.weights.numel() for m in self.quantum_layers())
+        return sum(p.numel() for p in self.parameters())
+
+    def quantum_layers(self) -> list[QuantumLayer]:
+        return [m for m in self.modules() if isinstance(m, QuantumLayer)]
+
+    def set_backend(self, backend: str, **options) -> "HybridTransformer":
+        """Run every quantum sublayer on another backend (weights unchanged)."""
+        from qllm.backends import get_backend
+
+        for layer in self.quantum_layers():
+            layer.backend = get_backend(backend, **options)
+        return self
+
+    def cost_report(self, seq_len: int | None = None, **kwargs):
+        """Resource cost of this model (see ``qllm.cost.cost_report``)."""
+        from qllm.cost import cost_report
+
+        return cost_report(self, seq_len=seq_len or self.config.block_size, **kwargs)
