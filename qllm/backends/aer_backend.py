@@ -1,0 +1,290 @@
+"""Qiskit Aer primitives as a backend: exact, shots, or a fake IBM device's calibrated noise.
+
+``aer`` runs the spec's ``to_qiskit()`` circuit, transpiled once per spec and cached, with every
+parameter set of a batch bound into one job (one PUB with a parameter-value array
+``[B, n_params]`` per measurement setting), never one job per token.
+
+Modes:
+- exact (``shots=None``, no device): Aer ``EstimatorV2``, statevector expectation values.
+- shots (``shots=N``): Aer ``SamplerV2``; observables are grouped into qubit-wise commuting
+  measurement settings (``qllm.engine.sampling.measurement_groups``); each setting is measured
+  with N shots; seeded and reproducible (``seed``).
+- device noise (``aer:fake_manila`` or ``device="fake_manila"``): the circuit is transpiled to the
+  fake backend (layout, routing, native gates) and simulated with
+  ``AerSimulator.from_backend`` (gate errors, thermal relaxation and readout errors from its
+  calibration). With shots, readout errors are included; exact noisy values (``shots=None``) use
+  a density matrix and Aer's ``save_expectation_value``, which does not apply readout errors.
+- ``method``: "automatic" (default), "statevector" or "density_matrix"
+  (``aer:density_matrix`` is short for ``AerBackend(method="density_matrix")``).
+
+Aer's OpenMP threads can slow torch in the same process (NOTES.md): qiskit is imported lazily and
+Aer runs with ``max_parallel_threads=1`` unless told otherwise.
+
+Gradients: none by autograd (``supports_backprop=False``); use ``QuantumLayer(...,
+gradient="parameter-shift" | "spsa")`` (``qllm.gradients``), which runs all shifted circuits of
+a step as one job.
+
+>>> from qllm.backends import get_backend
+>>> get_backend("aer:fake_manila", shots=1024, seed=7).name
+'aer:fake_manila'
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from qllm.backends.base import Backend
+from qllm.errors import BackendError
+from qllm.spec import CircuitSpec
+
+METHODS = ("automatic", "statevector", "density_matrix")
+
+
+def _positive_int_or_none(value, name: str):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+        raise BackendError(f"{name} must be None or a positive int, got {value!r}")
+    return value
+
+
+class AerBackend(Backend):
+    """Options:
+        device: a fake backend name (``"fake_manila"``; see
+            ``qllm.fake_devices.available_fake_backends()``), a method name, or None (ideal).
+        shots: None (exact expectation values) or a positive int per measurement setting.
+        seed: seeds the simulator's sampling; the backend draws one seed per job from a stream
+            started at ``seed``, so a rebuilt backend repeats the same counts. None: random.
+        method: "automatic", "statevector" or "density_matrix".
+        noise: apply the device's noise model (default True; False keeps layout and routing only).
+        optimization_level: transpiler optimization level 0-3 (default 1).
+        seed_transpiler: transpiler seed (default 0: the layout is reproducible).
+        max_parallel_threads: Aer's OpenMP threads (default 1, see the module docstring).
+    """
+
+    supports_backprop = False
+
+    def __init__(self, device: str | None = None, shots: int | None = None,
+                 seed: int | None = None, method: str = "automatic", noise: bool = True,
+                 optimization_level: int = 1, seed_transpiler: int = 0,
+                 max_parallel_threads: int = 1):
+        super().__init__()
+        if device in METHODS:
+            method, device = device, None
+        if method not in METHODS:
+            raise BackendError(f"method {method!r} is not one of {METHODS}")
+        self.shots = _positive_int_or_none(shots, "shots")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
+            raise BackendError(f"seed must be None or an int, got {seed!r}")
+        if optimization_level not in (0, 1, 2, 3):
+            raise BackendError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}")
+        _positive_int_or_none(max_parallel_threads, "max_parallel_threads")
+        self.device = None
+        if device is not None:
+            from qllm.fake_devices import fake_backend, normalize_fake_name
+
+            self.fake = fake_backend(device)  # unknown names fail here, listing the known ones
+            self.device = normalize_fake_name(device)
+        self.noisy = self.device is not None and bool(noise)
+        if self.noisy and self.shots is None:
+            if method == "statevector":
+                raise BackendError("exact expectation values with device noise need "
+                                   "method='density_matrix' (or 'automatic'), or shots")
+            method = "density_matrix"
+        self.method = method
+        self.name = f"aer:{self.device}" if self.device else "aer"
+        self.seed = seed
+        self.optimization_level = optimization_level
+        self.seed_transpiler = seed_transpiler
+        self.max_parallel_threads = max_parallel_threads
+        self._rng = np.random.default_rng(seed)
+        self._simulator = None
+        self._circuits: dict[tuple, tuple] = {}
+
+    # -- setup (lazy: qiskit and Aer load on first use) -----------------------------------
+    @property
+    def simulator(self):
+        if self._simulator is None:
+            from qiskit_aer import AerSimulator
+
+            opts = dict(method=self.method, max_parallel_threads=self.max_parallel_threads)
+            if self.noisy:
+                self._simulator = AerSimulator.from_backend(self.fake, **opts)
+            else:
+                self._simulator = AerSimulator(**opts)
+        return self._simulator
+
+    def _check_width(self, spec: CircuitSpec) -> None:
+        if self.device is not None and spec.n_qubits > self.fake.num_qubits:
+            raise BackendError(f"the spec has {spec.n_qubits} qubits but {self.device} has only "
+                               f"{self.fake.num_qubits}; use fewer qubits or a larger device")
+
+    def _transpile(self, qc):
+        from qiskit import transpile
+
+        target = self.fake if self.device is not None else self.simulator
+        return transpile(qc, backend=target, optimization_level=self.optimization_level,
+                         seed_transpiler=self.seed_transpiler)
+
+    def _columns(self, tqc, spec: CircuitSpec) -> np.ndarray:
+        """For each circuit parameter (in ``tqc.parameters`` order), its column in
+        ``[inputs | weights]``."""
+        cols = []
+        for p in tqc.parameters:
+            base = 0 if p.vector.name == "x" else spec.n_inputs
+            cols.append(base + p.index)
+        return np.asarray(cols, dtype=np.int64)
+
+    def estimator_circuit(self, spec: CircuitSpec):
+        """``(transpiled circuit, observables mapped to its layout, parameter columns)``; cached."""
+        key = ("estimator", spec)
+        if key not in self._circuits:
+            self._check_width(spec)
+            tqc = self._transpile(spec.to_qiskit())
+            obs = [o.apply_layout(tqc.layout) for o in spec.qiskit_observables()]
+            self._circuits[key] = (tqc, obs, self._columns(tqc, spec))
+        return self._circuits[key]
+
+    def sampler_circuits(self, spec: CircuitSpec):
+        """``[(basis, members, transpiled measured circuit, parameter columns)]``; cached."""
+        from qllm.engine.sampling import measurement_groups
+
+        key = ("sampler", spec)
+        if key not in self._circuits:
+            self._check_width(spec)
+            from qiskit import ClassicalRegister
+
+            out = []
+            for basis, members in measurement_groups(spec.observables):
+                qc = spec.to_qiskit()
+                for q, c in enumerate(basis):
+                    if c == "Y":
+                        qc.sdg(q)
+                    if c in "XY":
+                        qc.h(q)
+                creg = ClassicalRegister(spec.n_qubits, "meas")
+                qc.add_register(creg)
+                qc.measure(range(spec.n_qubits), creg)  # spec qubit q -> clbit q
+                tqc = self._transpile(qc)
+                out.append((basis, members, tqc, self._columns(tqc, spec)))
+            self._circuits[key] = out
+        return self._circuits[key]
+
+    # -- execution -----------------------------------------------------------------------
+    def _values(self, inputs, weights) -> np.ndarray:
+        x = inputs.detach().to("cpu", torch.float64).numpy()
+        w = weights.detach().to("cpu", torch.float64).numpy()
+        return np.concatenate([x, np.broadcast_to(w, (x.shape[0], w.shape[0]))], axis=1)
+
+    def _run(self, primitive, pubs):
+        try:
+            return primitive.run(pubs).result()
+        except Exception as e:  # Aer raises AerError, QiskitError, ValueError...
+            from qllm.credentials import redact
+
+            raise BackendError(f"{self.name} job failed: {type(e).__name__}: "
+                               f"{redact(str(e))}") from None
+
+    def _expval(self, spec, inputs, weights):
+        values = self._values(inputs, weights)  # [B, n_inputs + n_weights]
+        B = values.shape[0]
+        if self.shots is None:
+            out = self._exact(spec, values)
+            circuits = B
+        else:
+            out, circuits = self._sampled(spec, values)
+        self.stats.add(circuits, shots=circuits * (self.shots or 0), jobs=1)
+        return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
+
+    def _exact(self, spec, values) -> np.ndarray:
+        from qiskit_aer.primitives import EstimatorV2
+
+        tqc, obs, cols = self.estimator_circuit(spec)
+        B = values.shape[0]
+        obs_array = [[o] for o in obs]  # [n_obs, 1]: broadcasts against [B] parameter sets
+        if len(cols):
+            pub = (tqc, obs_array, values[:, cols])
+        else:  # nothing to bind: one evaluation serves every sample
+            pub = (tqc, obs_array)
+        res = self._run(EstimatorV2.from_backend(self.simulator), [pub])[0]
+        evs = np.asarray(res.data.evs, dtype=np.float64).reshape(len(obs), -1)  # [n_obs, B or 1]
+        return np.ascontiguousarray(np.broadcast_to(evs.T, (B, len(obs))))
+
+    def _job_seed(self) -> int:
+        return int(self._rng.integers(0, 2**31 - 1))
+
+    def _bits(self, spec, values):
+        """Run every measurement setting in one job: ``[(basis, members, bits [B, shots, n])]``,
+        ``bits[..., q]`` being spec qubit q's outcome."""
+        from qiskit_aer.primitives import SamplerV2
+
+        groups = self.sampler_circuits(spec)
+        B, n = values.shape[0], spec.n_qubits
+        pubs = []
+        for _, _, tqc, cols in groups:
+            if len(cols):
+                pubs.append((tqc, values[:, cols], self.shots))
+            else:  # no parameters: B * shots draws of one circuit, split per sample below
+                pubs.append((tqc, None, self.shots * B))
+        sampler = SamplerV2.from_backend(self.simulator, seed=self._job_seed(),
+                                         default_shots=self.shots)
+        results = self._run(sampler, pubs)
+        out = []
+        for (basis, members, _, _), res in zip(groups, results):
+            packed = res.data.meas.array.reshape(B, self.shots, -1)  # big-endian bytes
+            bits = np.unpackbits(packed, axis=-1)[..., ::-1][..., :n]  # column q = clbit q
+            out.append((basis, members, bits))
+        return out
+
+    def _sampled(self, spec, values):
+        B = values.shape[0]
+        out = np.zeros((B, spec.n_observables))
+        runs = self._bits(spec, values)
+        for _, members, bits in runs:
+            for i in members:
+                support = [q for q, c in enumerate(spec.observables[i]) if c != "I"]
+                parity = bits[..., support].sum(-1) % 2  # [B, shots]
+                out[:, i] = 1.0 - 2.0 * parity.mean(-1)
+        return out, B * len(runs)
+
+    def counts(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> list[dict]:
+        """Computational-basis counts per sample, ``[{bitstring: count}]`` with spec qubit 0 as
+        the first character (qllm's order, not Qiskit's). Needs ``shots``."""
+        from qllm.validate import check_angles
+
+        if self.shots is None:
+            raise BackendError("counts need shots; build the backend with shots=N")
+        check_angles(inputs, "inputs", spec.n_inputs)
+        check_angles(weights, "weights", spec.n_weights)
+        z_spec = spec.with_observables(["Z" * spec.n_qubits])
+        values = self._values(inputs, weights)
+        ((_, _, bits),) = self._bits(z_spec, values)
+        self.stats.add(values.shape[0], shots=values.shape[0] * self.shots, jobs=1)
+        result = []
+        for sample in bits:
+            keys, n = np.unique(sample, axis=0, return_counts=True)
+            result.append({"".join(str(int(b)) for b in k): int(c) for k, c in zip(keys, n)})
+        return result
+
+
+def use_backend(module: torch.nn.Module, backend, **options) -> int:
+    """Swap the backend of every ``QuantumLayer`` inside ``module`` (e.g. for
+    ``qllm eval --backend aer:fake_manila --shots 4096``).
+
+    Args:
+        module: a model (or a single QuantumLayer).
+        backend: a name for ``qllm.backends.get_backend`` or a Backend instance (then shared).
+        **options: backend options (``shots``, ``seed``, ...); each layer gets its own backend
+            built from the name, so stats stay per layer.
+
+    Returns:
+        The number of layers changed.
+    """
+    from qllm.backends import get_backend
+    from qllm.quantum_layer import QuantumLayer
+
+    n = 0
+    for layer in module.modules():
+        if isinstance(layer, QuantumLayer):
+            layer.backend = get_backend(backend, **options)
+            n += 1
+    return n
