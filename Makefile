@@ -20,7 +20,7 @@ bench: $(STAMP)
 	$(BIN)/qllm bench --preset quick
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
 lab: $(STAMP)
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,notebooks]"
