@@ -60,7 +60,12 @@ class PennyLaneBackend(Backend):
     def _expval(self, spec, inputs, weights):
         B = inputs.shape[0]
         weights = weights.to(inputs.device, inputs.dtype)
-        res = self.qnode(spec)(inputs, weights)
+        if inputs.device.type == "cuda":
+            # default.qubit builds |0...0> on the default device: put it on the inputs' GPU
+            with torch.device(inputs.device):
+                res = self.qnode(spec)(inputs, weights)
+        else:
+            res = self.qnode(spec)(inputs, weights)
         out = torch.stack([torch.as_tensor(r).reshape(-1) for r in res], -1)
         if out.shape[0] != B:  # no input-dependent gate: nothing was broadcast
             out = out.expand(B, -1)
