@@ -26,6 +26,11 @@ class QuantumLayer(nn.Module):
             default), ``"normal"`` from N(0, init_scale²) (small angles start near the identity,
             which avoids barren plateaus in deep circuits), ``"zeros"``.
         init_scale: standard deviation for ``"normal"``.
+        gradient: "backprop" (default: autograd through the backend; a BackendError if the
+            backend cannot, e.g. with shots), "parameter-shift" or "spsa" (``qllm.gradients``:
+            hardware-style gradients for inputs and weights, all shifted circuits in one job).
+        spsa_samples / spsa_epsilon / spsa_seed: SPSA directions per sample, perturbation size,
+            and the seed of its direction generator.
         backend_options: passed to the backend factory when ``backend`` is a name.
 
     Any leading batch shape is accepted; the output follows the input's device and float dtype
@@ -38,7 +43,8 @@ class QuantumLayer(nn.Module):
     """
 
     def __init__(self, spec: CircuitSpec, backend: str | Backend = "torch", init: str = "uniform",
-                 init_scale: float = 0.1, **backend_options):
+                 init_scale: float = 0.1, gradient: str = "backprop", spsa_samples: int = 1,
+                 spsa_epsilon: float = 0.01, spsa_seed: int | None = None, **backend_options):
         super().__init__()
         if not isinstance(spec, CircuitSpec):
             raise ConfigError(f"spec must be a CircuitSpec, got {type(spec).__name__}")
@@ -46,6 +52,13 @@ class QuantumLayer(nn.Module):
             raise ConfigError(f"init {init!r} is not one of {INITS}")
         self.spec = spec
         self.backend = get_backend(backend, **backend_options)
+        from qllm.gradients import check_backprop, make_gradient
+
+        self.gradient = gradient
+        self.gradient_fn = make_gradient(gradient, spsa_samples=spsa_samples,
+                                         spsa_epsilon=spsa_epsilon, seed=spsa_seed)
+        if self.gradient_fn is None:
+            check_backprop(self.backend, gradient)
         w = torch.empty(spec.n_weights)
         if init == "uniform":
             nn.init.uniform_(w, 0.0, 2 * math.pi)
@@ -67,9 +80,17 @@ class QuantumLayer(nn.Module):
         check_angles(x, "x", self.spec.n_inputs)
         lead = x.shape[:-1]
         flat = x.reshape(-1, self.spec.n_inputs)  # (B*T, n_inputs)
-        out = self.backend.expval(self.spec, flat, self.weights.to(flat.device, flat.dtype))
+        weights = self.weights.to(flat.device, flat.dtype)
+        if self.gradient_fn is not None:
+            out = self.gradient_fn(self.spec, self.backend, flat, weights)
+        else:
+            if torch.is_grad_enabled() and (flat.requires_grad or weights.requires_grad):
+                from qllm.gradients import check_backprop
+
+                check_backprop(self.backend, self.gradient)  # e.g. a backend swapped in later
+            out = self.backend.expval(self.spec, flat, weights)
         return out.reshape(*lead, self.spec.n_observables)  # (..., n_observables)
 
     def extra_repr(self) -> str:
         return (f"n_qubits={self.spec.n_qubits}, n_weights={self.spec.n_weights}, "
-                f"backend={self.backend.name!r}")
+                f"backend={self.backend.name!r}, gradient={self.gradient!r}")
