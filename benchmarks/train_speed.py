@@ -1,0 +1,90 @@
+"""Time per training step of hybrid transformers against their classical twin (same widths).
+
+Each variant runs forward + backward + AdamW step on the same random batch; the table shows the
+median step time and its ratio to the classical twin measured in the same run.
+
+    python benchmarks/train_speed.py                      # CPU, digits-shaped batch (32 x 16 x 4)
+    python benchmarks/train_speed.py --device cuda --batch 256
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from qllm.config import ModelConfig, QuantumConfig
+from qllm.model import HybridTransformer
+from qllm.results import machine, versions, write_json
+
+VARIANTS = {
+    "classical": dict(),
+    "qffn-4q": dict(ffn="quantum", quantum=QuantumConfig(n_qubits=4)),
+    "qffn-6q": dict(ffn="quantum", quantum=QuantumConfig(n_qubits=6)),
+    "qattn-4q": dict(attn="quantum", quantum=QuantumConfig(n_qubits=4)),
+    "qattn+qffn-4q": dict(attn="quantum", ffn="quantum", quantum=QuantumConfig(n_qubits=4)),
+}
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_steps(model: HybridTransformer, x, y, steps: int, warmup: int) -> list[float]:
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    times = []
+    for i in range(warmup + steps):
+        sync(x.device)
+        t = time.perf_counter()
+        _, loss = model(x, y)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sync(x.device)
+        if i >= warmup:
+            times.append(time.perf_counter() - t)
+    return times
+
+
+def main(argv=None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch", type=int, default=32, help="sequences per step")
+    p.add_argument("--seq-len", type=int, default=16)
+    p.add_argument("--n-embd", type=int, default=32)
+    p.add_argument("--n-layer", type=int, default=2)
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--warmup", type=int, default=3)
+    p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--out", default="results/train_speed.json")
+    args = p.parse_args(argv)
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, args.seq_len, 4, device=device)
+    y = torch.randint(0, 10, (args.batch,), device=device)
+    rows = []
+    for name in args.variants:
+        cfg = ModelConfig(input_dim=4, n_classes=10, block_size=args.seq_len, n_embd=args.n_embd,
+                          n_head=4, n_layer=args.n_layer, **VARIANTS[name])
+        model = HybridTransformer(cfg).to(device)
+        times = time_steps(model, x, y, args.steps, args.warmup)
+        rows.append({"variant": name, "median_ms": 1e3 * statistics.median(times),
+                     "params": model.num_params(), "quantum_params": model.num_params(True)})
+    base = next((r["median_ms"] for r in rows if r["variant"] == "classical"), None)
+    print(f"train step, {args.batch} x {args.seq_len} tokens, n_embd={args.n_embd}, "
+          f"{args.n_layer} blocks, device={args.device}")
+    print(f"{'variant':<16} {'ms/step':>9} {'x classical':>12} {'params':>8}")
+    for r in rows:
+        r["ratio_to_classical"] = r["median_ms"] / base if base else None
+        ratio = f"{r['ratio_to_classical']:.2f}" if base else "-"
+        print(f"{r['variant']:<16} {r['median_ms']:>9.2f} {ratio:>12} {r['params']:>8d}")
+    out = {"config": vars(args), "rows": rows, "versions": versions(), "machine": machine()}
+    write_json(args.out, out)
+    return out
+
+
+if __name__ == "__main__":
+    main()
