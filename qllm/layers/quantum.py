@@ -19,9 +19,8 @@ from qllm.quantum_layer import QuantumLayer
 
 def make_vqc(qcfg, observables=None) -> QuantumLayer:
     """A QuantumLayer from a QuantumConfig (one fresh set of circuit weights)."""
-    extra = {} if qcfg.gradient == "backprop" else {"gradient": qcfg.gradient}
-    return QuantumLayer(qcfg.build_spec(observables), qcfg.backend, init=qcfg.init, **extra,
-                        **qcfg.backend_options)
+    return QuantumLayer(qcfg.build_spec(observables), qcfg.backend, init=qcfg.init,
+                        gradient=qcfg.gradient, **qcfg.backend_options)
 
 
 class QuantumFFN(nn.Module):
