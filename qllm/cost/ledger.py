@@ -1,0 +1,191 @@
+"""Counting circuit executions, shots and jobs: analytic formulas per gradient method, and a
+ledger that records what a model's quantum layers actually ran during training and inference.
+
+Gradient methods and the circuits one step runs for a batch of B parameter sets (tokens):
+- ``backprop`` / ``adjoint``: B (the forward only; the backward is simulation, no circuits; a
+  QPU cannot run either).
+- ``parameter-shift``: B * (1 + sum over shifted gate parameters of their shift terms), where a
+  gate parameter with R distinct frequencies needs 2R shifted circuits (2 for RX/RY/RZ and
+  other {1}-frequency gates, 4 for CRX/CRY/CRZ {0.5, 1} and RBS {1, 2}).
+- ``spsa``: B * (1 + 2 * n_spsa_samples) (two perturbed circuits per random direction).
+
+Shifted parameters are every weight-driven gate parameter, plus every input-driven one when the
+layer's inputs need gradients (a quantum sublayer after a trainable projection); constants are
+never shifted.
+
+>>> from qllm.circuits import build_circuit
+>>> spec = build_circuit(n_qubits=3, n_layers=2)  # 3 RY inputs, 12 weights on RY/RZ
+>>> analytic_executions(spec, 5, "parameter-shift", inputs_trainable=False)
+125
+"""
+
+from __future__ import annotations
+
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+
+from qllm.backends.base import ExecutionStats
+from qllm.errors import ConfigError
+from qllm.gates import gate
+from qllm.spec import CircuitSpec
+
+GRADIENTS = ("backprop", "adjoint", "parameter-shift", "spsa")
+SHIFT_METHODS = ("parameter-shift", "spsa")
+
+
+def check_gradient(gradient: str) -> str:
+    if gradient not in GRADIENTS:
+        raise ConfigError(f"gradient {gradient!r} is not one of {GRADIENTS}")
+    return gradient
+
+
+def shift_terms(spec: CircuitSpec, inputs_trainable: bool = True) -> int:
+    """Shifted circuits per parameter set for one parameter-shift gradient: sum over the shifted
+    gate parameters of 2 x (number of distinct frequencies of the gate)."""
+    total = 0
+    for op in spec.ops:
+        n_terms = 2 * len(set(gate(op.gate).frequencies))
+        for p in op.params:
+            if p.kind == "weight" or (p.kind == "input" and inputs_trainable):
+                total += n_terms
+    return total
+
+
+def circuits_per_parameter_set(spec: CircuitSpec, gradient: str, n_spsa_samples: int = 1,
+                               inputs_trainable: bool = True, backward: bool = True) -> int:
+    """Circuits one parameter set (token) costs in a step: 1 forward, plus the gradient's."""
+    check_gradient(gradient)
+    if not backward or gradient in ("backprop", "adjoint"):
+        return 1
+    if gradient == "parameter-shift":
+        return 1 + shift_terms(spec, inputs_trainable)
+    if not isinstance(n_spsa_samples, int) or n_spsa_samples < 1:
+        raise ConfigError(f"n_spsa_samples must be an int >= 1, got {n_spsa_samples!r}")
+    return 1 + 2 * n_spsa_samples
+
+
+def analytic_executions(spec: CircuitSpec, batch: int, gradient: str, n_spsa_samples: int = 1,
+                        inputs_trainable: bool = True, backward: bool = True) -> int:
+    """Circuit executions of one forward (+ backward when ``backward``) over ``batch`` parameter
+    sets. Multiply by ``shots`` for shots, and by ``measurement_groups(spec)`` for the measurement
+    settings hardware needs when observables do not commute qubit-wise."""
+    return batch * circuits_per_parameter_set(spec, gradient, n_spsa_samples, inputs_trainable,
+                                              backward)
+
+
+def find_quantum_layers(model) -> list[tuple[str, object]]:
+    """``[(qualified name, QuantumLayer)]`` of a module (the module itself may be one)."""
+    from qllm.quantum_layer import QuantumLayer
+
+    return [(name or type(m).__name__, m) for name, m in model.named_modules()
+            if isinstance(m, QuantumLayer)]
+
+
+def _tracks_natively(backend) -> bool:
+    """PennyLane computes shot-based or shift-rule gradients inside the QNode: those circuits
+    never pass through ``backend.expval``, so the device's tracker must count them."""
+    return (hasattr(backend, "qnode") and getattr(backend, "diff_method", "") in
+            ("parameter-shift", "spsa", "finite-diff", "hadamard"))
+
+
+@dataclass
+class StepRecord:
+    """What one recorded step ran, per quantum layer (layers sharing a backend share a row)."""
+
+    kind: str
+    per_layer: dict[str, ExecutionStats] = field(default_factory=dict)
+
+    @property
+    def total(self) -> ExecutionStats:
+        t = ExecutionStats()
+        for s in self.per_layer.values():
+            t.add(s.circuits, s.shots, s.jobs)
+        return t
+
+
+class CostLedger:
+    """Records circuit executions, shots and jobs of a model's quantum layers, step by step.
+
+    Counts come from each backend's ``stats`` (every circuit a backend runs, including the shifted
+    circuits of ``qllm.gradients``' parameter-shift and SPSA), and, for PennyLane backends whose
+    QNode differentiates by parameter shift or SPSA itself, from PennyLane's device tracker.
+
+    Args:
+        model: an nn.Module containing ``QuantumLayer``s (or one QuantumLayer).
+
+    >>> ledger = CostLedger(model)                      # doctest: +SKIP
+    >>> with ledger.step("train"):                      # doctest: +SKIP
+    ...     model(x).sum().backward()
+    >>> ledger.totals("train").circuits                 # doctest: +SKIP
+    """
+
+    def __init__(self, model):
+        self.layers = find_quantum_layers(model)
+        if not self.layers:
+            raise ConfigError("the model contains no QuantumLayer: nothing to count")
+        self.records: list[StepRecord] = []
+
+    def _groups(self) -> dict[int, tuple[str, object, list]]:
+        """Backends by identity: a backend shared by several layers is counted once."""
+        groups: dict[int, tuple[str, object, list]] = {}
+        for name, layer in self.layers:
+            key = id(layer.backend)
+            if key in groups:
+                n, be, specs = groups[key]
+                groups[key] = (f"{n}+{name}", be, specs + [layer.spec])
+            else:
+                groups[key] = (name, layer.backend, [layer.spec])
+        return groups
+
+    @contextmanager
+    def step(self, kind: str = "train"):
+        """Count everything the quantum layers run inside the ``with`` block as one step."""
+        if kind not in ("train", "inference"):
+            raise ConfigError(f"step kind {kind!r} is not one of ('train', 'inference')")
+        groups = self._groups()
+        before = {k: ExecutionStats(**be.stats.as_dict()) for k, (_, be, _) in groups.items()}
+        trackers = {}
+        with ExitStack() as stack:
+            for k, (_, be, specs) in groups.items():
+                if _tracks_natively(be):
+                    import pennylane as qml
+
+                    trackers[k] = [stack.enter_context(qml.Tracker(be.qnode(s).device))
+                                   for s in specs]
+            yield self
+        record = StepRecord(kind)
+        for k, (name, be, _) in groups.items():
+            if k in trackers:
+                tot = [tr.totals for tr in trackers[k]]
+                record.per_layer[name] = ExecutionStats(
+                    sum(int(t.get("executions", 0)) for t in tot),
+                    sum(int(t.get("shots", 0)) for t in tot),
+                    sum(int(t.get("batches", 0)) for t in tot))
+            else:
+                b, a = before[k], be.stats
+                record.per_layer[name] = ExecutionStats(a.circuits - b.circuits, a.shots - b.shots,
+                                                        a.jobs - b.jobs)
+        self.records.append(record)
+
+    def totals(self, kind: str | None = None) -> ExecutionStats:
+        """Sum over recorded steps (of one kind, or all)."""
+        t = ExecutionStats()
+        for r in self.records:
+            if kind is None or r.kind == kind:
+                s = r.total
+                t.add(s.circuits, s.shots, s.jobs)
+        return t
+
+    def per_layer(self, kind: str | None = None) -> dict[str, ExecutionStats]:
+        out: dict[str, ExecutionStats] = {}
+        for r in self.records:
+            if kind is None or r.kind == kind:
+                for name, s in r.per_layer.items():
+                    out.setdefault(name, ExecutionStats()).add(s.circuits, s.shots, s.jobs)
+        return out
+
+    def to_dict(self) -> dict:
+        return {"steps": [{"kind": r.kind, "per_layer": {n: s.as_dict()
+                                                         for n, s in r.per_layer.items()}}
+                          for r in self.records],
+                "totals": {k: self.totals(k).as_dict() for k in ("train", "inference")}}

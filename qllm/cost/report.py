@@ -1,0 +1,318 @@
+"""``cost_report(model, ...)``: one table with every quantum sublayer's static and counted cost,
+projected QPU time on hardware profiles, and the classical parameters and FLOPs beside it.
+
+>>> from qllm.config import ModelConfig                                  # doctest: +SKIP
+>>> from qllm.model import HybridTransformer                             # doctest: +SKIP
+>>> model = HybridTransformer(ModelConfig(input_dim=4, n_classes=2, ffn="quantum"))  # doctest: +SKIP
+>>> print(cost_report(model, seq_len=16, shots=1000, gradient="parameter-shift"))   # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+import torch
+
+from qllm.cost.flops import count_flops, count_params
+from qllm.cost.ledger import (
+    SHIFT_METHODS,
+    check_gradient,
+    circuits_per_parameter_set,
+    find_quantum_layers,
+)
+from qllm.cost.profiles import LEAVES_OUT, Projection, get_profile, shots_for_precision
+from qllm.cost.static import circuit_counts, logical_counts, measurement_groups, transpiled_circuit
+from qllm.cost.targets import get_target
+from qllm.errors import ConfigError, QllmError
+
+DEFAULT_PROFILES = ("ibm_heron", "ionq_aria")
+
+
+@dataclass
+class QuantumRow:
+    """One QuantumLayer: static counts, and the circuits it runs per token."""
+
+    name: str
+    n_qubits: int
+    n_weights: int
+    logical: dict
+    transpiled: dict | None  # counts on the report's target (None without a target)
+    gradient: str
+    inputs_trainable: bool  # its inputs need gradients: input-driven gates are shifted too
+    measurement_settings: int  # qubit-wise commuting groups of its observables
+    circuits_per_token: float  # forward parameter sets per token, counted in the dry run
+    calls_per_forward: int  # backend calls (jobs) per forward of a batch
+    circuits_per_token_step: float  # (forward + gradient) x measurement settings, per token
+    shot_seconds: dict = field(default_factory=dict)  # profile -> seconds per shot
+
+
+@dataclass
+class ClassicalRow:
+    """Parameters and forward FLOPs per token of one sublayer (or "total"), and the baseline's
+    module of the same name when there is one."""
+
+    name: str
+    params: int  # classical parameters (circuit weights excluded)
+    quantum_weights: int
+    flops_per_token: float  # nanoGPT convention; circuit simulation excluded
+    baseline_params: int | None = None
+    baseline_flops_per_token: float | None = None
+
+
+@dataclass
+class CostReport:
+    """Everything ``cost_report`` found. ``str(report)`` is a Markdown table to paste;
+    ``to_dict()`` / ``to_json()`` hold the same data for results files."""
+
+    model: str
+    settings: dict
+    quantum: list[QuantumRow]
+    classical: list[ClassicalRow]
+    projections: dict  # profile -> {"per_step", "per_epoch", "per_run", "per_inference_token"}
+    profiles: dict  # profile -> {"description", "target", "sources", "assumptions"}
+    notes: list[str]
+    measured: dict = field(default_factory=dict)
+    leaves_out: str = LEAVES_OUT
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "settings": self.settings,
+                "quantum": [vars(r) for r in self.quantum],
+                "classical": [vars(r) for r in self.classical],
+                "projections": self.projections, "profiles": self.profiles,
+                "measured": self.measured, "notes": self.notes, "leaves_out": self.leaves_out}
+
+    def to_json(self, indent: int = 2) -> str:
+        return json.dumps(self.to_dict(), indent=indent)
+
+    def __str__(self) -> str:
+        from qllm.cost.format import format_report
+
+        return format_report(self)
+
+
+# -- the dry run ----------------------------------------------------------------------------
+def _example_input(model, seq_len):
+    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+        raise ConfigError(f"seq_len must be an int >= 1 (or pass example_input), got {seq_len!r}")
+    cfg = getattr(model, "config", None)
+    g = torch.Generator().manual_seed(0)
+    if getattr(cfg, "vocab_size", None):
+        return torch.randint(cfg.vocab_size, (1, seq_len), generator=g)  # (1, T) token ids
+    if getattr(cfg, "input_dim", None):
+        return torch.rand(1, seq_len, cfg.input_dim, generator=g)  # (1, T, d) features
+    raise ConfigError("cannot build an input for this model: pass example_input= (a (B, T) "
+                      "LongTensor or (B, T, d) float tensor), or give the model a .config with "
+                      "vocab_size or input_dim")
+
+
+def _first(x):
+    return x[0] if isinstance(x, tuple) else x
+
+
+def _layer_gradient(layer, gradient):
+    """The report's gradient, else the layer's qllm gradient, else its PennyLane diff_method."""
+    if gradient is not None:
+        return gradient
+    own = getattr(layer, "gradient", None)
+    if own in SHIFT_METHODS:
+        return own
+    diff = getattr(layer.backend, "diff_method", None)
+    if diff in ("backprop", "adjoint", "parameter-shift", "spsa"):
+        return diff
+    return own if own in ("backprop", "adjoint") else "backprop"
+
+
+def _dry_run(model, example_input, layers):
+    """One forward with a hook on every QuantumLayer: parameter sets (rows) and calls per layer,
+    whether its inputs need gradients; and the FLOPs of every submodule."""
+    seen = {name: {"rows": 0, "calls": 0, "grad": False} for name, _ in layers}
+    hooks = []
+    for name, layer in layers:
+        def pre_hook(mod, args, _name=name):
+            x = args[0]
+            seen[_name]["rows"] += x.numel() // max(x.shape[-1], 1)
+            seen[_name]["calls"] += 1
+            seen[_name]["grad"] |= bool(x.requires_grad)
+        hooks.append(layer.register_forward_pre_hook(pre_hook))
+    was_training = model.training
+    model.eval()  # no dropout; the circuits run are the same
+    try:
+        with torch.enable_grad():  # so the hooks see which inputs need gradients
+            flops = count_flops(model, example_input)
+    finally:
+        for h in hooks:
+            h.remove()
+        model.train(was_training)
+    return seen, flops
+
+
+def _classical_rows(model, flops, tokens, layers, baseline, baseline_flops):
+    modules = dict(model.named_modules())
+    base_modules = dict(baseline.named_modules()) if baseline is not None else {}
+    sublayers = list(dict.fromkeys(n.rpartition(".")[0] or n for n, _ in layers))
+    rows = []
+    for name in sublayers + [""]:
+        m = modules[name]
+        classical = count_params(m, exclude_quantum=True)
+        row = ClassicalRow(name or "total", classical, count_params(m) - classical,
+                           flops.get(name, 0) / tokens)
+        if name in base_modules:
+            row.baseline_params = count_params(base_modules[name])
+            row.baseline_flops_per_token = baseline_flops.get(name, 0) / tokens
+        rows.append(row)
+    return rows
+
+
+def _sum(projections: list[Projection]) -> Projection:
+    price = None
+    if any(p.price is not None for p in projections):
+        price = sum(p.price or 0.0 for p in projections)
+    return Projection(sum(p.executions for p in projections), sum(p.shots for p in projections),
+                      sum(p.jobs for p in projections),
+                      sum(p.qpu_seconds for p in projections), price)
+
+
+def _check_int(name, v):
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ConfigError(f"{name} must be an int >= 1, got {v!r}")
+
+
+# -- the report -----------------------------------------------------------------------------
+def cost_report(model, seq_len: int | None = None, shots: int | None = None,
+                target: str | None = "ibm_torino", gradient: str | None = None,
+                profile=DEFAULT_PROFILES, example_input=None, batch_size: int = 1,
+                steps_per_epoch: int = 1, epochs: int = 1, n_spsa_samples: int = 1,
+                eps: float | None = None, baseline=None, measure: bool = False,
+                optimization_level: int = 1, seed: int = 7) -> CostReport:
+    """Resource cost of a model with quantum sublayers, beside its classical cost.
+
+    A counted dry run (one forward of ``example_input``, hooks on every ``QuantumLayer``) gives
+    the circuits each layer runs per token; the gradient method multiplies them per training step
+    (see ``qllm.cost.ledger``); hardware profiles turn executions, shots and jobs into QPU
+    seconds and, where a price is published, dollars. The projection leaves out queueing,
+    calibration, error-mitigation overheads, compilation and data transfer (``LEAVES_OUT``).
+
+    Args:
+        model: any nn.Module containing ``QuantumLayer``s (a classical one gives the classical
+            table only).
+        seq_len: tokens per sequence T of the dry run (needed unless ``example_input`` is given).
+        shots: shots per circuit on hardware; None: ``shots_for_precision(eps)``.
+        target: transpile target of the gate-count columns (``qllm.cost.targets.TARGETS``), or
+            None to skip transpiling.
+        gradient: "backprop", "adjoint", "parameter-shift" or "spsa" for every layer; None: each
+            layer's own (its ``gradient`` attribute or PennyLane ``diff_method``, else backprop).
+        profile: a profile name or a list of them (``qllm.cost.profiles.PROFILES``); each is
+            timed on the circuits transpiled to its own target. Empty: no projection.
+        example_input: one forward's input; default from ``model.config``: ``(1, T)`` token ids
+            when it has ``vocab_size``, ``(1, T, input_dim)`` features otherwise.
+        batch_size / steps_per_epoch / epochs: sequences per training step, steps per epoch,
+            epochs: for the per-step, per-epoch and per-run projections.
+        n_spsa_samples: random directions per SPSA gradient.
+        eps: target standard error of each expectation value (default 0.01): the report gives
+            the shots it needs, 1/eps^2.
+        baseline: a classical model counted on the same input, row by row where names match.
+        measure: also time forward + backward of ``example_input`` and report peak memory.
+        optimization_level / seed: Qiskit transpiler level and ``seed_transpiler``.
+    Returns:
+        a CostReport.
+    """
+    for name, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
+                    ("epochs", epochs), ("n_spsa_samples", n_spsa_samples)):
+        _check_int(name, v)
+    if shots is not None:
+        _check_int("shots", shots)
+    if gradient is not None:
+        check_gradient(gradient)
+    if target is not None:
+        get_target(target)
+    profiles = [profile] if isinstance(profile, str) else list(profile or ())
+    profiles = [get_profile(p) for p in profiles]
+    eps = 0.01 if eps is None else eps
+    eps_shots = shots_for_precision(eps)
+    notes = []
+    if shots is None:
+        shots = eps_shots
+        notes.append(f"shots not given: {shots} per circuit, the 1/eps^2 that bounds each "
+                     f"expectation value's standard error by eps={eps}")
+
+    x = example_input if example_input is not None else _example_input(model, seq_len)
+    seq = int(_first(x).shape[1])
+    n_seq = int(_first(x).shape[0])  # sequences in the dry run
+    tokens = seq * n_seq
+    layers = find_quantum_layers(model)
+    seen, flops = _dry_run(model, x, layers)
+    baseline_flops = {}
+    if baseline is not None:
+        was = baseline.training
+        baseline.eval()
+        try:
+            with torch.no_grad():
+                baseline_flops = count_flops(baseline, x)
+        finally:
+            baseline.train(was)
+
+    rows, parts = [], {p.name: [] for p in profiles}
+    for name, layer in layers:
+        spec, s = layer.spec, seen[name]
+        grad = _layer_gradient(layer, gradient)
+        groups = measurement_groups(spec)
+        per_set = circuits_per_parameter_set(spec, grad, n_spsa_samples, s["grad"])
+        transpiled = None
+        if target is not None:
+            transpiled = circuit_counts(
+                transpiled_circuit(spec, target, optimization_level, seed)).to_dict()
+        row = QuantumRow(name, spec.n_qubits, spec.n_weights, logical_counts(spec).to_dict(),
+                         transpiled, grad, s["grad"], groups, s["rows"] / tokens, s["calls"],
+                         s["rows"] / tokens * per_set * groups)
+        rows_per_seq = s["rows"] / n_seq
+        for p in profiles:
+            try:
+                qc = transpiled_circuit(spec, p.target, optimization_level, seed)
+            except QllmError as e:
+                notes.append(f"{p.name}: {name} not projected: {e}")
+                continue
+            shot_s = row.shot_seconds[p.name] = p.shot_seconds(qc)
+            # a step: batch_size sequences forward + gradient; one job per backend call, and one
+            # more per call for the batched shifted circuits
+            step = p.project(round(rows_per_seq * batch_size * per_set * groups), shots,
+                             s["calls"] * (2 if grad in SHIFT_METHODS else 1), shot_s)
+            forward_seq = p.project(round(rows_per_seq * groups), shots, s["calls"], shot_s)
+            parts[p.name].append((step, forward_seq))
+        rows.append(row)
+
+    projections = {}
+    for p in profiles:
+        if layers and len(parts[p.name]) == len(layers):
+            step = _sum([a for a, _ in parts[p.name]])
+            forward_seq = _sum([b for _, b in parts[p.name]])
+            projections[p.name] = {
+                "per_step": step.to_dict(),
+                "per_epoch": step.scaled(steps_per_epoch).to_dict(),
+                "per_run": step.scaled(steps_per_epoch * epochs).to_dict(),
+                # one sequence's forward shared by its seq tokens (generation without a cache
+                # re-runs the prefix: up to seq times more)
+                "per_inference_token": forward_seq.scaled(1.0 / seq).to_dict(),
+            }
+    if profiles and any(r.gradient in ("backprop", "adjoint") for r in rows):
+        notes.append("backprop/adjoint gradients exist only in simulation: for those layers the "
+                     "QPU projection counts forward circuits only (pass gradient="
+                     "'parameter-shift' or 'spsa' to project training on hardware)")
+
+    settings = {"seq_len": seq, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
+                "epochs": epochs, "shots": shots, "target": target, "gradient": gradient,
+                "n_spsa_samples": n_spsa_samples, "eps": eps, "shots_for_eps": eps_shots,
+                "optimization_level": optimization_level, "seed_transpiler": seed}
+    report = CostReport(
+        type(model).__name__, settings, rows,
+        _classical_rows(model, flops, tokens, layers, baseline, baseline_flops), projections,
+        {p.name: {"description": p.description, "target": p.target, "sources": list(p.sources),
+                  "assumptions": list(p.assumptions)} for p in profiles},
+        notes)
+    if measure:
+        from qllm.cost.measure import measure_step
+
+        report.measured["model"] = measure_step(model, x)
+        if baseline is not None:
+            report.measured["baseline"] = measure_step(baseline, x)
+    return report
