@@ -1,75 +1,152 @@
-"""Apply micro-ops to a batch of statevectors ``[B, 2^n]`` (gate-by-gate strategy).
+"""Apply micro-ops (see plan.py) to a batch of statevectors ``[B, 2^n]``.
 
-Matrices are shared ``[d, d]`` or per token ``[B, d, d]``. The state is real when the whole
-circuit is real, complex otherwise.
+A micro-op's matrices are shared ``[..., d, d]`` or per token ``[B, ..., d, d]``. The state is
+real when the whole circuit is real, complex otherwise.
 """
 
 from __future__ import annotations
 
 import torch
 
-from qllm.engine.plan import Micro
+from qllm.engine.angles import AngleContext
+from qllm.engine.plan import Diag, Layer, Mat, Micro, Perm
 from qllm.gates import gate
-from qllm.spec import CircuitSpec
+
+BLOCK_QUBITS = 4  # Kronecker blocks of up to 16 x 16: big enough for efficient matrix products
 
 
-def micro_matrix(spec: CircuitSpec, m: Micro, inputs, weights, dtype) -> torch.Tensor:
-    """The product of a "mat" micro-op's gates: ``[d, d]`` or ``[B, d, d]``."""
-    mat = None
-    for op in m.ops:
-        g = gate(op.gate)
-        if g.n_params:
-            angles = spec.op_angles(op, inputs, weights)
-        else:
-            angles = weights.new_zeros(0)
-        u = g.matrix(angles).to(dtype)
-        mat = u if mat is None else u @ mat
-    return mat
+def layer_matrices(layer: Layer, ctx: AngleContext, dtype) -> torch.Tensor | None:
+    """Each layer qubit's 2x2 product, in ``layer.qubits`` order: ``[q, 2, 2]`` or
+    ``[B, q, 2, 2]``; one matrix call per (step, gate), not per op."""
+    total = None
+    batch = (ctx.B,) if layer.data else ()
+    for step in layer.steps:
+        mats = []
+        for name, group, positions in step.parts:
+            angles = ctx.angles(group) if group is not None else ctx.shared.new_zeros(len(positions), 0)
+            m = gate(name).matrix(angles).to(dtype)  # [m, 2, 2] or [B, m, 2, 2]
+            mats.append(m.expand(*batch, *m.shape[-3:]))
+        if step.n_missing:
+            eye = torch.eye(2, dtype=dtype, device=ctx.shared.device)
+            mats.append(eye.expand(*batch, step.n_missing, 2, 2))
+        m = torch.cat(mats, -3) if len(mats) > 1 else mats[0]
+        if step.order is not None:
+            m = m[..., step.order.to(m.device), :, :]
+        total = m if total is None else m @ total
+    return total
 
 
-def micro_phases(spec: CircuitSpec, m: Micro, inputs, weights) -> torch.Tensor:
-    """Total phase per basis state of a "diag" micro-op: ``[2^n]`` or ``[B, 2^n]``."""
-    coeffs = []
-    batched = False
-    for op in m.ops:
-        if op.params:
-            a = spec.op_angles(op, inputs, weights)[..., 0]
-            batched |= op.uses_input
-        else:
-            a = weights.new_ones(())
-        coeffs.append(a)
-    if batched:
-        coeffs = [c.expand(inputs.shape[0]) for c in coeffs]
-    angles = torch.stack(coeffs, -1)  # [m] or [B, m]
-    return angles @ m.phases.to(dtype=angles.dtype, device=angles.device)
+def kron(factors: list[torch.Tensor]) -> torch.Tensor:
+    """Kronecker product of ``[..., a, b]`` factors (the first is the most significant)."""
+    out = factors[0]
+    for f in factors[1:]:
+        out = (out[..., :, None, :, None] * f[..., None, :, None, :]).flatten(-4, -3).flatten(-2, -1)
+    return out
+
+
+def blocks(qubits: list[int], size: int = BLOCK_QUBITS) -> list[tuple[int, int]]:
+    """Contiguous (first qubit, n qubits) ranges of at most ``size`` qubits covering ``qubits``."""
+    out, i = [], 0
+    while i < len(qubits):
+        j = i
+        while j + 1 < len(qubits) and qubits[j + 1] - qubits[i] < size:
+            j += 1
+        out.append((qubits[i], qubits[j] - qubits[i] + 1))
+        i = j + 1
+    return out
+
+
+def apply_block(state: torch.Tensor, mat: torch.Tensor, first: int, k: int, n: int) -> torch.Tensor:
+    """``mat`` ([d, d] or [B, d, d], d = 2^k) on qubits first..first+k-1 of ``state`` [B, 2^n]."""
+    B, d = state.shape[0], 2**k
+    L, R = 2**first, 2 ** (n - first - k)
+    if mat.dim() == 2:
+        if R == 1:
+            return (state.reshape(B * L, d) @ mat.T).reshape(B, -1)
+        return torch.matmul(mat, state.reshape(B * L, d, R)).reshape(B, -1)
+    if R == 1:
+        return torch.bmm(state.reshape(B, L, d), mat.transpose(1, 2)).reshape(B, -1)
+    if L == 1:
+        return torch.bmm(mat, state.reshape(B, d, R)).reshape(B, -1)
+    return torch.matmul(mat[:, None], state.reshape(B, L, d, R)).reshape(B, -1)
+
+
+def apply_layer(state, layer: Layer, ctx: AngleContext, n: int) -> torch.Tensor:
+    u = layer_matrices(layer, ctx, state.dtype)  # [.., q, 2, 2]
+    pos = {q: i for i, q in enumerate(layer.qubits)}
+    eye = None
+    for first, k in blocks(layer.qubits):
+        factors = []
+        for q in range(first, first + k):
+            if q in pos:
+                factors.append(u[..., pos[q], :, :])
+            else:
+                if eye is None:
+                    eye = torch.eye(2, dtype=state.dtype, device=state.device)
+                factors.append(eye.expand_as(u[..., 0, :, :]))
+        state = apply_block(state, kron(factors), first, k, n)
+    return state
+
+
+class _Gather(torch.autograd.Function):
+    """``x[:, idx]`` for a permutation ``idx``: the backward is the inverse gather, which is far
+    cheaper than the scatter-add autograd would use for a general index."""
+
+    @staticmethod
+    def forward(ctx, x, idx, inv):
+        ctx.save_for_backward(inv, idx)
+        return x.index_select(1, idx)
+
+    @staticmethod
+    def backward(ctx, grad):
+        inv, idx = ctx.saved_tensors
+        return _Gather.apply(grad, inv, idx), None, None
+
+
+def permute(state: torch.Tensor, gather: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
+    return _Gather.apply(state, gather.to(state.device), inverse.to(state.device))
+
+
+def diag_phases(d: Diag, ctx: AngleContext, device) -> torch.Tensor:
+    """Total phase per basis state: ``[2^n]`` or ``[B, 2^n]`` in the real dtype."""
+    dtype = ctx.shared.dtype
+    phase = d.const_phase.to(device, dtype)
+    if d.group is not None:
+        angles = ctx.angles(d.group)[..., 0]  # [m] or [B, m]
+        phase = phase + angles @ d.phases.to(device, dtype)
+    return phase
+
+
+def apply_diag(state, d: Diag, ctx: AngleContext) -> torch.Tensor:
+    phase = diag_phases(d, ctx, state.device)
+    if state.is_complex():
+        return state * torch.polar(torch.ones_like(phase), phase)
+    return state * torch.cos(phase)  # real circuits: diagonal phases are 0 or pi
 
 
 def apply_matrix(state: torch.Tensor, mat: torch.Tensor, wires: tuple[int, ...], n: int):
-    B = state.shape[0]
-    k = len(wires)
-    if k == 1:
-        q = wires[0]
-        psi = state.reshape(B, 2**q, 2, 2 ** (n - q - 1))
-        mat = mat[:, None] if mat.dim() == 3 else mat
-        return (mat @ psi).reshape(B, -1)
+    """A k-qubit matrix ([d, d] or [B, d, d]) on arbitrary ``wires`` via a reshape/movedim."""
+    B, k = state.shape[0], len(wires)
     psi = state.reshape([B] + [2] * n)
     src = [1 + q for q in wires]
     dst = list(range(n + 1 - k, n + 1))
     psi = psi.movedim(src, dst)
     shape = psi.shape
-    psi = psi.reshape(B, -1, 2**k)
-    mt = mat.transpose(-1, -2)
-    psi = psi @ mt  # [B, rest, d] @ [d, d] or [B, d, d]
+    psi = psi.reshape(B, -1, 2**k) @ mat.transpose(-1, -2)  # [B, rest, d] @ [d, d] or [B, d, d]
     return psi.reshape(shape).movedim(dst, src).reshape(B, -1)
 
 
-def apply_micro(spec: CircuitSpec, m: Micro, state, inputs, weights) -> torch.Tensor:
-    n = spec.n_qubits
-    if m.kind == "perm":
-        return state[:, m.gather.to(state.device)]
-    if m.kind == "diag":
-        phase = micro_phases(spec, m, inputs, weights).to(state.real.dtype)
-        if state.is_complex():
-            return state * torch.polar(torch.ones_like(phase), phase)
-        return state * torch.cos(phase)  # real circuits: diagonal phases are 0 or pi
-    return apply_matrix(state, micro_matrix(spec, m, inputs, weights, state.dtype), m.wires, n)
+def apply_mat(state, m: Mat, ctx: AngleContext, n: int) -> torch.Tensor:
+    g = gate(m.op.gate)
+    angles = ctx.angles(m.group)[..., 0, :] if m.group is not None else ctx.shared.new_zeros(0)
+    return apply_matrix(state, g.matrix(angles).to(state.dtype), m.op.wires, n)
+
+
+def apply_micro(state: torch.Tensor, m: Micro, ctx: AngleContext, n: int) -> torch.Tensor:
+    if isinstance(m, Layer):
+        return apply_layer(state, m, ctx, n)
+    if isinstance(m, Perm):
+        return permute(state, m.gather, m.inverse)
+    if isinstance(m, Diag):
+        return apply_diag(state, m, ctx)
+    return apply_mat(state, m, ctx, n)

@@ -1,29 +1,29 @@
-"""Product-state prefix: leading single-qubit gates acting on |0...0>.
+"""Product-state prefix: single-qubit gates that act before any multi-qubit gate on their qubit.
 
-Each qubit's 2-vector is the first column of the product of its 2x2 matrices; the batch state is
-their Kronecker product, built with n broadcasted outer products and no 2^n x 2^n matrix.
+Each qubit's 2-vector is the first column of its 2x2 product; the batch state is their Kronecker
+product, built with n broadcasted outer products and no 2^n x 2^n matrix.
 """
 
 from __future__ import annotations
 
 import torch
 
-from qllm.engine.apply import micro_matrix
-from qllm.engine.plan import Micro, Plan
-from qllm.spec import CircuitSpec
+from qllm.engine.angles import AngleContext
+from qllm.engine.apply import layer_matrices
+from qllm.engine.plan import Plan
 
 
-def product_state(spec: CircuitSpec, plan: Plan, inputs, weights, dtype) -> torch.Tensor:
-    B = inputs.shape[0]
-    state = None
-    for ops in plan.prefix:
-        if ops:
-            mat = micro_matrix(spec, Micro("mat", ops, wires=ops[0].wires), inputs, weights, dtype)
-            vec = mat[..., :, 0]  # [2] or [B, 2]
-        else:
-            vec = torch.zeros(2, dtype=dtype, device=inputs.device)
-            vec[0] = 1
-        if vec.dim() == 1:
-            vec = vec.expand(B, 2)
-        state = vec if state is None else (state[:, :, None] * vec[:, None, :]).reshape(B, -1)
+def product_state(plan: Plan, ctx: AngleContext, dtype) -> torch.Tensor:
+    """The batch state after the prefix: ``[B, 2^n]``."""
+    B, n, device = ctx.B, plan.n_qubits, ctx.shared.device
+    if plan.prefix is None:
+        state = torch.zeros(B, 2**n, dtype=dtype, device=device)
+        state[:, 0] = 1
+        return state
+    vecs = layer_matrices(plan.prefix, ctx, dtype)[..., :, 0]  # [n, 2] or [B, n, 2]
+    if vecs.dim() == 2:
+        vecs = vecs.expand(B, n, 2)
+    state = vecs[:, 0]
+    for q in range(1, n):
+        state = (state[:, :, None] * vecs[:, q, None, :]).reshape(B, -1)
     return state  # [B, 2^n]

@@ -1,7 +1,8 @@
 """Expectation values of Pauli strings on a batch of states ``[B, 2^n]``.
 
 For a Pauli string P with X/Y mask x and Z/Y mask z:  P|k> = i^{#Y} (-1)^{popcount(k & z)} |k ^ x>.
-Z-only strings reduce to probabilities times a +-1 sign matrix (one matrix product for all).
+Diagonal (Z/I-only) strings reduce to probabilities times a +-1 sign table: one matrix product
+for all of them. A trailing permutation the plan folded away permutes the rows of that table.
 """
 
 from __future__ import annotations
@@ -23,8 +24,7 @@ def _masks(label: str) -> tuple[int, int, int]:
     return x, z, label.count("Y")
 
 
-@lru_cache(maxsize=256)
-def _signs(n: int, z_masks: tuple[int, ...]) -> torch.Tensor:
+def _parity_signs(n: int, z_masks: tuple[int, ...]) -> torch.Tensor:
     k = torch.arange(2**n)
     cols = []
     for z in z_masks:
@@ -37,23 +37,41 @@ def _signs(n: int, z_masks: tuple[int, ...]) -> torch.Tensor:
     return torch.stack(cols, -1)  # [2^n, n_obs]
 
 
-def expectations(state: torch.Tensor, observables: tuple[str, ...]) -> torch.Tensor:
+@lru_cache(maxsize=256)
+def _signs(n: int, z_masks: tuple[int, ...], gather_key, device, dtype) -> torch.Tensor:
+    s = _parity_signs(n, z_masks)
+    if gather_key is not None:
+        s = s[torch.tensor(gather_key)]
+    return s.to(device, dtype)
+
+
+def expectations(state: torch.Tensor, observables: tuple[str, ...],
+                 sign_gather: torch.Tensor | None = None) -> torch.Tensor:
+    """``[B, n_obs]`` expectation values, real dtype of ``state``.
+
+    ``sign_gather``: the state is the true final state with a permutation not applied (only
+    allowed when every observable is diagonal); row j of the sign table becomes row gather[j].
+    """
     n = len(observables[0])
     real_dtype = state.real.dtype if state.is_complex() else state.dtype
     masks = [_masks(o) for o in observables]
-    probs = state.real**2 + state.imag**2 if state.is_complex() else state**2
     out: list[torch.Tensor | None] = [None] * len(observables)
     zonly = [i for i, (x, _, _) in enumerate(masks) if x == 0]
     if zonly:
-        signs = _signs(n, tuple(masks[i][1] for i in zonly)).to(probs.device, real_dtype)
+        probs = torch.view_as_real(state).square().sum(-1) if state.is_complex() else state.square()
+        key = None if sign_gather is None else tuple(sign_gather.tolist())
+        signs = _signs(n, tuple(masks[i][1] for i in zonly), key, state.device, real_dtype)
         vals = probs @ signs
+        if len(zonly) == len(observables):
+            return vals
         for j, i in enumerate(zonly):
             out[i] = vals[:, j]
+    assert sign_gather is None, "a folded permutation needs diagonal observables"
     idx = torch.arange(2**n, device=state.device)
     for i, (x, z, ny) in enumerate(masks):
         if x == 0:
             continue
-        sign = _signs(n, (z,))[:, 0].to(state.device, real_dtype)
+        sign = _signs(n, (z,), None, state.device, real_dtype)[:, 0]
         flipped = state[:, idx ^ x]
         phase = 1j**ny  # one of 1, i, -1, -i
         if state.is_complex():

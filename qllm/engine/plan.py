@@ -1,14 +1,19 @@
-"""Compile a CircuitSpec into a plan of cheap stages for the batched engine.
+"""Compile a CircuitSpec into a plan of cheap batched stages (micro-ops).
 
-Why a plan: a sublayer's weights are shared by every token, so the circuit splits into
-  1. a product-state prefix (leading single-qubit gates act on |0>: one 2-vector per qubit,
-     Kronecker-multiplied into the batch state without any 2^n x 2^n matrix),
-  2. fixed segments (weights and constants only): the same for every token, so they can be fused
-     into one 2^n x 2^n matrix and applied to the whole batch as a single matrix product,
-  3. data segments (angles read inputs): applied gate by gate to the batch.
-Inside a segment, consecutive micro-ops merge: single-qubit gates on one qubit multiply into one
-2x2, permutation gates (X, CNOT, SWAP) compose into one index gather, diagonal gates (RZ, CZ, RZZ,
-IQP phases...) add into one phase vector. This cuts kernel launches, which dominate at small n.
+Why a plan: a sublayer's weights are shared by every token and most gates act on one qubit, so
+  1. prefix: single-qubit gates that act before any multi-qubit gate on their qubit build a
+     product state (one 2-vector per qubit, Kronecker-multiplied), with no 2^n x 2^n matrix;
+  2. the rest compiles into micro-ops, each applied to the whole batch in a few kernels:
+     - Layer: single-qubit gates on many qubits (they commute across qubits, so a later gate joins
+       the most recent layer unless a micro-op in between touches its qubit); applied as a few
+       Kronecker blocks of up to 2^4 x 2^4 by matrix products (B * 2^n * 16 multiply-adds);
+     - Perm: parameter-free permutations (X, CNOT, SWAP) compose into one index gather;
+     - Diag: diagonal gates (RZZ, CZ, CRZ, IQP phases...) add into one phase vector;
+     - Mat: any other multi-qubit gate, applied as a 4x4 matrix;
+  3. runs of micro-ops without data (fixed segments) may instead be fused into one 2^n x 2^n
+     matrix per call and applied as one matrix product (see fused.py, which decides);
+  4. when every observable is diagonal (Z/I only), trailing Perm and Diag micro-ops are not run:
+     phases do not change probabilities and a permutation folds into the sign table.
 """
 
 from __future__ import annotations
@@ -18,35 +23,98 @@ from functools import lru_cache
 
 import torch
 
+from qllm.engine.angles import AngleGroup, Sources
 from qllm.gates import gate
 from qllm.spec import CircuitSpec, Op
 
 
 @dataclass
-class Micro:
-    kind: str  # "mat" | "perm" | "diag"
+class Step:
+    """One single-qubit gate per qubit (at most); ops of the same gate share one AngleGroup."""
+
+    parts: list[tuple[str, AngleGroup | None, list[int]]]  # (gate, angles, positions in layer)
+    n_missing: int  # layer qubits without a gate in this step (identity)
+    order: torch.Tensor | None  # reorders cat(part matrices, identities) into layer positions
+
+
+@dataclass
+class Layer:
+    qubits: list[int]
     ops: list[Op] = field(default_factory=list)
-    wires: tuple[int, ...] = ()
-    gather: torch.Tensor | None = None  # perm: state' = state[:, gather]
-    phases: torch.Tensor | None = None  # diag: [len(ops), 2^n] phase per basis state
+    steps: list[Step] = field(default_factory=list)
+    data: bool = False
+    kind: str = "layer"
+
+    @property
+    def wires(self) -> set[int]:
+        return {op.wires[0] for op in self.ops}
+
+
+@dataclass
+class Perm:
+    gather: torch.Tensor  # state' = state[:, gather]
+    inverse: torch.Tensor
+    ops: list[Op]
+    data: bool = False
+    kind: str = "perm"
+
+    @property
+    def wires(self) -> set[int]:
+        return {q for op in self.ops for q in op.wires}
+
+
+@dataclass
+class Diag:
+    const_phase: torch.Tensor  # [2^n] float64: summed phases of parameter-free gates
+    phases: torch.Tensor | None  # [m, 2^n] float64, one row per parameterised gate
+    group: AngleGroup | None
+    ops: list[Op]
+    data: bool = False
+    kind: str = "diag"
+
+    @property
+    def wires(self) -> set[int]:
+        return {q for op in self.ops for q in op.wires}
+
+
+@dataclass
+class Mat:
+    op: Op
+    group: AngleGroup | None
+    data: bool = False
+    kind: str = "mat"
+
+    @property
+    def ops(self) -> list[Op]:
+        return [self.op]
+
+    @property
+    def wires(self) -> set[int]:
+        return set(self.op.wires)
+
+
+Micro = Layer | Perm | Diag | Mat
 
 
 @dataclass
 class Segment:
-    fixed: bool  # no op reads inputs: identical for every token
+    data: bool  # some angle reads inputs: per-token matrices
     micros: list[Micro]
 
     @property
-    def n_ops(self) -> int:
-        return sum(len(m.ops) for m in self.micros)
+    def fixed(self) -> bool:
+        return not self.data
 
 
 @dataclass
 class Plan:
     n_qubits: int
     real: bool
-    prefix: list[list[Op]]  # per qubit, the single-qubit ops that build the product state
+    sources: Sources
+    prefix: Layer | None  # over all qubits; applied to |0...0>
     segments: list[Segment]
+    sign_gather: torch.Tensor | None  # folded trailing permutation (Z-only observables)
+    observables: tuple[str, ...]
 
 
 def _bits(n: int, wires: tuple[int, ...]) -> torch.Tensor:
@@ -59,12 +127,9 @@ def _bits(n: int, wires: tuple[int, ...]) -> torch.Tensor:
 
 
 def _perm_gather(n: int, op: Op) -> torch.Tensor:
-    perm = torch.tensor(gate(op.gate).permutation)
-    inv = torch.argsort(perm)
-    k = torch.arange(2**n)
-    sub = _bits(n, op.wires)
-    src_sub = inv[sub]
-    src = k.clone()
+    inv = torch.argsort(torch.tensor(gate(op.gate).permutation))
+    src_sub = inv[_bits(n, op.wires)]
+    src = torch.arange(2**n)
     d = len(op.wires)
     for i, q in enumerate(op.wires):
         bit = (src_sub >> (d - 1 - i)) & 1
@@ -73,64 +138,145 @@ def _perm_gather(n: int, op: Op) -> torch.Tensor:
     return src
 
 
-def _diag_phases(n: int, op: Op) -> torch.Tensor:
-    table = torch.tensor(gate(op.gate).diag_phases, dtype=torch.float64)
-    return table[_bits(n, op.wires)]
+def _diag_table(n: int, op: Op) -> torch.Tensor:
+    return torch.tensor(gate(op.gate).diag_phases, dtype=torch.float64)[_bits(n, op.wires)]
 
 
 def _kind(op: Op) -> str:
     g = gate(op.gate)
     if g.permutation is not None and not op.params:
         return "perm"
-    if g.diag_phases is not None:
-        return "diag"
-    return "mat"
+    if len(op.wires) == 1:
+        return "single"
+    return "diag" if g.diag_phases is not None else "mat"
 
 
-def compile_micros(ops: list[Op], n: int) -> list[Micro]:
+def _finish_layer(layer: Layer, sources: Sources) -> None:
+    """Split the layer's per-qubit gate sequences into steps and group their angles."""
+    pos = {q: i for i, q in enumerate(layer.qubits)}
+    per_qubit: dict[int, list[Op]] = {q: [] for q in layer.qubits}
+    for op in layer.ops:
+        per_qubit[op.wires[0]].append(op)
+    depth = max((len(v) for v in per_qubit.values()), default=0)
+    for j in range(depth):
+        by_gate: dict[str, list[Op]] = {}
+        for q in layer.qubits:
+            if j < len(per_qubit[q]):
+                by_gate.setdefault(per_qubit[q][j].gate, []).append(per_qubit[q][j])
+        parts, placed = [], []
+        for name, ops in by_gate.items():
+            group = sources.group(ops) if gate(name).n_params else None
+            parts.append((name, group, [pos[op.wires[0]] for op in ops]))
+            placed += parts[-1][2]
+        missing = [i for i in range(len(layer.qubits)) if i not in placed]
+        order = torch.argsort(torch.tensor(placed + missing))
+        identity = bool((order == torch.arange(len(order))).all())
+        layer.steps.append(Step(parts, len(missing), None if identity else order))
+    layer.data = any(g is not None and g.data for s in layer.steps for _, g, _ in s.parts)
+
+
+def _place_single(micros: list[Micro], op: Op, n: int) -> None:
+    q = op.wires[0]
+    last = micros[-1] if micros else None
+    g = gate(op.gate)
+    if g.diag_phases is not None and isinstance(last, Diag):
+        _add_diag(last, op, n)
+        return
+    for m in reversed(micros):  # join the latest layer that nothing in between blocks
+        if isinstance(m, Layer):
+            m.ops.append(op)
+            return
+        if q in m.wires:
+            break
+    micros.append(Layer(list(range(n)), [op]))
+
+
+def _add_diag(d: Diag, op: Op, n: int) -> None:
+    table = _diag_table(n, op)
+    d.ops.append(op)
+    if op.params:
+        d.phases = table[None] if d.phases is None else torch.cat([d.phases, table[None]])
+    else:
+        d.const_phase = d.const_phase + table
+
+
+def compile_micros(ops: list[Op], n: int, sources: Sources) -> list[Micro]:
     micros: list[Micro] = []
     for op in ops:
         kind = _kind(op)
         last = micros[-1] if micros else None
-        if kind == "perm":
+        if kind == "single":
+            _place_single(micros, op, n)
+        elif kind == "perm":
             g = _perm_gather(n, op)
-            if last is not None and last.kind == "perm":
+            if isinstance(last, Perm):
                 last.gather = last.gather[g]
                 last.ops.append(op)
             else:
-                micros.append(Micro("perm", [op], gather=g))
+                micros.append(Perm(g, g, [op]))
         elif kind == "diag":
-            ph = _diag_phases(n, op)[None]
-            if last is not None and last.kind == "diag":
-                last.phases = torch.cat([last.phases, ph])
-                last.ops.append(op)
-            else:
-                micros.append(Micro("diag", [op], phases=ph))
-        elif (last is not None and last.kind == "mat" and len(op.wires) == 1
-              and last.wires == op.wires):
-            last.ops.append(op)
+            if not isinstance(last, Diag):
+                last = Diag(torch.zeros(2**n, dtype=torch.float64), None, None, [])
+                micros.append(last)
+            _add_diag(last, op, n)
         else:
-            micros.append(Micro("mat", [op], wires=op.wires))
+            micros.append(Mat(op, None))
+    for m in micros:
+        if isinstance(m, Layer):
+            m.qubits = sorted(m.wires)
+            _finish_layer(m, sources)
+        elif isinstance(m, Perm):
+            m.inverse = torch.argsort(m.gather)
+        elif isinstance(m, Diag):
+            param_ops = [op for op in m.ops if op.params]
+            m.group = sources.group(param_ops) if param_ops else None
+            m.data = m.group is not None and m.group.data
+        else:
+            m.group = sources.group([m.op]) if m.op.params else None
+            m.data = m.group is not None and m.group.data
     return micros
+
+
+def _fold_trailing(micros: list[Micro], observables: tuple[str, ...]):
+    """Drop trailing Perm/Diag micro-ops when every observable is diagonal; return the gather
+    that the sign table must undergo instead (or None)."""
+    if any(set(o) - {"I", "Z"} for o in observables):
+        return micros, None
+    gathers = []
+    while micros and isinstance(micros[-1], (Perm, Diag)):
+        m = micros.pop()
+        if isinstance(m, Perm):
+            gathers.insert(0, m.gather)
+    if not gathers:
+        return micros, None
+    total = gathers[0]
+    for g in gathers[1:]:
+        total = total[g]
+    return micros, torch.argsort(total)
 
 
 @lru_cache(maxsize=256)
 def make_plan(spec: CircuitSpec) -> Plan:
     n = spec.n_qubits
-    ops = list(spec.ops)
-    prefix: list[list[Op]] = [[] for _ in range(n)]
-    i = 0
-    while i < len(ops) and len(ops[i].wires) == 1:
-        prefix[ops[i].wires[0]].append(ops[i])
-        i += 1
+    sources = Sources(spec.n_weights)
+    prefix_ops: list[Op] = []
+    rest: list[Op] = []
+    blocked: set[int] = set()
+    for op in spec.ops:
+        if len(op.wires) == 1 and op.wires[0] not in blocked:
+            prefix_ops.append(op)
+        else:
+            blocked |= set(op.wires)
+            rest.append(op)
+    prefix = None
+    if prefix_ops:
+        prefix = Layer(list(range(n)), prefix_ops)
+        _finish_layer(prefix, sources)
+    micros, sign_gather = _fold_trailing(compile_micros(rest, n, sources), spec.observables)
     segments: list[Segment] = []
-    run: list[Op] = []
-    for op in ops[i:]:
-        fixed = not op.uses_input
-        if run and (not run[-1].uses_input) != fixed:
-            segments.append(Segment(not run[-1].uses_input, compile_micros(run, n)))
-            run = []
-        run.append(op)
-    if run:
-        segments.append(Segment(not run[-1].uses_input, compile_micros(run, n)))
-    return Plan(n, spec.is_real, prefix, segments)
+    for m in micros:
+        if segments and segments[-1].data == m.data:
+            segments[-1].micros.append(m)
+        else:
+            segments.append(Segment(m.data, [m]))
+    return Plan(n, spec.is_real, sources, prefix, segments, sign_gather, spec.observables)

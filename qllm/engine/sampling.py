@@ -13,10 +13,10 @@ estimated from the same shots. Each setting of each sample is one executed circu
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 
-from qllm.engine.measure import _masks, _signs
 from qllm.engine.noise import apply_on_axes
 
 # Samples drawn per chunk (bounds the int64 index tensor to ~32 MiB).
@@ -79,12 +79,26 @@ def basis_probs_from_density(rho: torch.Tensor, basis: str) -> torch.Tensor:
     return torch.diagonal(t.reshape(B, D, D), dim1=-2, dim2=-1).real
 
 
+@lru_cache(maxsize=128)
+def parity_signs(labels: tuple[str, ...]) -> torch.Tensor:
+    """``[2^n, len(labels)]``: +1/-1 parity of each basis state on each label's non-I qubits
+    (qubit 0 = most significant bit)."""
+    n = len(labels[0])
+    k = torch.arange(2**n)
+    cols = []
+    for label in labels:
+        parity = torch.zeros_like(k)
+        for q, c in enumerate(label):
+            if c != "I":
+                parity ^= (k >> (n - 1 - q)) & 1
+        cols.append(1.0 - 2.0 * parity.double())
+    return torch.stack(cols, -1)
+
+
 def z_expectations(probs: torch.Tensor, labels: list[str]) -> torch.Tensor:
     """``[B, len(labels)]`` expectation of each label's Z-parity (non-I characters) under
     outcome probabilities (or frequencies) ``probs [B, 2^n]``."""
-    n = len(labels[0])
-    z = tuple(_masks("".join("I" if c == "I" else "Z" for c in o))[1] for o in labels)
-    return probs @ _signs(n, z).to(probs.device, probs.dtype)
+    return probs @ parity_signs(tuple(labels)).to(probs.device, probs.dtype)
 
 
 def sample_frequencies(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:

@@ -1,0 +1,24 @@
+"""Shared pytest fixtures. Keep this file small and generic."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+
+@pytest.fixture(autouse=True)
+def _seed_everything():
+    """Every test starts from the same seeds, so random draws are reproducible."""
+    random.seed(0)
+    np.random.seed(0)
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    """A seeded torch Generator for tests that draw their own tensors."""
+    return torch.Generator().manual_seed(1234)
