@@ -39,6 +39,11 @@ from qllm.errors import BackendError
 from qllm.spec import CircuitSpec
 
 METHODS = ("automatic", "statevector", "density_matrix")
+# Gates the ideal simulator gets. qiskit-aer 0.17.2 silently drops the parameter binds of crx, cry,
+# crz and cp (a job of B parameter sets returns one result), so controlled rotations are
+# decomposed into these first.
+AER_BASIS = ("rx", "ry", "rz", "p", "u", "h", "x", "y", "z", "s", "sdg", "t", "tdg", "sx", "sxdg",
+             "cx", "cy", "cz", "swap", "rxx", "ryy", "rzz", "measure")
 
 
 def _positive_int_or_none(value, name: str):
@@ -121,9 +126,11 @@ class AerBackend(Backend):
     def _transpile(self, qc):
         from qiskit import transpile
 
-        target = self.fake if self.device is not None else self.simulator
-        return transpile(qc, backend=target, optimization_level=self.optimization_level,
-                         seed_transpiler=self.seed_transpiler)
+        opts = dict(optimization_level=self.optimization_level,
+                    seed_transpiler=self.seed_transpiler)
+        if self.device is not None:
+            return transpile(qc, backend=self.fake, **opts)
+        return transpile(qc, basis_gates=list(AER_BASIS), **opts)
 
     def _columns(self, tqc, spec: CircuitSpec) -> np.ndarray:
         """For each circuit parameter (in ``tqc.parameters`` order), its column in
@@ -207,7 +214,7 @@ class AerBackend(Backend):
             pub = (tqc, obs_array)
         res = self._run(EstimatorV2.from_backend(self.simulator), [pub])[0]
         evs = np.asarray(res.data.evs, dtype=np.float64).reshape(len(obs), -1)  # [n_obs, B or 1]
-        return np.ascontiguousarray(np.broadcast_to(evs.T, (B, len(obs))))
+        return np.array(np.broadcast_to(evs.T, (B, len(obs))))  # a writable copy
 
     def _job_seed(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))

@@ -21,7 +21,12 @@ class PennyLaneBackend(Backend):
         diff_method: QNode differentiation method ("best", "backprop", "adjoint",
             "parameter-shift", "spsa", ...). Default "best".
         shots: None for exact expectations, or an int.
-        **device_options: passed to ``qml.device``.
+        **device_options: passed to ``qml.device``. Configs are JSON, so qiskit devices also
+            take names: ``backend="fake_manila"`` (a fake IBM backend object),
+            ``backend="ibm_<name>"`` on ``qiskit.remote`` (real hardware; credentials from
+            QISKIT_IBM_TOKEN or the saved account, see ``qllm.credentials``) and
+            ``noise_model="fake_manila"`` (its calibrated ``NoiseModel``). Options that look
+            like credentials (``token``, ...) are refused.
     """
 
     def __init__(self, device: str = "default.qubit", diff_method: str = "best",
@@ -37,7 +42,11 @@ class PennyLaneBackend(Backend):
         self.name = f"pennylane:{device}"
         self.diff_method = diff_method
         self.shots = shots
+        from qllm.credentials import check_no_credentials
+
+        check_no_credentials(device_options, self.name)
         self.device_options = device_options
+        self._resolved_options: dict | None = None
         self.supports_backprop = shots is None
         self._qnodes: dict[CircuitSpec, object] = {}
 
@@ -46,16 +55,39 @@ class PennyLaneBackend(Backend):
             import pennylane as qml
 
             try:
-                dev = qml.device(self.device_name, wires=spec.n_qubits, **self.device_options)
+                dev = qml.device(self.device_name, wires=spec.n_qubits, **self.resolved_options())
+            except BackendError:
+                raise
             except Exception as e:  # PennyLane raises DeviceError and others
+                from qllm.credentials import redact
+
                 raise BackendError(f"PennyLane could not create device {self.device_name!r}: "
-                                   f"{type(e).__name__}: {e}") from None
+                                   f"{type(e).__name__}: {redact(str(e))}") from None
             qnode = qml.QNode(spec.to_pennylane(), dev, interface="torch",
                               diff_method=self.diff_method)
             if self.shots is not None:
                 qnode = qml.set_shots(qnode, shots=self.shots)
             self._qnodes[spec] = qnode
         return self._qnodes[spec]
+
+    def resolved_options(self) -> dict:
+        """Device options with qiskit backend / noise-model names turned into objects (once)."""
+        if self._resolved_options is None:
+            from qllm.fake_devices import fake_backend, fake_noise_model, is_fake_name
+
+            opts = dict(self.device_options)
+            backend = opts.get("backend")
+            if isinstance(backend, str) and self.device_name.startswith("qiskit."):
+                if is_fake_name(backend):
+                    opts["backend"] = fake_backend(backend)
+                elif self.device_name == "qiskit.remote":
+                    from qllm.credentials import ibm_backend
+
+                    opts["backend"] = ibm_backend(backend)
+            if isinstance(opts.get("noise_model"), str):
+                opts["noise_model"] = fake_noise_model(opts["noise_model"])
+            self._resolved_options = opts
+        return self._resolved_options
 
     def _expval(self, spec, inputs, weights):
         B = inputs.shape[0]
