@@ -352,6 +352,25 @@ def test_cost_report_on_hybrid_transformer_config_input():
     assert r.classical[-1].name == "total" and r.classical[-1].flops_per_token > 0
 
 
+def test_cost_report_on_classical_model():
+    from qllm.config import ModelConfig
+    from qllm.model import HybridTransformer
+
+    cfg = ModelConfig(vocab_size=11, n_classes=2, n_embd=16, n_head=2, n_layer=2)
+    model = HybridTransformer(cfg)
+    r = cost_report(model, seq_len=8, profile="ibm_heron")
+    assert r.quantum == [] and r.projections == {}
+    total = r.classical[-1]
+    assert total.params == sum(p.numel() for p in model.parameters())
+    # nanoGPT's formula on the blocks: every Linear weight in a block, 4 L C T for attention;
+    # the classification head runs once per sequence (on the pooled state), not per token
+    blocks = sum(m.weight.numel() for m in model.blocks.modules() if isinstance(m, nn.Linear))
+    head = model.head.weight.numel()
+    assert total.flops_per_token == pytest.approx(
+        transformer_flops_per_token(blocks, 2, 16, 8) + 2 * head / 8)
+    assert "total" in str(r)
+
+
 # -- errors ---------------------------------------------------------------------------------
 def test_errors_name_the_allowed_values():
     spec = build_circuit(6, 1)

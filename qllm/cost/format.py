@@ -14,6 +14,8 @@ def _si(v: float | None, unit: str = "") -> str:
 
 
 def _seconds(s: float) -> str:
+    if s >= 365 * 86400:
+        return f"{s / (365 * 86400):.3g} y"
     if s >= 86400:
         return f"{s / 86400:.3g} d"
     if s >= 3600:
@@ -32,14 +34,16 @@ def _money(p: float | None) -> str:
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
     line = lambda cells: "| " + " | ".join(str(c).ljust(w) for c, w in zip(cells, widths)) + " |"
-    return [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [line(r) for r in rows]
+    rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
+    return [line(header), rule] + [line(r) for r in rows]
 
 
 def format_report(r) -> str:
     s = r.settings
     out = [f"## Resource cost: {r.model}", "",
            (f"seq_len={s['seq_len']}, batch_size={s['batch_size']}, steps/epoch="
-           f"{s['steps_per_epoch']}, epochs={s['epochs']}, gradient={s['gradient'] or 'per layer'}, "
+           f"{s['steps_per_epoch']}, epochs={s['epochs']}, "
+           f"gradient={s['gradient'] or 'per layer'}, "
            f"shots={s['shots']}/circuit, target={s['target']} (Qiskit opt level "
            f"{s['optimization_level']}, seed_transpiler={s['seed_transpiler']})"), ""]
     if r.quantum:
@@ -92,7 +96,8 @@ def format_report(r) -> str:
                 out.append(f"  Assumption: {a}.")
         out += ["", f"The projection leaves out {r.leaves_out}."]
     for key, m in r.measured.items():
-        out.append(f"Measured ({key}): forward+backward {_seconds(m['wall_seconds_fwd_bwd'])} "
+        out.append(f"Measured ({key}, {m.get('device', '?')}): forward+backward of "
+                   f"{m.get('tokens', '?')} tokens {_seconds(m['wall_seconds_fwd_bwd'])} "
                    f"(median of {m['repeats']}), peak memory {_si(m['peak_bytes'] or None, 'B')} "
                    f"[{m['peak_bytes_kind']}].")
     for n in r.notes:

@@ -13,7 +13,8 @@ def measure_step(model, example_input, repeats: int = 3) -> dict:
     peak, the native engine's estimate for the largest quantum layer.
 
     Returns:
-        {"wall_seconds_fwd_bwd", "repeats", "peak_bytes", "peak_bytes_kind"}.
+        {"wall_seconds_fwd_bwd", "repeats", "tokens", "device", "peak_bytes",
+        "peak_bytes_kind"}.
     """
     from qllm.cost.ledger import find_quantum_layers
 
@@ -34,13 +35,14 @@ def measure_step(model, example_input, repeats: int = 3) -> dict:
             torch.cuda.synchronize(device)
         times.append(time.perf_counter() - t0)
     model.zero_grad(set_to_none=True)
-    res = {"wall_seconds_fwd_bwd": sorted(times)[len(times) // 2], "repeats": repeats}
+    first = x[0] if isinstance(x, tuple) else x
+    tokens = int(first.shape[0] * first.shape[1])
+    res = {"wall_seconds_fwd_bwd": sorted(times)[len(times) // 2], "repeats": repeats,
+           "tokens": tokens, "device": str(device)}
     if cuda:
         res["peak_bytes"] = int(torch.cuda.max_memory_allocated(device))
         res["peak_bytes_kind"] = "measured (torch.cuda.max_memory_allocated)"
         return res
-    tokens = int(x[0].shape[0] * x[0].shape[1]) if isinstance(x, tuple) else int(
-        x.shape[0] * x.shape[1])
     est = 0
     for _, layer in find_quantum_layers(model):
         if hasattr(layer.backend, "estimate_bytes"):

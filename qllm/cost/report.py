@@ -1,10 +1,13 @@
 """``cost_report(model, ...)``: one table with every quantum sublayer's static and counted cost,
 projected QPU time on hardware profiles, and the classical parameters and FLOPs beside it.
 
->>> from qllm.config import ModelConfig                                  # doctest: +SKIP
->>> from qllm.model import HybridTransformer                             # doctest: +SKIP
->>> model = HybridTransformer(ModelConfig(input_dim=4, n_classes=2, ffn="quantum"))  # doctest: +SKIP
->>> print(cost_report(model, seq_len=16, shots=1000, gradient="parameter-shift"))   # doctest: +SKIP
+Example::
+
+    from qllm.config import ModelConfig
+    from qllm.model import HybridTransformer
+
+    model = HybridTransformer(ModelConfig(input_dim=4, n_classes=2, ffn="quantum"))
+    print(cost_report(model, seq_len=16, shots=1000, gradient="parameter-shift"))
 """
 
 from __future__ import annotations

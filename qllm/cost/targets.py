@@ -53,7 +53,8 @@ class TargetDef:
 
 
 TARGETS: dict[str, TargetDef] = {t.name: t for t in [
-    TargetDef("ibm_torino", "IBM Heron r1 (FakeTorino), heavy-hex, CZ + SX + RZ", 133, "FakeTorino"),
+    TargetDef("ibm_torino", "IBM Heron r1 (FakeTorino), heavy-hex, CZ + SX + RZ", 133,
+              "FakeTorino"),
     TargetDef("ibm_brisbane", "IBM Eagle r3 (FakeBrisbane), heavy-hex, ECR + SX + RZ", 127,
               "FakeBrisbane"),
     TargetDef("ibm_manila", "IBM Falcon (FakeManilaV2), 5-qubit line, CX + SX + RZ", 5,
