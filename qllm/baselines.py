@@ -56,6 +56,20 @@ def param_count(cfg: ModelConfig, fields: dict | None = None) -> int:
     return HybridTransformer(cfg).num_params()
 
 
+def classical_param_count(cfg: ModelConfig, fields: dict | None = None) -> int:
+    """Parameters of an all-classical model, by formula (fast enough to search over shapes;
+    ``tests/test_baselines.py`` checks it against the built model)."""
+    if fields:
+        cfg = cfg.override(fields)
+    if cfg.quantum_sublayers:
+        raise ConfigError("classical_param_count needs attn='classical' and ffn='classical'")
+    C, H = cfg.n_embd, cfg.mlp_ratio * cfg.n_embd
+    embed = cfg.vocab_size * C if cfg.vocab_size is not None else (cfg.input_dim + 1) * C
+    block = 4 * C + (4 * C * C + 4 * C) + (2 * C * H + H + C)  # 2 norms, attention, MLP
+    out = cfg.vocab_size if cfg.task == "lm" else cfg.n_classes
+    return embed + cfg.block_size * C + cfg.n_layer * block + 2 * C + (C + 1) * out
+
+
 def width_matched(hybrid: ModelConfig) -> ModelConfig:
     """The same transformer with every sublayer classical (same n_embd, n_head, n_layer,
     mlp_ratio)."""
@@ -88,7 +102,7 @@ def param_matched(hybrid: ModelConfig, fields: dict | None = None,
     for n_embd in range(hybrid.n_head, max_embd + 1, hybrid.n_head):
         for ratio in range(1, max_mlp_ratio + 1):
             cand = width_matched(hybrid).override({"n_embd": n_embd, "mlp_ratio": ratio})
-            n = param_count(cand, fields)
+            n = classical_param_count(cand, fields)
             rel = abs(n - target) / target
             key = (rel > tolerance, abs(ratio - hybrid.mlp_ratio) if rel <= tolerance else 0,
                    abs(n - target), -n_embd)

@@ -1,88 +1,289 @@
-"""Benchmark presets: train classical baselines and hybrid models on the same task, same seed, and
-print accuracy, parameters and wall time side by side.
+"""Benchmark presets: for each task, classical baselines (width-matched and parameter-matched)
+and hybrid variants (quantum FFN, quantum attention, both; ansatz families; qubit counts) over
+several seeds, with the cost ledger of every run; then a noise study, an aggregated table and
+plots.
 
-``quick`` is the main job of the README: the classical baseline and a hybrid model with a 4-qubit
-quantum FFN on ``digits``, a few minutes on 2 CPU cores.
+Presets (``qllm bench --preset NAME``; see benchmarks/README.md for the grids and wall times):
+- ``tiny``: a few steps per run; for tests.
+- ``quick``: 3 seeds; every task has both classical baselines and the 4-qubit quantum FFN; the
+  ``meaning`` task also carries the ansatz, qubit-count and quantum-attention variants.
+- ``full``: 5 seeds; the whole grid on every task.
+
+Output, under ``out_dir/<preset>/``: ``runs/<run_id>.json`` (one per run; a re-run skips runs
+whose JSON exists), ``noise/*.json``, ``summary.csv``, ``summary.md``, ``figures/*.png``,
+``summary.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
+import sys
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from qllm.config import ModelConfig, QuantumConfig, TrainConfig
-from qllm.errors import ConfigError
-from qllm.results import machine, versions, write_json
+from qllm.errors import CheckpointError, ConfigError
+
+ANSATZ_SHORT = {"hardware_efficient": "he", "strongly_entangling": "se", "sim14": "sim14",
+                "basic_entangler": "be", "hardware_efficient_real": "her", "rbs_pyramid": "rbs",
+                "rx_ry_cnot": "rxy"}
+# The cost ledger's settings: parameter-shift training at 1024 shots per circuit, gate counts
+# transpiled onto IBM Torino (heavy-hex, 133 qubits: every circuit of the grid fits), QPU seconds
+# projected on the IBM Heron profile.
+COST = {"gradient": "parameter-shift", "shots": 1024, "target": "ibm_torino",
+        "profile": "ibm_heron"}
+
+# Per task: model shape, training settings and options of each preset. Non-digits tasks get few
+# epochs and small models to keep ``quick`` within minutes on 2 cores.
+TASKS = {
+    "digits": {"dims": dict(n_embd=32, n_head=4, n_layer=2),
+               "train": {"tiny": dict(epochs=1, max_steps=4), "quick": dict(epochs=15),
+                         "full": dict(epochs=20)}},
+    "meaning": {"dims": dict(n_embd=16, n_head=2, n_layer=2),
+                "train": {"tiny": dict(epochs=1, max_steps=3), "quick": dict(epochs=8),
+                          "full": dict(epochs=15)}},
+    "sort": {"dims": dict(n_embd=32, n_head=4, n_layer=2),
+             "train": {"tiny": dict(epochs=1, max_steps=3), "quick": dict(epochs=4),
+                       "full": dict(epochs=8)}},
+    "stdlib_text": {"dims": dict(n_embd=32, n_head=4, n_layer=2),
+                    "options": {"tiny": {"max_chars": 5000}, "quick": {"max_chars": 40000},
+                                "full": {"max_chars": 200000}},
+                    "train": {"tiny": dict(epochs=1, max_steps=3), "quick": dict(epochs=4),
+                              "full": dict(epochs=6)}},
+}
+TASKS["text"] = {**TASKS["stdlib_text"], "options": {"tiny": {"max_chars": 5000},
+                                                     "quick": {"max_chars": 40000},
+                                                     "full": {"max_chars": 200000}}}
+
+FULL_ANSATZE = ("hardware_efficient", "strongly_entangling", "sim14")
+FULL_QUBITS = (4, 6, 8)
 
 
-@dataclass
-class Run:
-    label: str
-    model: ModelConfig
-    train: TrainConfig
+def hybrid_variants(preset: str, task: str) -> list[dict]:
+    """The hybrid grid of a preset and task: dicts with attn, ffn, ansatz, n_qubits."""
+    def v(parts, ansatz="hardware_efficient", n=4):
+        return {"attn": "quantum" if "attn" in parts else "classical",
+                "ffn": "quantum" if "ffn" in parts else "classical", "ansatz": ansatz,
+                "n_qubits": n}
 
-    @property
-    def run_id(self) -> str:
-        return f"{self.train.task}-{self.label}-seed{self.train.seed}"
-
-
-@dataclass
-class Preset:
-    name: str
-    runs: list[Run] = field(default_factory=list)
-    description: str = ""
-
-
-def quick_preset(seeds=(0,)) -> Preset:
-    train = dict(task="digits", epochs=15, batch_size=32, lr=3e-3)
-    base = dict(input_dim=4, n_embd=32, n_head=4, n_layer=2)
-    runs = []
-    for seed in seeds:
-        runs.append(Run("classical", ModelConfig(**base), TrainConfig(**train, seed=seed)))
-        runs.append(Run("hybrid-qffn4", ModelConfig(**base, ffn="quantum",
-                                                    quantum=QuantumConfig(n_qubits=4, n_layers=2)),
-                        TrainConfig(**train, seed=seed)))
-    return Preset("quick", runs, "digits: classical baseline vs quantum FFN (4 qubits, native engine)")
+    if preset == "tiny":
+        return [v(("ffn",))]
+    if preset == "quick":
+        if task != "meaning":
+            return [v(("ffn",))]
+        return ([v(("ffn",)), v(("attn",)), v(("attn", "ffn"))]
+                + [v(("ffn",), a) for a in FULL_ANSATZE[1:]]
+                + [v(("ffn",), n=n) for n in FULL_QUBITS[1:]])
+    # full: the quantum FFN over every ansatz family and qubit count; quantum attention and both
+    # with the hardware-efficient ansatz over every qubit count
+    return ([v(("ffn",), a, n) for a in FULL_ANSATZE for n in FULL_QUBITS]
+            + [v(("attn",), "hardware_efficient", n) for n in FULL_QUBITS]
+            + [v(("attn", "ffn"), "hardware_efficient", n) for n in FULL_QUBITS])
 
 
-PRESETS = {"quick": quick_preset}
+def hybrid_label(var: dict) -> str:
+    parts = ("both" if var["attn"] != "classical" and var["ffn"] != "classical"
+             else "attn" if var["attn"] != "classical" else "ffn")
+    return f"q{parts}-{ANSATZ_SHORT.get(var['ansatz'], var['ansatz'])}-{var['n_qubits']}q"
 
 
-def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True) -> list[dict]:
-    """Run every run of a preset (skipping those whose results JSON exists) and print a table."""
+PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
+PRESET_TASKS = {"tiny": ("digits", "meaning"), "quick": ("digits", "meaning", "sort", "stdlib_text"),
+                "full": ("digits", "meaning", "sort", "stdlib_text")}
+NOISE = {  # the noise study per preset: shots grid, sampler repeats, test subset, fake device
+    "tiny": {"shots": [None, 512, 128], "repeats": 1, "n_test": 16, "devices": []},
+    "quick": {"shots": [None, 8192, 2048, 512, 128], "repeats": 3, "n_test": 100,
+              "devices": ["aer:fake_manila"], "device_shots": 4096},
+    "full": {"shots": [None, 8192, 4096, 2048, 1024, 512, 256, 128], "repeats": 5, "n_test": 359,
+             "devices": ["aer:fake_manila"], "device_shots": 4096},
+}
+
+
+def task_jobs(preset: str, task: str, options: dict | None = None,
+              seeds: tuple | None = None) -> list[dict]:
+    """Every training job of one task: width-matched classical, hybrids, and one
+    parameter-matched classical per group of hybrids within 10% of each other's counts."""
+    from qllm.baselines import param_matched, task_fields, width_matched
+
+    spec = TASKS[task]
+    options = {**spec.get("options", {}).get(preset, {}), **(options or {})}
+    fields = task_fields(task, options)
+    train = TrainConfig(task=task, task_options=options, batch_size=32, lr=3e-3,
+                        progress=False, **spec["train"][preset])
+    base = {**spec["dims"], "input_dim": 4}  # a placeholder: the task fills in the input fields
+    entries = []  # (label, family, ModelConfig, extra metadata)
+    hybrids = []
+    for var in hybrid_variants(preset, task):
+        q = QuantumConfig(n_qubits=var["n_qubits"], n_layers=2, ansatz=var["ansatz"])
+        cfg = ModelConfig(**base, attn=var["attn"], ffn=var["ffn"], quantum=q).override(fields)
+        hybrids.append((hybrid_label(var), cfg, var))
+    width = width_matched(hybrids[0][1])
+    entries.append(("classical-width", "classical-width", width, {}))
+    matched = []  # [(label, cfg, params)]
+    for label, cfg, var in hybrids:
+        cparam, info = param_matched(cfg)
+        near = [m for m in matched if abs(m[2] - info["target_params"]) <= 0.1 * info["target_params"]]
+        if near:
+            ref_label, ref_params = near[0][0], near[0][2]
+        else:
+            ref_label, ref_params = f"classical-params~{label}", info["params"]
+            matched.append((ref_label, cparam, ref_params))
+            entries.append((ref_label, "classical-params", cparam,
+                            {"matched_to": label, "param_match": info}))
+        entries.append((label, "hybrid", cfg, {
+            "variant": var, "param_baseline": ref_label,
+            "param_match": {"target_params": info["target_params"], "params": ref_params,
+                            "rel_diff": (ref_params - info["target_params"]) / info["target_params"]}}))
+    jobs = []
+    for seed in seeds or PRESET_SEEDS[preset]:
+        for label, family, cfg, meta in entries:
+            jobs.append({"kind": "train", "run_id": f"{task}-{label}-seed{seed}".replace("~", "-"),
+                         "preset": preset, "task": task, "label": label, "family": family,
+                         "seed": seed, "model": cfg.to_dict(),
+                         "train": train.override({"seed": seed}).to_dict(), "cost": COST, **meta})
+    return jobs
+
+
+def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = None) -> list[dict]:
+    """Every training job of a preset (optionally a subset of its tasks, plus ``--text PATH``)."""
+    if preset not in PRESET_SEEDS:
+        raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESET_SEEDS)}")
+    tasks = list(tasks or PRESET_TASKS[preset])
+    unknown = [t for t in tasks if t not in TASKS or t == "text"]
+    if unknown:
+        raise ConfigError(f"unknown task(s) {unknown}; allowed: {sorted(set(TASKS) - {'text'})} "
+                          "(and --text PATH)")
+    jobs = []
+    for task in tasks:
+        jobs += task_jobs(preset, task)
+    if text:
+        jobs += task_jobs(preset, "text", {"path": str(Path(text).resolve())})
+    return jobs
+
+
+def run_train_job(job: dict, out_dir: Path, path: Path) -> dict:
+    """Train one job's model (resuming from its checkpoint if a killed run left one), add the
+    cost ledger, and write ``path``. Runs in a sweep worker."""
+    from qllm.results import write_json
     from qllm.train import train
 
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; allowed: {', '.join(PRESETS)}")
-    preset = PRESETS[name]()
-    out_dir = Path(out_dir) / name
-    rows = []
-    for run in preset.runs:
-        run.train.progress = progress
-        path = out_dir / run.run_id
-        if (path / "results.json").exists():
-            import json
+    model_cfg, train_cfg = ModelConfig.from_dict(job["model"]), TrainConfig.from_dict(job["train"])
+    work = out_dir / "work" / job["run_id"]
+    with contextlib.redirect_stdout(io.StringIO()):  # per-epoch lines would interleave
+        try:
+            res = train(model_cfg, train_cfg, out_dir=work,
+                        resume=(work / "checkpoint.pt").exists())
+        except CheckpointError:  # a checkpoint that cannot be read: start this run again
+            (work / "checkpoint.pt").unlink(missing_ok=True)
+            res = train(model_cfg, train_cfg, out_dir=work)
+    model = res.pop("model")
+    res["cost"] = cost_ledger(model, res, job["cost"])
+    record = {"job": {k: v for k, v in job.items() if k not in ("model", "train")}, **res}
+    write_json(path, record)
+    return record
 
-            res = json.loads((path / "results.json").read_text())
-        else:
-            res = train(run.model, run.train, out_dir=path)
-            res.pop("model", None)
-        rows.append({"run": run.run_id, "label": run.label, "task": run.train.task,
-                     "seed": run.train.seed, "accuracy": res["final"]["accuracy"],
-                     "params": res["params"]["total"], "quantum_params": res["params"]["quantum"],
-                     "wall_time_s": res["wall_time_s"]})
-    print(format_table(rows))
-    write_json(out_dir / "summary.json", {"preset": name, "description": preset.description,
-                                          "rows": rows, "versions": versions(),
-                                          "machine": machine(), "date": time.strftime("%Y-%m-%d")})
+
+def cost_ledger(model, res: dict, cost: dict) -> dict:
+    """The cost report under ``cost`` settings, scaled to this run's epoch, and the headline
+    columns of the ledger (qubits, transpiled 2-qubit gates, executions and QPU seconds)."""
+    try:
+        from qllm.cost import cost_report
+    except ImportError:  # the cost module is optional until it lands
+        return {"ledger": None, "report": None}
+    from qllm.data import load_task
+
+    tcfg = res["train_config"]
+
+    task = load_task(tcfg["task"], **tcfg["task_options"])
+    steps_per_epoch = -(-len(task.x_train) // tcfg["batch_size"])
+    report = cost_report(model, seq_len=task.seq_len, shots=cost["shots"], target=cost["target"],
+                         gradient=cost["gradient"], profile=cost["profile"],
+                         batch_size=tcfg["batch_size"], steps_per_epoch=steps_per_epoch,
+                         epochs=tcfg["epochs"]).to_dict()
+    q = report["quantum"]
+    proj = report["projections"].get(cost["profile"], {})
+    total = next((c for c in report["classical"] if c["name"] == "total"), {})
+    ledger = {
+        "qubits": max((r["n_qubits"] for r in q), default=0),
+        "quantum_layers": len(q),
+        "two_qubit_gates": sum((r["transpiled"] or {}).get("n_2q", 0) for r in q),
+        "two_qubit_gates_logical": sum(r["logical"]["n_2q"] for r in q),
+        "executions_per_epoch": proj.get("per_epoch", {}).get("executions", 0),
+        "qpu_seconds_per_epoch": proj.get("per_epoch", {}).get("qpu_seconds", 0.0),
+        "executions_per_token": proj.get("per_inference_token", {}).get("executions", 0),
+        "qpu_seconds_per_token": proj.get("per_inference_token", {}).get("qpu_seconds", 0.0),
+        "flops_per_token": total.get("flops_per_token"),
+        "steps_per_epoch": steps_per_epoch, **cost,
+    }
+    return {"ledger": ledger, "report": report}
+
+
+def noise_jobs(preset: str, out_dir: Path, task: str = "digits") -> list[dict]:
+    """The noise study's job: seed 0 of the best hybrid variant of ``task`` (best by mean test
+    accuracy over seeds; seed 0 rather than the best seed, so the pick is not tuned on noise)."""
+    from qllm.aggregate import load_records
+
+    records = [r for r in load_records(sorted((out_dir / "runs").glob("*.json")))
+               if r["job"]["task"] == task and r["job"]["family"] == "hybrid"
+               and r["job"]["variant"]["n_qubits"] <= 5]  # fake_manila has 5 qubits
+    if not records:
+        return []
+    by_label: dict[str, list] = {}
+    for r in records:
+        by_label.setdefault(r["job"]["label"], []).append(r["final"]["accuracy"])
+    best = max(by_label, key=lambda k: sum(by_label[k]) / len(by_label[k]))
+    seed0 = min((r for r in records if r["job"]["label"] == best), key=lambda r: r["job"]["seed"])
+    return [{"kind": "noise", "run_id": f"{task}-{best}-seed{seed0['job']['seed']}-noise",
+             "preset": preset, "task": task, "source_run": seed0["job"]["run_id"],
+             "label": best, **NOISE[preset]}]
+
+
+def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True,
+               executor: str = "local", workers: int | None = None,
+               ray_address: str | None = None, tasks: list[str] | None = None,
+               text: str | None = None, noise: bool = True) -> list[dict]:
+    """Run a preset (training sweep, noise study), write CSV, markdown, plots and
+    ``summary.json`` under ``out_dir/<name>/``, print the tables, and return the aggregated rows.
+    Runs whose JSON exists are skipped. See ``qllm.sweep.run_sweep`` for the executors."""
+    from qllm.aggregate import write_outputs
+    from qllm.results import machine, versions, write_json
+    from qllm.sweep import run_sweep
+
+    out = Path(out_dir) / name
+    t0 = time.perf_counter()
+    jobs = preset_jobs(name, tasks, text)
+    if progress:
+        print(f"preset {name}: {len(jobs)} training runs -> {out}", flush=True)
+    sweeps = [run_sweep(jobs, out, executor, workers, ray_address, progress)]
+    if noise and (tasks is None or "digits" in tasks):
+        sweeps.append(run_sweep(noise_jobs(name, out), out, executor, workers, ray_address,
+                                progress))
+    rows = write_outputs(out, progress=progress)
+    failed = [f for s in sweeps for f in s["failed"]]
+    write_json(out / "summary.json", {
+        "preset": name, "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
+        "wall_time_s": time.perf_counter() - t0, "versions": versions(), "machine": machine(),
+        "executor": executor, "workers": workers, "runs": len(jobs),
+        "ran": sum(len(s["ran"]) for s in sweeps), "skipped": sum(len(s["skipped"]) for s in sweeps),
+        "failed": [{k: f[k] for k in ("run_id", "error")} for f in failed]})
+    if failed:
+        for f in failed:
+            print(f"FAILED {f['run_id']}: {f['error']}\n{f.get('traceback', '')}", file=sys.stderr)
+    if progress:
+        print(f"done in {time.perf_counter() - t0:.0f} s", flush=True)
     return rows
 
 
-def format_table(rows: list[dict]) -> str:
-    head = f"{'run':<32} {'test acc':>9} {'params':>8} {'q-params':>8} {'wall s':>8}"
-    lines = [head, "-" * len(head)]
-    for r in rows:
-        lines.append(f"{r['run']:<32} {r['accuracy']:>9.4f} {r['params']:>8d} "
-                     f"{r['quantum_params']:>8d} {r['wall_time_s']:>8.1f}")
+PRESETS = {name: (lambda name=name: preset_jobs(name)) for name in PRESET_SEEDS}
+
+
+def dry_run(name: str, tasks: list[str] | None = None, text: str | None = None) -> str:
+    """A listing of a preset's runs (label x seeds per task) without running anything."""
+    jobs = preset_jobs(name, tasks, text)
+    counts: dict = {}
+    for j in jobs:
+        counts.setdefault((j["task"], j["label"]), []).append(j["seed"])
+    lines = [f"{name}: {len(jobs)} runs"] + [f"  {t:<12} {lab:<36} seeds {s}"
+                                              for (t, lab), s in counts.items()]
     return "\n".join(lines)

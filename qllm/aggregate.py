@@ -1,0 +1,213 @@
+"""Aggregation: run JSON files -> one row per (task, model) with mean +- std over seeds, the
+parameter match, paired differences against the classical baselines, and the cost ledger; as CSV
+and a markdown table. ``aggregate`` is a pure function of the records (the same files give the
+same bytes, whatever order they are listed in).
+
+Statistics: ``std`` is the sample standard deviation (ddof=1) over seeds; ``n`` says how many
+seeds. ``Δ`` columns pair runs by seed (same data order and split) and give the mean +- std of the
+per-seed differences; with 3 seeds, a difference smaller than about twice its std is noise.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import statistics
+from pathlib import Path
+
+TASK_ORDER = ("digits", "meaning", "parity", "copy", "sort", "stdlib_text", "text")
+FAMILY_ORDER = ("classical-width", "classical-params", "hybrid")
+LEDGER_KEYS = ("qubits", "quantum_layers", "two_qubit_gates", "executions_per_epoch",
+               "qpu_seconds_per_epoch", "executions_per_token", "qpu_seconds_per_token",
+               "flops_per_token")
+
+
+def load_records(paths) -> list[dict]:
+    """Read run JSON files, sorted by run id (so the listing order does not matter)."""
+    records = [json.loads(Path(p).read_text()) for p in paths]
+    return sorted(records, key=lambda r: r["job"]["run_id"])
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    xs = [float(x) for x in xs]
+    return statistics.fmean(xs), (statistics.stdev(xs) if len(xs) > 1 else float("nan"))
+
+
+def metric_of(record: dict) -> float:
+    """The task metric: perplexity for text LM, else accuracy (a fraction)."""
+    final = record["final"]
+    return final["perplexity"] if record["metric"] == "perplexity" else final["accuracy"]
+
+
+def _paired(runs: list[dict], ref: list[dict]) -> tuple[float, float, int]:
+    ref_by_seed = {r["job"]["seed"]: metric_of(r) for r in ref}
+    diffs = [metric_of(r) - ref_by_seed[r["job"]["seed"]] for r in runs
+             if r["job"]["seed"] in ref_by_seed]
+    if not diffs:
+        return float("nan"), float("nan"), 0
+    m, s = _mean_std(diffs)
+    return m, s, len(diffs)
+
+
+def _sort_key(row: dict):
+    t = row["task"]
+    return (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t,
+            FAMILY_ORDER.index(row["family"]), row["label"])
+
+
+def aggregate(records: list[dict]) -> list[dict]:
+    """One row per (task, label): metric mean/std/n, params, wall time, ledger, parameter match,
+    and seed-paired differences against the width- and parameter-matched classical models."""
+    groups: dict[tuple, list[dict]] = {}
+    for r in sorted(records, key=lambda r: r["job"]["run_id"]):
+        groups.setdefault((r["job"]["task"], r["job"]["label"]), []).append(r)
+    rows = []
+    for (task, label), runs in groups.items():
+        job = runs[0]["job"]
+        m, s = _mean_std([metric_of(r) for r in runs])
+        am, as_ = _mean_std([r["final"]["accuracy"] for r in runs])
+        wm, ws = _mean_std([r["wall_time_s"] for r in runs])
+        var = job.get("variant") or {}
+        row = {"task": task, "label": label, "family": job["family"],
+               "attn": var.get("attn", "classical"), "ffn": var.get("ffn", "classical"),
+               "ansatz": var.get("ansatz", ""), "n_qubits": var.get("n_qubits", 0),
+               "metric": runs[0]["metric"], "n_seeds": len(runs),
+               "seeds": " ".join(str(r["job"]["seed"]) for r in runs),
+               "metric_mean": m, "metric_std": s, "accuracy_mean": am, "accuracy_std": as_,
+               "params": runs[0]["params"]["total"], "quantum_params": runs[0]["params"]["quantum"],
+               "n_embd": runs[0]["model_config"]["n_embd"],
+               "mlp_ratio": runs[0]["model_config"]["mlp_ratio"],
+               "epochs": runs[0]["train_config"]["epochs"], "wall_s_mean": wm, "wall_s_std": ws}
+        ledger = ((runs[0].get("cost") or {}).get("ledger")) or {}
+        row.update({k: ledger.get(k) for k in LEDGER_KEYS})
+        pm = job.get("param_match") or {}
+        row["param_ref"] = job.get("matched_to") or job.get("param_baseline") or ""
+        row["param_rel_diff"] = pm.get("rel_diff", float("nan"))
+        row["param_within_10pct"] = (abs(pm["rel_diff"]) <= 0.10) if pm else None
+        for ref_label, key in (("classical-width", "d_width"),
+                               (job.get("param_baseline"), "d_params")):
+            ref = groups.get((task, ref_label), []) if ref_label else []
+            d, ds, n = _paired(runs, ref) if job["family"] == "hybrid" else (math.nan, math.nan, 0)
+            row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = d, ds, n
+        rows.append(row)
+    return sorted(rows, key=_sort_key)
+
+
+def to_csv(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def _pm(m, s, pct: bool, digits: int = 1) -> str:
+    if m is None or (isinstance(m, float) and math.isnan(m)):
+        return "—"
+    k = 100 if pct else 1
+    sd = "" if s is None or math.isnan(s) else f" ± {s * k:.{digits}f}"
+    return f"{m * k:.{digits}f}{sd}"
+
+
+def _sci(x) -> str:
+    if x is None or x == 0:
+        return "0" if x == 0 else "—"
+    return f"{x:.3g}"
+
+
+def _param_cell(r: dict) -> str:
+    if r["family"] == "classical-width":
+        return "— (same width as the hybrids)"
+    if not r["param_ref"]:
+        return "—"
+    ok = "✓ within 10%" if r["param_within_10pct"] else "✗ NOT within 10%"
+    if r["family"] == "classical-params":
+        return f"{r['param_rel_diff']:+.1%} vs {r['param_ref']} {ok}"
+    return f"baseline {r['param_ref']}: {r['param_rel_diff']:+.1%} {ok}"
+
+
+def to_markdown(rows: list[dict]) -> str:
+    """The results table: metric as % accuracy (perplexity for text LM, lower is better)."""
+    head = ("| task | model | n_embd×mlp | metric (mean ± std) | n | Δ vs width-matched | "
+            "Δ vs param-matched | params | param match | train s | qubits | 2q gates (torino) | "
+            "QPU s / epoch | QPU s / token |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for r in rows:
+        pct = r["metric"] != "perplexity"
+        unit = "% acc" if pct else " ppl"
+        lines.append(
+            f"| {r['task']} | {r['label']} | {r['n_embd']}×{r['mlp_ratio']} | "
+            f"{_pm(r['metric_mean'], r['metric_std'], pct, 1 if pct else 2)}{unit} | "
+            f"{r['n_seeds']} | {_pm(r['d_width_mean'], r['d_width_std'], pct, 1 if pct else 2)} | "
+            f"{_pm(r['d_params_mean'], r['d_params_std'], pct, 1 if pct else 2)} | "
+            f"{r['params']:,} | {_param_cell(r)} | {_pm(r['wall_s_mean'], r['wall_s_std'], False, 0)} | "
+            f"{r['qubits'] or 0} | {r['two_qubit_gates'] or 0} | {_sci(r['qpu_seconds_per_epoch'])} | "
+            f"{_sci(r['qpu_seconds_per_token'])} |")
+    return "\n".join(lines)
+
+
+def noise_rows(records: list[dict]) -> list[dict]:
+    rows = []
+    for rec in sorted(records, key=lambda r: r["job"]["run_id"]):
+        for r in rec["rows"]:
+            rows.append({"task": rec["task"], "model": rec["job"]["label"],
+                         "source_run": rec["job"]["source_run"], "n_test": rec["n_test"],
+                         "backend": r["backend"], "shots": r["shots"] or "exact",
+                         "accuracy_mean": r["accuracy_mean"], "accuracy_std": r["accuracy_std"],
+                         "repeats": r["repeats"], "seconds": r["seconds"]})
+    return rows
+
+
+def noise_markdown(rows: list[dict]) -> str:
+    lines = ["| task | model (run) | backend | shots | test accuracy % (mean ± std) | sampler "
+             "seeds | test subset | eval s |", "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['task']} | {r['model']} ({r['source_run']}) | {r['backend']} | "
+                     f"{r['shots']} | {_pm(r['accuracy_mean'], r['accuracy_std'] if r['repeats'] > 1 else math.nan, True)} | "
+                     f"{r['repeats']} | first {r['n_test']} | {r['seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def headline(rows: list[dict], task: str = "digits") -> str:
+    """Side by side for one task: every model's metric, params and cost ledger."""
+    sel = [r for r in rows if r["task"] == task]
+    if not sel:
+        return ""
+    out = [f"{task}: test {sel[0]['metric']} over {sel[0]['n_seeds']} seeds (mean ± std)",
+           f"{'model':<34} {'metric':>14} {'params':>8} {'qubits':>6} {'train s':>8} "
+           f"{'QPU s/epoch':>12}"]
+    for r in sel:
+        pct = r["metric"] != "perplexity"
+        out.append(f"{r['label']:<34} {_pm(r['metric_mean'], r['metric_std'], pct, 1 if pct else 2):>14} "
+                   f"{r['params']:>8,} {r['qubits'] or 0:>6} {r['wall_s_mean']:>8.1f} "
+                   f"{_sci(r['qpu_seconds_per_epoch']):>12}")
+    return "\n".join(out)
+
+
+def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
+    """Aggregate ``out_dir/runs/*.json`` (and ``noise/*.json``) into ``summary.csv``,
+    ``summary.md``, ``noise.csv``, ``noise.md`` and ``figures/*.png``; print the tables."""
+    out_dir = Path(out_dir)
+    records = load_records(sorted((out_dir / "runs").glob("*.json")))
+    rows = aggregate(records)
+    (out_dir / "summary.csv").write_text(to_csv(rows))
+    md = to_markdown(rows)
+    nrows = noise_rows(load_records(sorted((out_dir / "noise").glob("*.json"))))
+    nmd = noise_markdown(nrows) if nrows else ""
+    (out_dir / "summary.md").write_text(md + "\n")
+    if nrows:
+        (out_dir / "noise.csv").write_text(to_csv(nrows))
+        (out_dir / "noise.md").write_text(nmd + "\n")
+    from qllm.plots import plot_all
+
+    plot_all(out_dir, rows, records, nrows)
+    if progress:
+        for task in dict.fromkeys(r["task"] for r in rows):
+            print("\n" + headline(rows, task))
+        print("\n" + md + ("\n\n" + nmd if nmd else ""))
+    return rows

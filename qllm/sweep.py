@@ -1,0 +1,173 @@
+"""Sweep runners: run a list of jobs, one JSON per job, skipping jobs whose JSON already exists
+(so a killed sweep resumes where it stopped, and a run killed mid-training continues from its
+last epoch checkpoint).
+
+A job is a plain JSON-able dict ``{"kind": "train" | "noise", "run_id": ..., ...}``; workers
+receive only that dict and the output folder, so the same jobs run in a local process pool
+(default: one worker per core, each with ``torch.set_num_threads(1)`` to avoid
+oversubscription) or on a Ray cluster (``executor="ray"``; address from ``ray_address`` or
+``RAY_ADDRESS``; ``pip install qllm[sweep]``).
+
+>>> run_sweep([], "results/empty")                      # doctest: +SKIP
+{'ran': [], 'skipped': [], 'failed': []}
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import traceback
+from pathlib import Path
+
+from qllm.errors import ConfigError
+
+EXECUTORS = ("local", "ray", "serial")
+
+
+def job_path(out_dir: str | Path, job: dict) -> Path:
+    """Where a job's JSON goes: ``out_dir/runs/<run_id>.json`` (noise jobs: ``out_dir/noise/``)."""
+    folder = "noise" if job["kind"] == "noise" else "runs"
+    return Path(out_dir) / folder / f"{job['run_id']}.json"
+
+
+def _init_worker() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def execute(job: dict, out_dir: str) -> dict:
+    """Run one job in this process (skipped if its JSON exists). Returns
+    ``{"run_id", "status": "ran" | "skipped" | "failed", "seconds", "record"?, "error"?}``; the
+    record comes back so a driver on another machine than a Ray worker can write it too."""
+    path = job_path(out_dir, job)
+    if path.exists():
+        return {"run_id": job["run_id"], "status": "skipped", "seconds": 0.0}
+    t0 = time.perf_counter()
+    try:
+        if job["kind"] == "train":
+            from qllm.bench import run_train_job
+
+            record = run_train_job(job, Path(out_dir), path)
+        elif job["kind"] == "noise":
+            from qllm.noise_study import run_noise_job
+
+            record = run_noise_job(job, Path(out_dir), path)
+        else:
+            raise ConfigError(f"job kind {job['kind']!r} is not one of ('train', 'noise')")
+    except Exception as e:  # one failed run must not sink the sweep; it is reported at the end
+        return {"run_id": job["run_id"], "status": "failed", "seconds": time.perf_counter() - t0,
+                "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
+    return {"run_id": job["run_id"], "status": "ran", "seconds": time.perf_counter() - t0,
+            "record": record}
+
+
+def _worker(job: dict, out_dir: str) -> dict:
+    _init_worker()
+    return execute(job, out_dir)
+
+
+def _report(done: dict, i: int, n: int, progress: bool) -> None:
+    if progress:
+        extra = f"  {done['error']}" if done["status"] == "failed" else ""
+        print(f"[{i}/{n}] {done['status']:<7} {done['run_id']} ({done['seconds']:.0f} s){extra}",
+              flush=True)
+
+
+def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
+              workers: int | None = None, ray_address: str | None = None,
+              progress: bool = True) -> dict:
+    """Run ``jobs``, writing one JSON per job under ``out_dir``; jobs whose JSON exists are
+    skipped without starting a worker.
+
+    Args:
+        jobs: job dicts (see the module docstring); ``run_id`` must be unique.
+        out_dir: the preset's results folder.
+        executor: "local" (process pool), "ray", or "serial" (this process; for debugging).
+        workers: pool size (default: every core, ``os.cpu_count()``); ignored by Ray.
+        ray_address: a Ray cluster address; default ``RAY_ADDRESS``, else a local Ray instance.
+        progress: print one line per finished job.
+    Returns:
+        ``{"ran": [run_id...], "skipped": [...], "failed": [{"run_id", "error", ...}]}``.
+    """
+    if executor not in EXECUTORS:
+        raise ConfigError(f"executor={executor!r} is not one of {EXECUTORS}")
+    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+                                or workers < 1):
+        raise ConfigError(f"workers must be an int >= 1, got {workers!r}")
+    ids = [j["run_id"] for j in jobs]
+    if len(set(ids)) != len(ids):
+        raise ConfigError("run_id must be unique within a sweep")
+    out_dir = str(out_dir)
+    summary = {"ran": [], "skipped": [], "failed": []}
+    todo = []
+    for job in jobs:
+        if job_path(out_dir, job).exists():
+            summary["skipped"].append(job["run_id"])
+        else:
+            todo.append(job)
+    if progress and summary["skipped"]:
+        print(f"{len(summary['skipped'])} of {len(jobs)} runs already done (JSON exists): "
+              "skipped", flush=True)
+    results = []
+    if executor == "serial" or not todo:
+        for i, job in enumerate(todo, 1):
+            results.append(execute(job, out_dir))
+            _report(results[-1], i, len(todo), progress)
+    elif executor == "local":
+        results = _run_local(todo, out_dir, workers or os.cpu_count() or 1, progress)
+    else:
+        results = _run_ray(todo, out_dir, ray_address, progress)
+    by_id = {j["run_id"]: j for j in todo}
+    for r in results:
+        path = job_path(out_dir, by_id[r["run_id"]])
+        if r.get("record") is not None and not path.exists():  # a Ray worker on another node
+            from qllm.results import write_json
+
+            write_json(path, r["record"])
+        if r["status"] == "failed":
+            summary["failed"].append(r)
+        else:
+            summary[r["status"]].append(r["run_id"])
+    return summary
+
+
+def _run_local(jobs: list[dict], out_dir: str, workers: int, progress: bool) -> list[dict]:
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    # spawn, not fork: a forked torch/OpenMP runtime can deadlock in the child
+    ctx = mp.get_context("spawn")
+    results = []
+    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
+                             initializer=_init_worker) as pool:
+        futures = [pool.submit(execute, job, out_dir) for job in jobs]
+        for i, fut in enumerate(as_completed(futures), 1):
+            results.append(fut.result())
+            _report(results[-1], i, len(jobs), progress)
+    return results
+
+
+def _run_ray(jobs: list[dict], out_dir: str, address: str | None, progress: bool) -> list[dict]:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("executor='ray' needs Ray: pip install 'qllm[sweep]' (or pip install "
+                          "ray)") from None
+    address = address or os.environ.get("RAY_ADDRESS")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
+    try:
+        remote = ray.remote(num_cpus=1)(_worker)
+        pending = [remote.remote(job, out_dir) for job in jobs]
+        results = []
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            results.append(ray.get(done[0]))
+            _report(results[-1], len(results), len(jobs), progress)
+        return results
+    finally:
+        if started:
+            ray.shutdown()
