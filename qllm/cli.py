@@ -105,9 +105,15 @@ def cmd_eval(args) -> int:
 
 
 def cmd_bench(args) -> int:
-    from qllm.bench import run_preset
+    from qllm.bench import dry_run, run_preset
 
-    run_preset(args.preset, out_dir=args.out, progress=not args.no_progress)
+    tasks = args.tasks.split(",") if args.tasks else None
+    if args.dry_run:
+        print(dry_run(args.preset, tasks, args.text))
+        return 0
+    run_preset(args.preset, out_dir=args.out, progress=not args.no_progress,
+               executor=args.executor, workers=args.workers, ray_address=args.ray_address,
+               tasks=tasks, text=args.text, noise=not args.no_noise)
     return 0
 
 
@@ -161,6 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--preset", default="quick")
     b.add_argument("--out", default="results")
     b.add_argument("--no-progress", action="store_true")
+    b.add_argument("--executor", default="local", choices=("local", "ray", "serial"),
+                   help="local process pool (default), a Ray cluster, or this process")
+    b.add_argument("--workers", type=int, help="pool size (default: every core)")
+    b.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    b.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
+    b.add_argument("--text", metavar="PATH", help="also benchmark character-level LM on this file")
+    b.add_argument("--no-noise", action="store_true", help="skip the noise study")
+    b.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("cost", help="print the resource-cost report of a model")
