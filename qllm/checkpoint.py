@@ -1,58 +1,96 @@
 """Checkpoints that survive crashes and refuse to run code.
 
 - Atomic writes: a temporary file in the same folder, flushed and fsynced, then ``os.replace``d
-  over the target, so a SIGKILL mid-save leaves the last good checkpoint in place.
+  over the target and the folder fsynced, so a SIGKILL mid-save leaves the last good checkpoint in
+  place (Lightning #688). Temporaries left behind by a killed save are removed by the next save.
+- Contents are checked before writing: only tensors and plain values (dict, list, tuple, str,
+  int, float, bool, None), so what was saved can always be loaded with ``weights_only=True``.
 - Loading uses ``torch.load(weights_only=True)``: a crafted pickle cannot execute its payload.
-- RNG states (torch CPU/CUDA, numpy, Python) are stored as tensors and plain values, which
-  ``weights_only`` accepts (numpy objects in a checkpoint break resume: transformers #40500).
+  A missing, truncated, foreign or unsafe file raises ``CheckpointError`` naming the file.
+- RNG states are stored as tensors and plain values (``qllm.rng``).
+
+>>> import tempfile, torch
+>>> path = save_checkpoint(tempfile.mkdtemp() + "/ckpt.pt", {"step": 3, "w": torch.ones(2)})
+>>> load_checkpoint(path)["step"]
+3
 """
 
 from __future__ import annotations
 
 import os
-import random
 import tempfile
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from qllm.errors import CheckpointError
+from qllm.rng import global_rng_state, set_global_rng_state
 
 FORMAT = "qllm-checkpoint-v1"
+_PLAIN = (str, int, float, bool, type(None), torch.Size, torch.dtype, torch.device)
 
 
 def rng_state() -> dict:
-    np_state = np.random.get_state()
-    py_version, py_keys, py_gauss = random.getstate()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": {"keys": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
-                  "has_gauss": int(np_state[3]), "cached_gaussian": float(np_state[4])},
-        "python": {"version": py_version, "keys": torch.tensor(py_keys, dtype=torch.int64),
-                   "gauss_next": py_gauss},
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
+    """Global torch/CUDA/numpy/Python RNG states as tensors and plain values."""
+    return global_rng_state()
 
 
 def set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
-                         n["cached_gaussian"]))
-    p = state["python"]
-    random.setstate((p["version"], tuple(int(k) for k in p["keys"].tolist()), p["gauss_next"]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+    """Restore what ``rng_state`` returned."""
+    set_global_rng_state(state)
+
+
+def _check_plain(value, where: str) -> None:
+    """Raise CheckpointError unless ``value`` holds only tensors and plain values."""
+    if isinstance(value, torch.Tensor) or isinstance(value, _PLAIN):
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, (str, int, float, bool, type(None))):
+                raise CheckpointError(f"checkpoint state {where} has a key of type "
+                                      f"{type(k).__name__}; keys must be str or numbers")
+            _check_plain(v, f"{where}[{k!r}]")
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            _check_plain(v, f"{where}[{i}]")
+        return
+    raise CheckpointError(
+        f"checkpoint state {where} is a {type(value).__module__}.{type(value).__name__}; only "
+        "tensors and plain values (dict, list, tuple, str, int, float, bool, None) can be saved "
+        "and later loaded with weights_only=True (convert numpy arrays with torch.as_tensor)")
+
+
+def _remove_stale_temporaries(path: Path) -> None:
+    """Temporaries of ``path`` left by a save that was killed before its rename."""
+    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Atomically write ``state`` (plain values and tensors) to ``path``."""
+    """Atomically write ``state`` (tensors and plain values) to ``path``.
+
+    Args:
+        path: the checkpoint file; its folder is created if needed.
+        state: a dict of tensors and plain values (checked before anything is written).
+
+    Returns:
+        ``path`` as a Path.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise CheckpointError(f"checkpoint path must be a file path, got {path!r}")
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir():
+        raise CheckpointError(f"checkpoint path {str(path)!r} is a folder; give a file name")
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint state must be a dict, got {type(state).__name__}")
+    _check_plain(state, "state")
     payload = {"format": FORMAT, **state}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temporaries(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -74,19 +112,42 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     return path
 
 
-def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
-    """Load a qllm checkpoint safely; errors name the file and say what is wrong with it."""
+def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
+                    require: tuple[str, ...] = ()) -> dict:
+    """Load a qllm checkpoint safely.
+
+    Args:
+        path: the checkpoint file.
+        map_location: where tensors go (``torch.load``'s ``map_location``).
+        require: keys the checkpoint must hold (e.g. ``("model", "optimizer")``).
+
+    Returns:
+        The saved dict (with its ``"format"`` key).
+
+    Raises:
+        CheckpointError: naming the file, if it is missing, truncated, not a qllm checkpoint,
+        holds objects other than tensors and plain values (a crafted pickle's payload never
+        runs), or lacks a required key.
+    """
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise CheckpointError(f"checkpoint path must be a file path, got {path!r}")
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {str(path)!r} is not a file")
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as e:  # truncated zip, unsafe pickle, garbage
+        first = str(e).splitlines()[0][:200] if str(e) else ""
         raise CheckpointError(
             f"checkpoint {str(path)!r} cannot be loaded safely (truncated, corrupt, or it holds "
-            f"objects other than tensors and plain values): {type(e).__name__}: "
-            f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+            f"objects other than tensors and plain values): {type(e).__name__}: {first}") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {str(path)!r} is not a qllm checkpoint "
                               f"(expected format {FORMAT!r})")
+    missing = [k for k in require if k not in state]
+    if missing:
+        raise CheckpointError(f"checkpoint {str(path)!r} lacks {missing}; it holds "
+                              f"{sorted(k for k in state if k != 'format')}")
     return state

@@ -1,10 +1,17 @@
 """The training loop: AdamW, warm-up + cosine schedule, gradient clipping, seeded data order,
 periodic evaluation, atomic checkpoints with exact resume, and a results JSON per run.
 
-Determinism: everything drawn (init, data order, dropout, shots) follows ``TrainConfig.seed``,
-and the caller's global RNG state is left as it was (the loop runs inside ``fork_rng``).
+Determinism: everything drawn (init, data order, dropout, shots, SPSA directions) follows
+``TrainConfig.seed``: the global generators are seeded with it, and every private generator of the
+model's quantum layers (shot samplers, SPSA, Aer job seeds) is reseeded from it and its path
+(``qllm.rng.seed_generators``). The caller's torch, CUDA, numpy and Python RNG states are left
+as they were (``qllm.rng.preserve_global_rng``).
 The data order of epoch e is a permutation seeded by (seed, e), so a run resumed mid-epoch sees
 exactly the batches the uninterrupted run would have seen.
+
+Exact resume: a checkpoint holds the model, optimizer and scheduler state, the step, the loss
+curve and history, the global RNG states and every private generator's state, so 40 steps + a
+checkpoint + a new process + 60 steps give bit-identical weights and losses to 100 steps (CPU).
 """
 
 from __future__ import annotations
@@ -19,9 +26,17 @@ from tqdm.auto import tqdm
 from qllm.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task
-from qllm.errors import CheckpointError
+from qllm.errors import CheckpointError, ConfigError, DataError, InputError
 from qllm.model import HybridTransformer
 from qllm.results import machine, versions, write_json
+from qllm.rng import (generator_states, preserve_global_rng, seed_generators, seed_global,
+                      set_generator_states)
+
+CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "history", "losses", "wall_time_s",
+                   "rng", "generators", "model_config", "train_config")
+# Train-config fields that may differ between a run and its resumption (they do not change what
+# is computed).
+_RESUMABLE_CHANGES = ("progress", "device")
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -80,16 +95,56 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         resume: continue from ``out_dir/checkpoint.pt``.
         task: a loaded TaskData (default: ``load_task(train_cfg.task, **train_cfg.task_options)``).
     """
-    task = task or load_task(train_cfg.task, **train_cfg.task_options)
-    model_cfg = model_config_for(task, model_cfg)
+    if not isinstance(model_cfg, ModelConfig):
+        raise ConfigError(f"model_cfg must be a ModelConfig, got {type(model_cfg).__name__}")
+    if not isinstance(train_cfg, TrainConfig):
+        raise ConfigError(f"train_cfg must be a TrainConfig, got {type(train_cfg).__name__}")
+    if out_dir is not None and not isinstance(out_dir, (str, Path)):
+        raise ConfigError(f"out_dir must be a folder path or None, got {type(out_dir).__name__}")
+    if not isinstance(resume, bool):
+        raise ConfigError(f"resume must be True or False, got {resume!r}")
+    if task is not None and not isinstance(task, TaskData):
+        raise DataError(f"task must be a TaskData (see qllm.data.load_task), got "
+                        f"{type(task).__name__}")
     out_dir = Path(out_dir) if out_dir is not None else None
+    if out_dir is not None and out_dir.exists() and not out_dir.is_dir():
+        raise ConfigError(f"out_dir {str(out_dir)!r} exists and is not a folder")
     ckpt_path = out_dir / "checkpoint.pt" if out_dir is not None else None
     if resume and (ckpt_path is None or not ckpt_path.exists()):
-        raise CheckpointError(f"--resume needs a checkpoint at {ckpt_path}, found none")
-    device = torch.device(train_cfg.device)
-    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
-        torch.manual_seed(train_cfg.seed)
+        raise CheckpointError(f"resume needs a checkpoint at {str(ckpt_path)!r}, found none")
+    device = _device(train_cfg.device)
+    task = task or load_task(train_cfg.task, **train_cfg.task_options)
+    model_cfg = model_config_for(task, model_cfg)
+    with preserve_global_rng(device):
+        seed_global(train_cfg.seed)
         return _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device)
+
+
+def _device(name: str) -> torch.device:
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device {name!r} is not a torch device name ('cpu', 'cuda', "
+                          "'cuda:0', ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"device {name!r}: CUDA is not available on this machine; use 'cpu'")
+    return device
+
+
+def _check_resumable(path: Path, state: dict, model_cfg: ModelConfig, train_cfg: TrainConfig):
+    """A checkpoint resumes only the run that wrote it: same model, same training settings."""
+    saved_model, saved_train = state["model_config"], state["train_config"]
+    if saved_model != model_cfg.to_dict():
+        diff = sorted(k for k in set(saved_model) | set(model_cfg.to_dict())
+                      if saved_model.get(k) != model_cfg.to_dict().get(k))
+        raise CheckpointError(f"checkpoint {str(path)!r} was written by another model config "
+                              f"(fields {diff} differ); resume with the config it holds")
+    now = train_cfg.to_dict()
+    diff = sorted(k for k in set(saved_train) | set(now)
+                  if k not in _RESUMABLE_CHANGES and saved_train.get(k) != now.get(k))
+    if diff:
+        raise CheckpointError(f"checkpoint {str(path)!r} was written by another train config "
+                              f"(fields {diff} differ); resume with the config it holds")
 
 
 def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> dict:
@@ -105,13 +160,27 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> di
         total_steps = min(total_steps, train_cfg.max_steps)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train_cfg, total_steps))
     step, history, losses, wall = 0, [], [], 0.0
+    seed_generators(model, train_cfg.seed)  # shot samplers, SPSA directions, Aer job seeds
     if resume:
-        state = load_checkpoint(ckpt_path, map_location=device)
-        model.load_state_dict(state["model"])
-        opt.load_state_dict(state["optimizer"])
-        sched.load_state_dict(state["scheduler"])
-        step, history, losses, wall = state["step"], state["history"], state["losses"], state["wall_time_s"]
+        state = load_checkpoint(ckpt_path, map_location=device, require=CHECKPOINT_KEYS)
+        _check_resumable(ckpt_path, state, model_cfg, train_cfg)
+        try:
+            model.load_state_dict(state["model"])
+            opt.load_state_dict(state["optimizer"])
+            sched.load_state_dict(state["scheduler"])
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} does not match the model: "
+                                  f"{str(e).splitlines()[0][:300]}") from None
+        step, history, losses, wall = (int(state["step"]), list(state["history"]),
+                                       list(state["losses"]), float(state["wall_time_s"]))
+        if not 0 <= step <= total_steps:
+            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} is at step {step}, outside "
+                                  f"0..{total_steps}")
         set_rng_state(state["rng"])
+        unmatched = set_generator_states(model, state["generators"])
+        if unmatched:
+            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} holds generator states "
+                                  f"{unmatched} that this model does not have")
 
     def checkpoint():
         if ckpt_path is not None:
@@ -119,8 +188,9 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> di
                 "model": model.state_dict(), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "step": step, "history": history,
                 "losses": losses, "wall_time_s": wall + time.perf_counter() - t0,
-                "rng": rng_state(), "model_config": model_cfg.to_dict(),
-                "train_config": train_cfg.to_dict(), "versions": versions()})
+                "rng": rng_state(), "generators": generator_states(model),
+                "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
+                "versions": versions()})
 
     t0 = time.perf_counter()
     model.train()
@@ -134,6 +204,10 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> di
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]
             xb, yb = task.x_train[idx].to(device), task.y_train[idx].to(device)
             _, loss = model(xb, yb)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
+                                 f"lower lr (now {train_cfg.lr}) or check the data")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if train_cfg.grad_clip > 0:
@@ -141,10 +215,13 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> di
             opt.step()
             sched.step()
             step += 1
-            losses.append(loss.item())
+            losses.append(loss_value)
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0:
+            at_epoch_end = step % steps_per_epoch == 0 or step >= total_steps
+            # at an epoch's end the checkpoint comes after the evaluation, below
+            if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0 \
+                    and not at_epoch_end:
                 checkpoint()
             if step >= total_steps:
                 break
