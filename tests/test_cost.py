@@ -346,10 +346,16 @@ def test_cost_report_on_hybrid_transformer_config_input():
     from qllm.config import ModelConfig
     from qllm.model import HybridTransformer
 
-    model = HybridTransformer(ModelConfig(vocab_size=11, n_classes=2, ffn="quantum"))
+    model = HybridTransformer(ModelConfig(vocab_size=11, n_classes=2, ffn="quantum",
+                                          attn="quantum"))
     r = cost_report(model, seq_len=5, target="ionq_aria", profile=(), gradient="parameter-shift")
     assert r.quantum and all(q.circuits_per_token == 1 for q in r.quantum)
-    assert r.classical[-1].name == "total" and r.classical[-1].flops_per_token > 0
+    assert len(r.quantum) == len(model.quantum_layers())
+    # sublayers are the modules that own the circuits, past ModuleList containers
+    names = [c.name for c in r.classical]
+    assert names == ["blocks.0.mixer", "blocks.0.ffn", "blocks.1.mixer", "blocks.1.ffn", "total"]
+    assert all(c.flops_per_token >= 0 for c in r.classical)
+    assert r.classical[-1].quantum_weights == sum(q.n_weights for q in r.quantum)
 
 
 def test_cost_report_on_classical_model():

@@ -79,15 +79,17 @@ def count_flops(model: nn.Module, example_input, forward=None) -> dict[str, int]
     raw = {k: sum(v.values()) for k, v in fc.get_flop_counts().items()}
     # flop counter keys: "Global", the root class name, then "Root.child.grandchild"
     flops = {"": raw.get("Global", 0)}
+    called = {""}  # containers that are never called (ModuleList, ModuleDict) have no entry
     for name in names.values():
         if name:
             flops[name] = raw.get(f"{root}.{name}", 0)
+            if f"{root}.{name}" in raw:
+                called.add(name)
     for name, m in model.named_modules():
         if isinstance(m, QuantumLayer):
-            sim = flops.get(name, raw.get(root, 0) if not name else 0)
+            sim = flops.get(name, 0) if name else flops[""]
             flops[f"{name}#simulation"] = sim
-            for other in list(flops):
-                if "#" not in other and (other == "" or name == other
-                                         or name.startswith(other + ".")):
+            for other in called:
+                if other == "" or name == other or name.startswith(other + "."):
                     flops[other] -= sim
     return flops

@@ -16,6 +16,7 @@ import json
 from dataclasses import dataclass, field
 
 import torch
+from torch import nn
 
 from qllm.cost.flops import count_flops, count_params
 from qllm.cost.ledger import (
@@ -150,10 +151,19 @@ def _dry_run(model, example_input, layers):
     return seen, flops
 
 
+def _sublayer(name: str, modules: dict) -> str:
+    """The module a QuantumLayer serves: its parent, skipping ModuleList/ModuleDict containers
+    (e.g. ``blocks.0.mixer`` for ``blocks.0.mixer.vqcs.3``); the layer itself at top level."""
+    parent = name.rpartition(".")[0]
+    while parent and isinstance(modules[parent], (nn.ModuleList, nn.ModuleDict)):
+        parent = parent.rpartition(".")[0]
+    return parent or name
+
+
 def _classical_rows(model, flops, tokens, layers, baseline, baseline_flops):
     modules = dict(model.named_modules())
     base_modules = dict(baseline.named_modules()) if baseline is not None else {}
-    sublayers = list(dict.fromkeys(n.rpartition(".")[0] or n for n, _ in layers))
+    sublayers = list(dict.fromkeys(_sublayer(n, modules) for n, _ in layers))
     rows = []
     for name in sublayers + [""]:
         m = modules[name]
@@ -239,7 +249,12 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
         notes.append(f"shots not given: {shots} per circuit, the 1/eps^2 that bounds each "
                      f"expectation value's standard error by eps={eps}")
 
-    x = example_input if example_input is not None else _example_input(model, seq_len)
+    x = example_input
+    if x is None:
+        x = _example_input(model, seq_len)
+        params = list(model.parameters())
+        if params:
+            x = x.to(params[0].device)  # a model on CUDA gets a CUDA input
     seq = int(_first(x).shape[1])
     n_seq = int(_first(x).shape[0])  # sequences in the dry run
     tokens = seq * n_seq
