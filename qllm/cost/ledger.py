@@ -81,11 +81,15 @@ def find_quantum_layers(model) -> list[tuple[str, object]]:
             if isinstance(m, QuantumLayer)]
 
 
-def _tracks_natively(backend) -> bool:
-    """PennyLane computes shot-based or shift-rule gradients inside the QNode: those circuits
-    never pass through ``backend.expval``, so the device's tracker must count them."""
-    return (hasattr(backend, "qnode") and getattr(backend, "diff_method", "") in
-            ("parameter-shift", "spsa", "finite-diff", "hadamard"))
+def _tracks_natively(backend, layers) -> bool:
+    """PennyLane computes shift-rule gradients inside the QNode when no qllm gradient is set:
+    those circuits never pass through ``backend.expval``, so the device's tracker counts them.
+    (With ``gradient="parameter-shift"``/``"spsa"`` on the layer, qllm.gradients sends every
+    circuit through ``backend.expval`` and ``backend.stats`` has them all.)"""
+    return (hasattr(backend, "qnode")
+            and getattr(backend, "diff_method", "") in ("parameter-shift", "spsa", "finite-diff",
+                                                        "hadamard")
+            and all(getattr(layer, "gradient_fn", None) is None for layer in layers))
 
 
 @dataclass
@@ -126,15 +130,16 @@ class CostLedger:
         self.records: list[StepRecord] = []
 
     def _groups(self) -> dict[int, tuple[str, object, list]]:
-        """Backends by identity: a backend shared by several layers is counted once."""
+        """Backends by identity (a backend shared by several layers is counted once):
+        ``{id: (joined layer names, backend, [layers])}``."""
         groups: dict[int, tuple[str, object, list]] = {}
         for name, layer in self.layers:
             key = id(layer.backend)
             if key in groups:
-                n, be, specs = groups[key]
-                groups[key] = (f"{n}+{name}", be, specs + [layer.spec])
+                n, be, members = groups[key]
+                groups[key] = (f"{n}+{name}", be, members + [layer])
             else:
-                groups[key] = (name, layer.backend, [layer.spec])
+                groups[key] = (name, layer.backend, [layer])
         return groups
 
     @contextmanager
@@ -146,12 +151,12 @@ class CostLedger:
         before = {k: ExecutionStats(**be.stats.as_dict()) for k, (_, be, _) in groups.items()}
         trackers = {}
         with ExitStack() as stack:
-            for k, (_, be, specs) in groups.items():
-                if _tracks_natively(be):
+            for k, (_, be, members) in groups.items():
+                if _tracks_natively(be, members):
                     import pennylane as qml
 
-                    trackers[k] = [stack.enter_context(qml.Tracker(be.qnode(s).device))
-                                   for s in specs]
+                    trackers[k] = [stack.enter_context(qml.Tracker(be.qnode(m.spec).device))
+                                   for m in members]
             yield self
         record = StepRecord(kind)
         for k, (name, be, _) in groups.items():
