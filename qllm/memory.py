@@ -31,16 +31,27 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
 def budget_bytes(device: torch.device | str = "cpu") -> int:
     env = os.environ.get("QLLM_MEMORY_BUDGET_GB")
     if env:
-        return int(float(env) * 2**30)
+        try:
+            gb = float(env)
+        except ValueError:
+            gb = float("nan")
+        if not gb > 0 or gb == float("inf"):
+            raise MemoryBudgetError(f"QLLM_MEMORY_BUDGET_GB must be a number of GiB > 0, got {env!r}")
+        return int(gb * 2**30)
     return available_bytes(device) // 2
 
 
 def check_budget(need: float, what: str, hint: str, device: torch.device | str = "cpu",
                  budget: int | None = None) -> None:
     """Raise MemoryBudgetError if ``need`` bytes exceed the budget; never allocates."""
+    if budget is not None:
+        source = "the backend's memory_budget_gb option"
+    elif os.environ.get("QLLM_MEMORY_BUDGET_GB"):
+        source = "QLLM_MEMORY_BUDGET_GB"
+    else:
+        source = "half of free memory; set QLLM_MEMORY_BUDGET_GB to change"
     budget = budget_bytes(device) if budget is None else budget
     if need > budget:
         raise MemoryBudgetError(
             f"{what} needs about {need / 2**30:.3g} GiB but the memory budget is "
-            f"{budget / 2**30:.3g} GiB (half of free memory; set QLLM_MEMORY_BUDGET_GB to change). "
-            f"{hint}")
+            f"{budget / 2**30:.3g} GiB ({source}). {hint}")

@@ -59,10 +59,12 @@ def get_backend(name: str | Backend, **options) -> Backend:
         raise BackendError(f"unknown backend {name!r}; allowed: 'torch', 'pennylane:<device>', "
                            "'aer', 'aer:<fake_backend>'" + "".join(
                                f", {k!r}" for k in BACKENDS if k not in ("torch", "pennylane", "aer")))
+    budget = options.pop("memory_budget_gb", None)  # every backend takes it (Backend.budget)
     try:
-        return BACKENDS[kind](device or None, **options)
+        backend = BACKENDS[kind](device or None, **options)
     except TypeError as e:
         raise BackendError(f"bad options for backend {name!r}: {e}") from None
+    return backend.set_memory_budget(budget) if budget is not None else backend
 
 
 __all__ = ["Backend", "ExecutionStats", "get_backend", "register_backend", "BACKENDS"]

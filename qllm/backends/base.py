@@ -5,8 +5,12 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+import math
+
 import torch
 
+from qllm.errors import BackendError
+from qllm.memory import check_budget
 from qllm.spec import CircuitSpec
 from qllm.validate import check_angles
 
@@ -32,11 +36,18 @@ class ExecutionStats:
 
 
 class Backend:
-    """Base class. Subclasses implement ``_expval`` and may override ``estimate_bytes``."""
+    """Base class. Subclasses implement ``_expval`` and may override ``estimate_bytes``.
+
+    Memory guard: ``expval`` estimates the bytes a call needs (``estimate_bytes``) and raises
+    ``MemoryBudgetError`` before allocating when that exceeds the budget: ``self.budget`` bytes
+    (the ``memory_budget_gb`` option of every backend, see ``set_memory_budget``), else
+    ``QLLM_MEMORY_BUDGET_GB``, else half of the free RAM (or GPU memory for CUDA inputs).
+    """
 
     name = "base"
     supports_backprop = True  # gradients flow by autograd through _expval
     shots: int | None = None
+    budget: int | None = None  # bytes; None: QLLM_MEMORY_BUDGET_GB or half of free memory
 
     def __init__(self):
         self.stats = ExecutionStats()
@@ -54,8 +65,37 @@ class Backend:
         out = self._expval(spec, inputs, weights)
         return out
 
+    def set_memory_budget(self, memory_budget_gb: float | None) -> "Backend":
+        """Refuse calls whose estimate exceeds ``memory_budget_gb`` GiB (None: the default)."""
+        if memory_budget_gb is not None and (
+                isinstance(memory_budget_gb, bool) or not isinstance(memory_budget_gb, (int, float))
+                or not math.isfinite(memory_budget_gb) or memory_budget_gb <= 0):
+            raise BackendError(f"memory_budget_gb must be a number > 0 (GiB) or None, got "
+                               f"{memory_budget_gb!r}")
+        self.budget = None if memory_budget_gb is None else int(memory_budget_gb * 2**30)
+        return self
+
+    def estimate_bytes(self, spec: CircuitSpec, batch: int, dtype=torch.float32) -> int:
+        """Bytes one call needs. Default, for simulators outside qllm (PennyLane, Aer): complex128
+        statevectors, one per sample for simulators that broadcast over the batch (PennyLane), one
+        per worker for those that loop over it (``max_parallel_threads``, Aer), a copy per op when
+        differentiating by backprop; density-matrix methods hold 2^n x 2^n matrices instead."""
+        dim = 2**spec.n_qubits
+        workers = getattr(self, "max_parallel_threads", None)
+        states = max(1, batch) if not isinstance(workers, int) else max(1, min(batch, workers))
+        method = str(getattr(self, "method", "")) + str(getattr(self, "device_name", ""))
+        if "density" in method or "mixed" in method:
+            return 16 * dim * dim * 4 * states
+        copies = 4 + (len(spec.ops) if torch.is_grad_enabled() and self.supports_backprop else 0)
+        return 16 * dim * states * copies
+
     def check_memory(self, spec: CircuitSpec, inputs: torch.Tensor) -> None:
-        pass
+        """Raise MemoryBudgetError (estimate, budget and how to lower it) before allocating."""
+        need = self.estimate_bytes(spec, inputs.shape[0], inputs.dtype)
+        check_budget(need, f"{self.name}: simulating {spec.n_qubits} qubits for a batch of "
+                     f"{inputs.shape[0]}", "Lower n_qubits or the batch size (batch_size x "
+                     "seq_len tokens), or raise memory_budget_gb / QLLM_MEMORY_BUDGET_GB.",
+                     inputs.device, self.budget)
 
     def _expval(self, spec, inputs, weights):  # pragma: no cover - interface
         raise NotImplementedError
