@@ -335,12 +335,13 @@ def test_cost_report_counts_and_projection():
 def test_cost_report_with_baseline_and_spsa_heron():
     model, base = Hybrid(), Hybrid()
     r = cost_report(model, example_input=torch.rand(1, 4, 5), shots=100, target=None,
-                    gradient="spsa", n_spsa_samples=2, profile="ibm_heron", baseline=base,
+                    gradient="spsa", n_spsa_samples=2, profile="ibm_heron,ionq_aria", baseline=base,
                     measure=True)
     assert all(q.circuits_per_token_step == 5 for q in r.quantum)
     total = next(c for c in r.classical if c.name == "total")
     assert total.baseline_params == sum(p.numel() for p in base.parameters())
     assert total.quantum_weights == model.ffn_vqc.spec.n_weights + model.mix.spec.n_weights
+    assert set(r.projections) == {"ibm_heron", "ionq_aria"}  # "a,b" as the CLI passes it
     assert r.projections["ibm_heron"]["per_step"]["price_usd"] > 0
     assert r.measured["model"]["wall_seconds_fwd_bwd"] > 0
 

@@ -215,7 +215,7 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
             None to skip transpiling.
         gradient: "backprop", "adjoint", "parameter-shift" or "spsa" for every layer; None: each
             layer's own (its ``gradient`` attribute or PennyLane ``diff_method``, else backprop).
-        profile: a profile name or a list of them (``qllm.cost.profiles.PROFILES``); each is
+        profile: a profile name, comma-separated names, or a list (``qllm.cost.PROFILES``); each is
             timed on the circuits transpiled to its own target. Empty: no projection.
         example_input: one forward's input; default from ``model.config``: ``(1, T)`` token ids
             when it has ``vocab_size``, ``(1, T, input_dim)`` features otherwise.
@@ -239,7 +239,8 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
         check_gradient(gradient)
     if target is not None:
         get_target(target)
-    profiles = [profile] if isinstance(profile, str) else list(profile or ())
+    # a name, "a,b" (as the CLI passes it), or a list of names
+    profiles = profile.split(",") if isinstance(profile, str) else list(profile or ())
     profiles = [get_profile(p) for p in profiles]
     eps = 0.01 if eps is None else eps
     eps_shots = shots_for_precision(eps)
