@@ -9,29 +9,36 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.plan import Diag, Layer, Mat, Micro, Perm
+from qllm.engine.plan import Diag, Layer, Mat, Micro, Perm, Step
 from qllm.gates import gate
 
 BLOCK_QUBITS = 4  # Kronecker blocks of up to 16 x 16: big enough for efficient matrix products
 
 
-def layer_matrices(layer: Layer, ctx: AngleContext, dtype) -> torch.Tensor | None:
+def step_matrices(step: Step, ctx: AngleContext, dtype) -> torch.Tensor:
+    """One step's 2x2 matrices in layer-qubit order: ``[q, 2, 2]``, or ``[B, q, 2, 2]`` when an
+    angle reads data; one matrix call per gate kind, not per op."""
+    mats = []
+    for name, group, positions in step.parts:
+        angles = ctx.angles(group) if group is not None else ctx.shared.new_zeros(len(positions), 0)
+        mats.append(gate(name).matrix(angles).to(dtype))  # [m, 2, 2] or [B, m, 2, 2]
+    if step.n_missing:
+        mats.append(torch.eye(2, dtype=dtype, device=ctx.shared.device).expand(step.n_missing, 2, 2))
+    if len(mats) > 1:
+        if any(m.dim() == 4 for m in mats):
+            mats = [m.expand(ctx.B, *m.shape[-3:]) for m in mats]
+        m = torch.cat(mats, -3)
+    else:
+        m = mats[0]
+    return m if step.order is None else m[..., step.order.to(m.device), :, :]
+
+
+def layer_matrices(layer: Layer, ctx: AngleContext, dtype) -> torch.Tensor:
     """Each layer qubit's 2x2 product, in ``layer.qubits`` order: ``[q, 2, 2]`` or
-    ``[B, q, 2, 2]``; one matrix call per (step, gate), not per op."""
+    ``[B, q, 2, 2]`` (shared steps stay unbatched until a data step needs the batch)."""
     total = None
-    batch = (ctx.B,) if layer.data else ()
     for step in layer.steps:
-        mats = []
-        for name, group, positions in step.parts:
-            angles = ctx.angles(group) if group is not None else ctx.shared.new_zeros(len(positions), 0)
-            m = gate(name).matrix(angles).to(dtype)  # [m, 2, 2] or [B, m, 2, 2]
-            mats.append(m.expand(*batch, *m.shape[-3:]))
-        if step.n_missing:
-            eye = torch.eye(2, dtype=dtype, device=ctx.shared.device)
-            mats.append(eye.expand(*batch, step.n_missing, 2, 2))
-        m = torch.cat(mats, -3) if len(mats) > 1 else mats[0]
-        if step.order is not None:
-            m = m[..., step.order.to(m.device), :, :]
+        m = step_matrices(step, ctx, dtype)
         total = m if total is None else m @ total
     return total
 

@@ -38,10 +38,15 @@ def _parity_signs(n: int, z_masks: tuple[int, ...]) -> torch.Tensor:
 
 
 @lru_cache(maxsize=256)
-def _signs(n: int, z_masks: tuple[int, ...], gather_key, device, dtype) -> torch.Tensor:
+def _signs(n: int, z_masks: tuple[int, ...], gather_key, device, dtype,
+           interleaved: bool = False) -> torch.Tensor:
+    """Sign table ``[2^n, n_obs]`` (``[2^(n+1), n_obs]`` with each row twice, for the
+    interleaved real view of a complex state)."""
     s = _parity_signs(n, z_masks)
     if gather_key is not None:
         s = s[torch.tensor(gather_key)]
+    if interleaved:
+        s = s.repeat_interleave(2, 0)
     return s.to(device, dtype)
 
 
@@ -58,9 +63,13 @@ def expectations(state: torch.Tensor, observables: tuple[str, ...],
     out: list[torch.Tensor | None] = [None] * len(observables)
     zonly = [i for i, (x, _, _) in enumerate(masks) if x == 0]
     if zonly:
-        probs = torch.view_as_real(state).square().sum(-1) if state.is_complex() else state.square()
         key = None if sign_gather is None else tuple(sign_gather.tolist())
-        signs = _signs(n, tuple(masks[i][1] for i in zonly), key, state.device, real_dtype)
+        signs = _signs(n, tuple(masks[i][1] for i in zonly), key, state.device, real_dtype,
+                       state.is_complex())
+        if state.is_complex():  # |a + ib|^2 = a^2 + b^2: square the interleaved real view
+            probs = torch.view_as_real(state).reshape(state.shape[0], -1).square()
+        else:
+            probs = state.square()
         vals = probs @ signs
         if len(zonly) == len(observables):
             return vals
