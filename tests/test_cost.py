@@ -326,7 +326,8 @@ def test_cost_report_counts_and_projection():
     assert pr["per_step"]["executions"] == step_exec
     assert pr["per_step"]["qpu_seconds"] == pytest.approx(seconds)
     assert pr["per_run"]["qpu_seconds"] == pytest.approx(6 * seconds)
-    assert pr["per_inference_token"]["executions"] == pytest.approx(2)
+    assert pr["per_inference_token"]["executions"] == pytest.approx(2)  # one circuit per layer
+    assert pr["per_inference_token"]["jobs"] == pytest.approx(2 / T)  # a job per layer per sequence
     text = str(r)
     assert "learn.microsoft.com" in text and "leaves out" in text and "ffn_vqc" in text
     assert json.loads(r.to_json())["quantum"][0]["n_qubits"] in (3, 4)

@@ -39,14 +39,17 @@ def shots_for_precision(eps: float) -> int:
 class Projection:
     """Projected QPU time and price of a workload on one profile."""
 
-    executions: int  # circuits run (parameter sets x measurement settings)
-    shots: int  # total shots
-    jobs: int
+    # circuits run (parameter sets x measurement settings), total shots, jobs: floats in a
+    # per-token share of a sequence's workload
+    executions: float
+    shots: float
+    jobs: float
     qpu_seconds: float
     price: float | None  # USD; None when the profile publishes no price
 
     def scaled(self, k: float) -> Projection:
-        return Projection(round(self.executions * k), round(self.shots * k), round(self.jobs * k),
+        """The same workload ``k`` times (k = steps per epoch, or 1/T for a per-token share)."""
+        return Projection(self.executions * k, self.shots * k, self.jobs * k,
                           self.qpu_seconds * k, None if self.price is None else self.price * k)
 
     def to_dict(self) -> dict:
