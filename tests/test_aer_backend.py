@@ -68,12 +68,13 @@ def test_shot_means_lie_within_5_sigma_of_exact_over_50_specs():
 def test_same_seed_same_counts_different_seed_different_counts():
     spec = random_spec(3, n_qubits=3)
     x, wt = _data(spec, 4, 1)
-    a = AerBackend(shots=500, seed=5).counts(spec, x, wt)
-    b = AerBackend(shots=500, seed=5).counts(spec, x, wt)
-    c = AerBackend(shots=500, seed=6).counts(spec, x, wt)
-    assert a == b
-    assert a != c
-    assert all(sum(cnt.values()) == 500 for cnt in a)
+    for sampling in ("probabilities", "sampler"):
+        a = AerBackend(shots=500, seed=5, sampling=sampling).counts(spec, x, wt)
+        b = AerBackend(shots=500, seed=5, sampling=sampling).counts(spec, x, wt)
+        c = AerBackend(shots=500, seed=6, sampling=sampling).counts(spec, x, wt)
+        assert a == b
+        assert a != c
+        assert all(sum(cnt.values()) == 500 for cnt in a)
     # and through expval, on a fake device with noise
     e1 = get_backend("aer:fake_manila", shots=300, seed=2).expval(spec, x, wt)
     e2 = get_backend("aer:fake_manila", shots=300, seed=2).expval(spec, x, wt)
@@ -81,12 +82,13 @@ def test_same_seed_same_counts_different_seed_different_counts():
     assert torch.equal(e1, e2) and not torch.equal(e1, e3)
 
 
+@pytest.mark.parametrize("sampling", ["probabilities", "sampler"])
 @pytest.mark.parametrize("name", ["aer", "aer:fake_manila"])
-def test_qubit_order_basis_state(name):
+def test_qubit_order_basis_state(name, sampling):
     # X on qubit 0 only: qllm's qubit 0 is the first character of a bitstring, <ZII> = -1.
     spec = CircuitSpec(3, (Op("X", (0,)), Op("RY", (2,), (w(0),))))
     x, wt = torch.zeros(1, 0, dtype=DT), torch.zeros(1, dtype=DT)
-    counts = get_backend(name, shots=64, seed=0, noise=False).counts(spec, x, wt)
+    counts = get_backend(name, shots=64, seed=0, noise=False, sampling=sampling).counts(spec, x, wt)
     assert counts == [{"100": 64}]
     exact = get_backend(name, noise=False).expval(spec, x, wt)
     torch.testing.assert_close(exact, torch.tensor([[-1.0, 1.0, 1.0]], dtype=DT))
@@ -99,9 +101,10 @@ def test_one_job_per_batch_and_circuit_counting():
     exact = get_backend("aer")
     exact.expval(spec, x, wt)
     assert exact.stats.as_dict() == {"circuits": 32, "shots": 0, "jobs": 1}
-    sampled = get_backend("aer", shots=100, seed=0)
-    sampled.expval(spec, x, wt)  # two measurement settings (ZZ and XX), one job
-    assert sampled.stats.as_dict() == {"circuits": 64, "shots": 6400, "jobs": 1}
+    for sampling in ("probabilities", "sampler"):
+        sampled = get_backend("aer", shots=100, seed=0, sampling=sampling)
+        sampled.expval(spec, x, wt)  # two measurement settings (ZZ and XX), one job
+        assert sampled.stats.as_dict() == {"circuits": 64, "shots": 6400, "jobs": 1}
 
 
 def test_fake_device_readout_error_is_applied_with_shots():
@@ -111,15 +114,27 @@ def test_fake_device_readout_error_is_applied_with_shots():
     spec = CircuitSpec(1, (Op("RX", (0,), (w(0),)),))
     backend = get_backend("aer:fake_manila", shots=20000, seed=4)
     est = backend.expval(spec, torch.zeros(1, 0, dtype=DT), torch.zeros(1, dtype=DT)).item()
-    tqc = backend.sampler_circuits(spec)[0][2]
-    phys = tqc.layout.initial_layout[tqc.qubits[0]] if False else \
-        tqc.layout.final_index_layout()[0]
+    phys = backend.probability_circuits(spec)[0][4][0]  # the physical qubit of spec qubit 0
     props = fake_backend("fake_manila").target["measure"][(phys,)]
     p_flip = props.error  # the calibration's readout assignment error
     sigma = math.sqrt(1 / 20000)
     assert p_flip > 0.005
     assert abs(est - (1 - 2 * p_flip)) < 5 * sigma + 0.01  # asymmetric p(1|0) vs mean error
     assert est < 1 - 5 * sigma  # measurably below the ideal 1
+
+
+def test_fast_sampling_agrees_with_samplerv2_on_a_noisy_device():
+    # "probabilities" (exact noisy distribution + calibrated readout + multinomial) against
+    # SamplerV2 shot-by-shot simulation of the same device: same distribution, within 5 sigma.
+    shots = 4000
+    for seed in (3, 8):
+        spec = random_spec(seed, n_qubits=3)
+        x, wt = _data(spec, 4, seed)
+        fast = get_backend("aer:fake_manila", shots=shots, seed=1).expval(spec, x, wt)
+        slow = get_backend("aer:fake_manila", shots=shots, seed=2, sampling="sampler").expval(
+            spec, x, wt)
+        var = 2 * (1 - ((fast + slow) / 2) ** 2).clamp_min(1 / shots) / shots
+        assert ((fast - slow).abs() < 5 * var.sqrt()).all(), seed
 
 
 def test_fake_device_gate_noise_shrinks_expectations():
@@ -140,8 +155,10 @@ def test_parameterless_circuit_broadcasts_over_the_batch():
     x = torch.rand(5, 1, dtype=DT)
     out = get_backend("aer").expval(spec, x, torch.zeros(0, dtype=DT))
     torch.testing.assert_close(out, torch.ones(5, 2, dtype=DT))
-    est = get_backend("aer", shots=50, seed=1).expval(spec, x, torch.zeros(0, dtype=DT))
-    torch.testing.assert_close(est, torch.ones(5, 2, dtype=DT))
+    for sampling in ("probabilities", "sampler"):
+        est = get_backend("aer", shots=50, seed=1, sampling=sampling).expval(
+            spec, x, torch.zeros(0, dtype=DT))
+        torch.testing.assert_close(est, torch.ones(5, 2, dtype=DT))
 
 
 def test_use_backend_swaps_every_quantum_layer():
@@ -167,6 +184,8 @@ def test_bad_input_gives_clear_backend_errors():
             get_backend("aer", shots=bad)
     with pytest.raises(BackendError, match="method"):
         get_backend("aer", method="mps_magic")
+    with pytest.raises(BackendError, match="sampling"):
+        get_backend("aer", shots=10, sampling="fast")
     big = random_spec(1, n_qubits=6)
     x, wt = _data(big, 1, 0)
     with pytest.raises(BackendError, match="6 qubits.*only 5"):
@@ -186,3 +205,25 @@ def test_aer_call_leaves_native_engine_usable():
     before = simulate(spec, x, wt)
     get_backend("aer").expval(spec, x, wt)
     assert np.allclose(simulate(spec, x, wt).numpy(), before.numpy())
+
+
+@pytest.mark.parametrize("options", [
+    {"device": "qiskit.aer", "noise_model": "fake_manila"},  # a name, resolved to its NoiseModel
+    {"device": "qiskit.remote", "backend": "fake_manila", "optimization_level": 1,
+     "seed_transpiler": 1},  # a name, resolved to the fake backend object
+    {"device": "qiskit.remote", "backend": "FAKE_OBJECT"},  # the object itself passes through
+])
+def test_pennylane_qiskit_devices_with_noise_and_fake_backends(options):
+    from qllm.fake_devices import fake_backend
+
+    options = dict(options)
+    device = options.pop("device")
+    if options.get("backend") == "FAKE_OBJECT":
+        options["backend"] = fake_backend("fake_manila")
+    spec = CircuitSpec(2, (Op("RY", (0,), (inp(0),)), Op("CNOT", (0, 1)), Op("RX", (1,), (w(0),))))
+    x = torch.tensor([[0.3], [1.2]], dtype=DT)
+    wt = torch.tensor([0.4], dtype=DT)
+    backend = get_backend(f"pennylane:{device}", shots=4000, **options)
+    got = backend.expval(spec, x, wt)
+    # calibrated noise and 4000 shots: within 0.15 of the ideal values
+    assert (got - simulate(spec, x, wt)).abs().max() < 0.15
