@@ -3,7 +3,7 @@ bound into one Aer job) against PennyLane's `qiskit.aer` device driven by `qml.q
 
 The PennyLane peer runs circuits one by one (seconds for a handful), so it is timed on a small
 batch (``--peer-batch``, default 16) and scaled linearly to the full batch; the table says so.
-Also shown, same run: `aer` exact, `aer:fake_manila` with shots (calibrated noise), the native
+Also shown, same run: `aer` with Aer's SamplerV2 shot-by-shot sampler, `aer` exact, `aer:fake_manila` with shots (calibrated noise), the native
 engine with shots, and the native engine's exact time before and after Aer ran in this process
 (Aer's OpenMP threads must not slow torch; see NOTES.md).
 
@@ -18,9 +18,9 @@ import time
 import warnings
 
 import torch
+from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
-from qllm.circuits import build_circuit
 from qllm.results import machine, versions, write_json
 
 
@@ -74,6 +74,9 @@ def main(argv=None) -> dict:
     aer.stats.reset()
     rows["aer shots"] = best_time(lambda: aer.expval(spec, x, w), args.repeats)
     jobs_per_forward = aer.stats.jobs / args.repeats
+    sampler = get_backend("aer", shots=args.shots, seed=args.seed, sampling="sampler")
+    sampler.expval(spec, x[:2], w)
+    rows["aer shots (sampling='sampler', SamplerV2)"] = best_time(lambda: sampler.expval(spec, x, w), 1)
     aer_exact = get_backend("aer")
     aer_exact.expval(spec, x[:2], w)
     rows["aer exact"] = best_time(lambda: aer_exact.expval(spec, x, w), args.repeats)

@@ -126,7 +126,7 @@ def install_log_redaction() -> None:
             record.args = ()
             if record.exc_info and record.exc_info[0] is not None:
                 record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-        except Exception:  # noqa: BLE001 - logging must never raise
+        except Exception:  # noqa: BLE001, S110 - logging must never raise
             pass
         return record
 

@@ -19,7 +19,7 @@ from qllm.errors import BackendError
 
 def _snake(class_name: str) -> str:
     """``FakeManilaV2`` -> ``fake_manila``."""
-    base = class_name[: -len("V2")] if class_name.endswith("V2") else class_name
+    base = class_name.removesuffix("V2")
     return re.sub(r"(?<!^)(?=[A-Z])", "_", base).lower()
 
 

@@ -282,5 +282,12 @@ def check_backprop(backend, gradient: str = "backprop") -> None:
             "gradient='parameter-shift' or gradient='spsa'")
 
 
-__all__ = ["CircuitGradient", "angle_spec", "angle_matrix", "gradient_circuits", "make_gradient",
-           "check_backprop", "shift_rule"]
+__all__ = [
+    "CircuitGradient",
+    "angle_matrix",
+    "angle_spec",
+    "check_backprop",
+    "gradient_circuits",
+    "make_gradient",
+    "shift_rule",
+]

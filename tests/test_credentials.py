@@ -94,7 +94,7 @@ def test_no_token_and_no_saved_account_is_a_clear_error(monkeypatch, tmp_path):
     for var in credentials.TOKEN_ENV_VARS:
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.qiskit/qiskit-ibm.json here
-    import qiskit_ibm_runtime.accounts.management as management
+    from qiskit_ibm_runtime.accounts import management
 
     monkeypatch.setattr(management, "_DEFAULT_ACCOUNT_CONFIG_JSON_FILE",
                         str(tmp_path / "qiskit-ibm.json"), raising=False)

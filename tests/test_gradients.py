@@ -43,9 +43,9 @@ def test_parameter_shift_matches_autograd_on_100_random_specs():
     for seed in range(100):
         spec = random_spec(seed, max_qubits=4)
         x, wt, cot = _data(spec, 3, seed)
-        ref, rx, rw = _grads(lambda a, b: simulate(spec, a, b), x, wt, cot)
+        ref, rx, rw = _grads(lambda a, b, s=spec: simulate(s, a, b), x, wt, cot)
         backend = get_backend("torch")
-        out, gx, gw = _grads(lambda a, b: CircuitGradient()(spec, backend, a, b), x, wt, cot)
+        out, gx, gw = _grads(lambda a, b, s=spec, k=backend: CircuitGradient()(s, k, a, b), x, wt, cot)
         worst = max(worst, (out - ref).abs().max().item(), (gx - rx).abs().max().item(),
                     (gw - rw).abs().max().item())
         # every executed circuit is counted: forward + the documented backward formula
@@ -58,9 +58,9 @@ def test_parameter_shift_through_exact_aer_in_one_job():
     for seed in (5, 41, 77):  # 41 has a CRY read from an input (a four-term rule)
         spec = random_spec(seed, max_qubits=4)
         x, wt, cot = _data(spec, 4, seed)
-        _, rx, rw = _grads(lambda a, b: simulate(spec, a, b), x, wt, cot)
+        _, rx, rw = _grads(lambda a, b, s=spec: simulate(s, a, b), x, wt, cot)
         backend = get_backend("aer")
-        _, gx, gw = _grads(lambda a, b: CircuitGradient()(spec, backend, a, b), x, wt, cot)
+        _, gx, gw = _grads(lambda a, b, s=spec, k=backend: CircuitGradient()(s, k, a, b), x, wt, cot)
         torch.testing.assert_close(gx, rx, atol=1e-8, rtol=0)
         torch.testing.assert_close(gw, rw, atol=1e-8, rtol=0)
         assert backend.stats.jobs == 2  # the forward, then every shifted circuit at once
@@ -92,11 +92,11 @@ def test_shift_rules_come_from_gate_frequencies():
 def test_spsa_is_unbiased_within_5_sigma_over_seeds():
     spec = random_spec(12, n_qubits=3)
     x, wt, cot = _data(spec, 2, 3)
-    _, rx, rw = _grads(lambda a, b: simulate(spec, a, b), x, wt, cot)
+    _, rx, rw = _grads(lambda a, b, s=spec: simulate(s, a, b), x, wt, cot)
     estimates = []
     for seed in range(8):  # 8 seeds x 100 directions per sample
         grad = CircuitGradient("spsa", spsa_samples=100, seed=seed)
-        _, gx, gw = _grads(lambda a, b: grad(spec, get_backend("torch"), a, b), x, wt, cot)
+        _, gx, gw = _grads(lambda a, b, g=grad: g(spec, get_backend("torch"), a, b), x, wt, cot)
         estimates.append(torch.cat([gx.flatten(), gw]))
     est = torch.stack(estimates)  # each row: the mean of 100 draws
     truth = torch.cat([rx.flatten(), rw])
@@ -113,7 +113,7 @@ def test_spsa_counts_and_seed_reproducibility():
     for seed in (1, 1, 2):
         backend = get_backend("torch")
         grad = CircuitGradient("spsa", spsa_samples=3, seed=seed)
-        _, gx, gw = _grads(lambda a, b: grad(spec, backend, a, b), x, wt, cot)
+        _, gx, gw = _grads(lambda a, b, g=grad, k=backend: g(spec, k, a, b), x, wt, cot)
         assert backend.stats.circuits == 5 + 5 * 2 * 3 and backend.stats.jobs == 2
         results.append(torch.cat([gx.flatten(), gw]))
     assert results[0].abs().max() > 0
@@ -124,10 +124,10 @@ def test_parameter_shift_with_native_shots_is_close_within_noise():
     spec = random_spec(21, n_qubits=3)
     x, wt, cot = _data(spec, 2, 1)
     cot = torch.ones_like(cot)
-    _, rx, rw = _grads(lambda a, b: simulate(spec, a, b), x, wt, cot)
+    _, rx, rw = _grads(lambda a, b, s=spec: simulate(s, a, b), x, wt, cot)
     shots = 20000
     backend = get_backend("torch", shots=shots, seed=3)
-    _, gx, gw = _grads(lambda a, b: CircuitGradient()(spec, backend, a, b), x, wt, cot)
+    _, gx, gw = _grads(lambda a, b, s=spec, k=backend: CircuitGradient()(s, k, a, b), x, wt, cot)
     # each shifted term has |c| <= 1/2 and variance <= 1/shots; a generous bound on sigma:
     n_terms = gradient_circuits(spec, "parameter-shift", 1) * spec.n_observables
     sigma = math.sqrt(n_terms * 0.25 / shots)

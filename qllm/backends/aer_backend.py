@@ -125,7 +125,7 @@ class AerBackend(Backend):
         if self._simulator is None:
             from qiskit_aer import AerSimulator
 
-            opts = dict(method=self.method, max_parallel_threads=self.max_parallel_threads)
+            opts = {"method": self.method, "max_parallel_threads": self.max_parallel_threads}
             if self.noisy:
                 self._simulator = AerSimulator.from_backend(self.fake, **opts)
             else:
@@ -140,8 +140,8 @@ class AerBackend(Backend):
     def _transpile(self, qc):
         from qiskit import transpile
 
-        opts = dict(optimization_level=self.optimization_level,
-                    seed_transpiler=self.seed_transpiler)
+        opts = {"optimization_level": self.optimization_level,
+                "seed_transpiler": self.seed_transpiler}
         if self.device is not None:
             return transpile(qc, backend=self.fake, **opts)
         return transpile(qc, basis_gates=list(AER_BASIS), **opts)
@@ -199,7 +199,7 @@ class AerBackend(Backend):
     def _run(self, primitive, pubs):
         try:
             return primitive.run(pubs).result()
-        except Exception as e:  # Aer raises AerError, QiskitError, ValueError...
+        except Exception as e:  # noqa: BLE001 - AerError, QiskitError, ValueError...
             from qllm.credentials import redact
 
             raise BackendError(f"{self.name} job failed: {type(e).__name__}: "

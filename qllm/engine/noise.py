@@ -47,7 +47,7 @@ class NoiseSpec:
         return self.depolarizing > 0 or self.amplitude_damping > 0
 
     @classmethod
-    def parse(cls, noise) -> "NoiseSpec | None":
+    def parse(cls, noise) -> NoiseSpec | None:
         """``None``, a NoiseSpec, or a dict such as ``{"depolarizing": 0.01, "readout": 0.02}``."""
         if noise is None or isinstance(noise, NoiseSpec):
             return noise

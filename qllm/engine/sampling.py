@@ -103,7 +103,7 @@ def z_expectations(probs: torch.Tensor, labels: list[str]) -> torch.Tensor:
 
 def sample_frequencies(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
     """Observed outcome frequencies ``[B, 2^n]`` (counts / shots) from ``shots`` draws per row."""
-    B, D = probs.shape
+    B = probs.shape[0]
     p = probs.detach().clamp_min(0)
     p = p / p.sum(-1, keepdim=True)
     rows = max(1, _CHUNK_SAMPLES // shots)
@@ -166,12 +166,17 @@ class MeasuredSimulator:
         from qllm.engine.simulate import simulate_state
 
         noise = self.noise
+        rho = state = None
         if noise is not None and noise.gate_noise:
-            rho = simulate_density(spec, inputs, weights, noise)
-            probs_of = lambda basis: basis_probs_from_density(rho, basis)  # noqa: E731
+            rho = simulate_density(spec, inputs, weights, noise)  # [B, 2^n, 2^n]
         else:
-            state = simulate_state(spec, inputs, weights, strategy)
-            probs_of = lambda basis: basis_probs_from_state(state, basis)  # noqa: E731
+            state = simulate_state(spec, inputs, weights, strategy)  # [B, 2^n]
+
+        def probs_of(basis: str) -> torch.Tensor:
+            if rho is not None:
+                return basis_probs_from_density(rho, basis)
+            return basis_probs_from_state(state, basis)
+
         groups = measurement_groups(spec.observables)
         out = [None] * spec.n_observables
         for basis, members in groups:
