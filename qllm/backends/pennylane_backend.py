@@ -14,13 +14,17 @@ from qllm.backends.base import Backend
 from qllm.errors import BackendError
 from qllm.spec import CircuitSpec
 
+QISKIT_DEFAULT_SHOTS = 1024  # pennylane_qiskit.qiskit_device: default_shots = shots or 1024
+
 
 class PennyLaneBackend(Backend):
     """Options:
         device: PennyLane device name (default "default.qubit").
         diff_method: QNode differentiation method ("best", "backprop", "adjoint",
             "parameter-shift", "spsa", ...). Default "best".
-        shots: None for exact expectations, or an int.
+        shots: None for exact expectations, or an int. Qiskit devices (``qiskit.*``) cannot
+            compute exact values: with None the plugin samples its default of 1024 shots, and
+            ``stats`` counts those.
         **device_options: passed to ``qml.device``. Configs are JSON, so qiskit devices also
             take names: ``backend="fake_manila"`` (a fake IBM backend object),
             ``backend="ibm_<name>"`` on ``qiskit.remote`` (real hardware; credentials from
@@ -48,6 +52,9 @@ class PennyLaneBackend(Backend):
         self.device_options = device_options
         self._resolved_options: dict | None = None
         self.supports_backprop = shots is None
+        # shots actually drawn per circuit (Qiskit devices sample even when shots is None)
+        self.sampled_shots = shots if shots is not None else (
+            QISKIT_DEFAULT_SHOTS if device.startswith("qiskit.") else None)
         self._qnodes: dict[CircuitSpec, object] = {}
 
     def qnode(self, spec: CircuitSpec):
@@ -101,5 +108,5 @@ class PennyLaneBackend(Backend):
         out = torch.stack([torch.as_tensor(r).reshape(-1) for r in res], -1)
         if out.shape[0] != B:  # no input-dependent gate: nothing was broadcast
             out = out.expand(B, -1)
-        self.stats.add(B, shots=B * (self.shots or 0), jobs=1)
+        self.stats.add(B, shots=B * (self.sampled_shots or 0), jobs=1)
         return out.to(inputs.dtype)

@@ -1,0 +1,102 @@
+"""The PennyLane backend against the native engine (values and gradients), and smoke tests of a
+qiskit.aer PennyLane device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from qllm import QuantumLayer
+from qllm.backends import get_backend
+from qllm.circuits import build_circuit
+from qllm.errors import BackendError
+from qllm.spec import CircuitSpec, Op, w
+from tests.random_specs import all_gates_spec
+
+
+def _pair(spec, seed):
+    torch.manual_seed(seed)
+    native = QuantumLayer(spec).double()
+    penny = QuantumLayer(spec, backend="pennylane:default.qubit").double()
+    penny.load_state_dict(native.state_dict())
+    return native, penny
+
+
+@pytest.mark.parametrize("spec", [build_circuit(4, 2), all_gates_spec(2, n_qubits=3),
+                                  build_circuit(3, 2, "iqp", "sim14", reupload=True)],
+                         ids=["hardware_efficient", "all_gates", "iqp_sim14_reupload"])
+def test_values_and_gradients_match_native(spec):
+    native, penny = _pair(spec, 0)
+    assert penny.backend.name == "pennylane:default.qubit"
+    x = torch.rand(5, spec.n_inputs, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    grads = []
+    for layer in (native, penny):
+        xi = x.clone().requires_grad_(True)
+        out = layer(xi)
+        (out * torch.arange(1.0, out.shape[-1] + 1, dtype=torch.float64)).sum().backward()
+        grads.append((out.detach(), xi.grad, layer.weights.grad))
+    for a, b in zip(*grads):
+        torch.testing.assert_close(a, b, atol=1e-8, rtol=0)
+
+
+def test_weights_only_circuit_is_expanded_to_the_batch():
+    spec = CircuitSpec(2, (Op("RX", (0,), (w(0),)), Op("CNOT", (0, 1))), n_inputs=3)
+    native, penny = _pair(spec, 1)
+    x = torch.rand(4, 3, dtype=torch.float64)
+    out = penny(x)
+    assert out.shape == (4, 2)
+    torch.testing.assert_close(out, native(x), atol=1e-10, rtol=0)
+
+
+def test_stats_count_circuits_and_jobs():
+    backend = get_backend("pennylane:default.qubit")
+    spec = build_circuit(2, 1)
+    backend.expval(spec, torch.rand(6, 2, dtype=torch.float64), torch.rand(spec.n_weights,
+                                                                            dtype=torch.float64))
+    assert backend.stats.as_dict() == {"circuits": 6, "shots": 0, "jobs": 1}
+
+
+def test_bad_device_and_options():
+    spec = build_circuit(2, 1)
+    backend = get_backend("pennylane:no.such.device")
+    with pytest.raises(BackendError, match="PennyLane could not create device 'no.such.device'"):
+        backend.expval(spec, torch.rand(1, 2), torch.rand(spec.n_weights))
+    with pytest.raises(BackendError, match="shots must be None or a positive int"):
+        get_backend("pennylane:default.qubit", shots=-5)
+
+
+def test_shots_give_noisy_estimates_near_exact():
+    spec = build_circuit(2, 1)
+    exact = QuantumLayer(spec).double()
+    shots = QuantumLayer(spec, backend="pennylane:default.qubit", shots=4000,
+                         gradient="parameter-shift").double()
+    shots.load_state_dict(exact.state_dict())
+    x = torch.rand(3, 2, dtype=torch.float64)
+    diff = (shots(x) - exact(x)).abs().max()
+    assert 0 < diff < 0.1  # 4000 shots: standard error <= 0.016
+
+
+def test_qiskit_aer_device_smoke():
+    import pennylane as qml
+
+    dev = qml.device("qiskit.aer", wires=2)
+
+    @qml.qnode(dev)
+    def bell():
+        qml.Hadamard(0)
+        qml.CNOT([0, 1])
+        return qml.expval(qml.PauliZ(0) @ qml.PauliZ(1))
+
+    assert abs(float(bell()) - 1.0) < 1e-6
+
+
+def test_qiskit_aer_through_the_backend():
+    """The plugin has no exact mode: shots=None samples 1024 shots, and the stats say so."""
+    spec = build_circuit(2, 1)
+    native = QuantumLayer(spec).double()
+    aer = QuantumLayer(spec, backend="pennylane:qiskit.aer").double()
+    aer.load_state_dict(native.state_dict())
+    x = torch.rand(2, 2, dtype=torch.float64)
+    with torch.no_grad():
+        torch.testing.assert_close(aer(x), native(x), atol=0.15, rtol=0)  # 1024 shots: 5 sigma
+    assert aer.backend.stats.as_dict() == {"circuits": 2, "shots": 2048, "jobs": 1}
