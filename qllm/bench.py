@@ -93,9 +93,10 @@ PRESET_TASKS = {"tiny": ("digits", "meaning"), "quick": ("digits", "meaning", "s
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
 NOISE = {  # the noise study per preset: shots grid, sampler repeats, test subset, fake device
     "tiny": {"shots": [None, 512, 128], "repeats": 1, "n_test": 16, "devices": []},
-    "quick": {"shots": [None, 8192, 2048, 512, 128], "repeats": 3, "n_test": 100,
+    "quick": {"shots": [None, 8192, 2048, 512, 128, 32, 8], "repeats": 3, "n_test": 200,
               "devices": ["aer:fake_manila"], "device_shots": 4096},
-    "full": {"shots": [None, 8192, 4096, 2048, 1024, 512, 256, 128], "repeats": 5, "n_test": 359,
+    "full": {"shots": [None, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8], "repeats": 5,
+             "n_test": 359,
              "devices": ["aer:fake_manila"], "device_shots": 4096},
 }
 
@@ -287,3 +288,45 @@ def dry_run(name: str, tasks: list[str] | None = None, text: str | None = None) 
     lines = [f"{name}: {len(jobs)} runs"] + [f"  {t:<12} {lab:<36} seeds {s}"
                                               for (t, lab), s in counts.items()]
     return "\n".join(lines)
+
+
+def estimate(name: str, tasks: list[str] | None = None, text: str | None = None,
+             steps: int = 2, workers: int = 1) -> str:
+    """Projected wall time of a preset: each distinct (task, model) trains ``steps`` steps here
+    (after one warm-up step), and its time per step is scaled to the preset's steps, plus 15% for
+    evaluation, times its seeds, divided over ``workers`` (assumes a perfect pool). The estimate
+    is for this machine; it ignores the cost report and the noise study (about a minute)."""
+    import torch
+
+    from qllm.data import load_task
+    from qllm.model import HybridTransformer
+    from qllm.train import model_config_for
+
+    jobs = preset_jobs(name, tasks, text)
+    seeds: dict = {}
+    for j in jobs:
+        seeds.setdefault((j["task"], j["label"]), []).append(j)
+    lines, total = [], 0.0
+    for (task_name, label), group in seeds.items():
+        job = group[0]
+        tcfg = TrainConfig.from_dict(job["train"])
+        task = load_task(task_name, **tcfg.task_options)
+        model = HybridTransformer(model_config_for(task, ModelConfig.from_dict(job["model"])))
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        xb, yb = task.x_train[:tcfg.batch_size], task.y_train[:tcfg.batch_size]
+        for i in range(steps + 1):
+            if i == 1:
+                t0 = time.perf_counter()
+            opt.zero_grad()
+            model(xb, yb)[1].backward()
+            opt.step()
+        per_step = (time.perf_counter() - t0) / steps
+        n_steps = -(-len(task.x_train) // tcfg.batch_size) * tcfg.epochs
+        if tcfg.max_steps:
+            n_steps = min(n_steps, tcfg.max_steps)
+        run_s = per_step * n_steps * 1.15
+        total += run_s * len(group)
+        lines.append(f"  {task_name:<12} {label:<32} {len(group)} x {run_s:8.0f} s")
+    head = (f"{name}: {len(jobs)} runs, about {total / 3600:.1f} CPU-hours here; "
+            f"{total / workers / 3600:.1f} h with {workers} worker(s)")
+    return "\n".join([head, *lines])

@@ -111,6 +111,11 @@ def cmd_bench(args) -> int:
     if args.dry_run:
         print(dry_run(args.preset, tasks, args.text))
         return 0
+    if args.estimate:
+        from qllm.bench import estimate
+
+        print(estimate(args.preset, tasks, args.text, workers=args.workers or 1))
+        return 0
     run_preset(args.preset, out_dir=args.out, progress=not args.no_progress,
                executor=args.executor, workers=args.workers, ray_address=args.ray_address,
                tasks=tasks, text=args.text, noise=not args.no_noise)
@@ -175,6 +180,8 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--text", metavar="PATH", help="also benchmark character-level LM on this file")
     b.add_argument("--no-noise", action="store_true", help="skip the noise study")
     b.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    b.add_argument("--estimate", action="store_true",
+                   help="time a few steps of every model and project the preset's wall time")
     b.set_defaults(func=cmd_bench)
 
     c = sub.add_parser("cost", help="print the resource-cost report of a model")

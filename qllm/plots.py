@@ -10,8 +10,31 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-COLORS = {"classical-width": "tab:gray", "classical-params": "black", "hybrid": None}
 MARKERS = {"classical-width": "s", "classical-params": "D", "hybrid": "o"}
+LINES = {"classical-width": "--", "classical-params": ":", "hybrid": "-"}
+PARAM_COLORS = ("black", "tab:brown", "darkslategray", "olive", "navy", "maroon")
+HYBRID_COLORS = ("tab:green", "tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:pink",
+                 "tab:cyan", "yellowgreen", "gold", "slateblue", "teal", "coral")
+
+
+def _colors(sel: list[dict]) -> dict:
+    """One color per model of a task, the same in every figure: gray for the width-matched
+    baseline, dark colors for parameter-matched ones, bright ones for hybrids."""
+    out, n_param, n_hyb = {}, 0, 0
+    for r in sel:
+        if r["family"] == "classical-width":
+            out[r["label"]] = "tab:gray"
+        elif r["family"] == "classical-params":
+            out[r["label"]] = PARAM_COLORS[n_param % len(PARAM_COLORS)]
+            n_param += 1
+        else:
+            out[r["label"]] = HYBRID_COLORS[n_hyb % len(HYBRID_COLORS)]
+            n_hyb += 1
+    return out
+
+
+def _legend(ax) -> None:
+    ax.legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)
 
 
 def _plt():
@@ -35,7 +58,7 @@ def _tasks(rows):
     return list(dict.fromkeys(r["task"] for r in rows))
 
 
-def _grid(plt, n: int, width: float = 4.6, height: float = 3.6):
+def _grid(plt, n: int, width: float = 7.0, height: float = 3.6):
     cols = min(n, 2)
     nrows = math.ceil(n / cols)
     fig, axes = plt.subplots(nrows, cols, figsize=(width * cols, height * nrows), squeeze=False)
@@ -56,18 +79,17 @@ def plot_vs(rows: list[dict], path: Path, x_key: str, x_label: str, title: str,
     plt = _plt()
     tasks = _tasks(rows)
     fig, axes = _grid(plt, len(tasks))
-    cmap = plt.get_cmap("tab10")
     for ax, task in zip(axes, tasks):
         sel = [r for r in rows if r["task"] == task]
         k = _scale(sel[0]["metric"])
-        for i, r in enumerate(sel):
-            color = COLORS[r["family"]] or cmap(i % 10)
+        colors = _colors(sel)
+        for r in sel:
+            color = colors[r["label"]]
             y, e = r["metric_mean"] * k, _err(r["metric_std"]) * k
             x = r.get(x_key) or 0
             if classical_as_lines and r["family"] != "hybrid":
-                ax.axhline(y, color=color, ls="--" if r["family"] == "classical-width" else ":",
-                           label=f"{r['label']} (0 QPU s)")
-                ax.axhspan(y - e, y + e, color=color, alpha=0.12)
+                ax.axhline(y, color=color, ls=LINES[r["family"]], label=f"{r['label']} (0 QPU s)")
+                ax.axhspan(y - e, y + e, color=color, alpha=0.07)
                 continue
             if x <= 0:
                 continue
@@ -78,7 +100,7 @@ def plot_vs(rows: list[dict], path: Path, x_key: str, x_label: str, title: str,
         ax.set_ylabel(_ylabel(sel[0]["metric"]))
         ax.set_title(f"{task} (n = {sel[0]['n_seeds']} seeds)")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="best")
+        _legend(ax)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -93,13 +115,13 @@ def plot_learning_curves(rows: list[dict], records: list[dict], path: Path) -> P
     plt = _plt()
     tasks = _tasks(rows)
     fig, axes = _grid(plt, len(tasks))
-    cmap = plt.get_cmap("tab10")
     for ax, task in zip(axes, tasks):
         sel = [r for r in rows if r["task"] == task]
+        colors = _colors(sel)
         metric = sel[0]["metric"]
         key = "test_perplexity" if metric == "perplexity" else "test_accuracy"
         k = _scale(metric)
-        for i, r in enumerate(sel):
+        for r in sel:
             runs = [rec for rec in records
                     if rec["job"]["task"] == task and rec["job"]["label"] == r["label"]]
             n = min(len(rec["history"]) for rec in runs)
@@ -107,16 +129,18 @@ def plot_learning_curves(rows: list[dict], records: list[dict], path: Path) -> P
                 continue
             ys = np.array([[h[key] * k for h in rec["history"][:n]] for rec in runs])
             xs = [h["epoch"] for h in runs[0]["history"][:n]]
-            color = COLORS[r["family"]] or cmap(i % 10)
+            color = colors[r["label"]]
             mean = ys.mean(0)
             std = ys.std(0, ddof=1) if len(runs) > 1 else np.zeros_like(mean)
-            ax.plot(xs, mean, color=color, marker=".", label=f"{r['label']} (n={len(runs)})")
+            ax.plot(xs, mean, color=color, marker=".", ls=LINES[r["family"]],
+                    label=f"{r['label']} (n={len(runs)})")
             ax.fill_between(xs, mean - std, mean + std, color=color, alpha=0.15)
         ax.set_xlabel("epoch")
+        ax.xaxis.get_major_locator().set_params(integer=True)
         ax.set_ylabel(_ylabel(metric))
         ax.set_title(task)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=6.5, loc="best")
+        _legend(ax)
     fig.suptitle("learning curves: mean over seeds, band = ± 1 std", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -168,8 +192,9 @@ def plot_all(out_dir: str | Path, rows: list[dict], records: list[dict],
         plot_vs(rows, fig_dir / "accuracy_vs_params.png", "params", "trainable parameters",
                 "test metric vs parameters (mean ± std over seeds)"),
         plot_vs(rows, fig_dir / "accuracy_vs_qpu_seconds.png", "qpu_seconds_per_epoch",
-                "projected QPU seconds per training epoch (parameter-shift, IBM Heron)",
-                "test metric vs projected QPU time: up and left is better", True),
+                "projected QPU seconds per training epoch",
+                "test metric vs projected QPU time per training epoch (parameter-shift, 1024 shots, "
+                "IBM Heron profile); classical models need none: lines with ± std bands", True),
         plot_learning_curves(rows, records, fig_dir / "learning_curves.png"),
     ]
     if nrows:
