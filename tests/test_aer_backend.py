@@ -107,13 +107,15 @@ def test_one_job_per_batch_and_circuit_counting():
         assert sampled.stats.as_dict() == {"circuits": 64, "shots": 6400, "jobs": 1}
 
 
-def test_fake_device_readout_error_is_applied_with_shots():
+def test_fake_device_readout_error_is_applied():
     # |0> measured on FakeManila: <Z> = 1 - 2 p(1|0) of the physical qubit it was laid out on.
     from qllm.fake_devices import fake_backend
 
     spec = CircuitSpec(1, (Op("RX", (0,), (w(0),)),))
+    x, wt = torch.zeros(1, 0, dtype=DT), torch.zeros(1, dtype=DT)
     backend = get_backend("aer:fake_manila", shots=20000, seed=4)
-    est = backend.expval(spec, torch.zeros(1, 0, dtype=DT), torch.zeros(1, dtype=DT)).item()
+    est = backend.expval(spec, x, wt).item()
+    exact = get_backend("aer:fake_manila").expval(spec, x, wt).item()  # exact, readout included
     phys = backend.probability_circuits(spec)[0][4][0]  # the physical qubit of spec qubit 0
     props = fake_backend("fake_manila").target["measure"][(phys,)]
     p_flip = props.error  # the calibration's readout assignment error
@@ -121,20 +123,26 @@ def test_fake_device_readout_error_is_applied_with_shots():
     assert p_flip > 0.005
     assert abs(est - (1 - 2 * p_flip)) < 5 * sigma + 0.01  # asymmetric p(1|0) vs mean error
     assert est < 1 - 5 * sigma  # measurably below the ideal 1
+    assert abs(exact - (1 - 2 * p_flip)) < 0.01
+    assert abs(est - exact) < 5 * sigma  # shots scatter around the exact noisy value
 
 
 def test_fast_sampling_agrees_with_samplerv2_on_a_noisy_device():
     # "probabilities" (exact noisy distribution + calibrated readout + multinomial) against
-    # SamplerV2 shot-by-shot simulation of the same device: same distribution, within 5 sigma.
-    shots = 4000
+    # SamplerV2 shot-by-shot simulation of the same device: same distribution, within 5 sigma;
+    # and both scatter around the exact noisy value (density matrix + readout).
+    shots = 20000
     for seed in (3, 8):
         spec = random_spec(seed, n_qubits=3)
         x, wt = _data(spec, 4, seed)
+        exact = get_backend("aer:fake_manila").expval(spec, x, wt)
         fast = get_backend("aer:fake_manila", shots=shots, seed=1).expval(spec, x, wt)
         slow = get_backend("aer:fake_manila", shots=shots, seed=2, sampling="sampler").expval(
             spec, x, wt)
-        var = 2 * (1 - ((fast + slow) / 2) ** 2).clamp_min(1 / shots) / shots
-        assert ((fast - slow).abs() < 5 * var.sqrt()).all(), seed
+        sigma = ((1 - exact**2).clamp_min(1 / shots) / shots).sqrt()
+        assert ((fast - exact).abs() < 5 * sigma).all(), seed
+        assert ((slow - exact).abs() < 5 * sigma).all(), seed
+        assert not torch.allclose(exact, simulate(spec, x, wt), atol=1e-3)  # noise is visible
 
 
 def test_fake_device_gate_noise_shrinks_expectations():

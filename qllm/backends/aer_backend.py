@@ -19,9 +19,10 @@ Modes:
 - device noise (``aer:fake_manila`` or ``device="fake_manila"``): the circuit is transpiled to the
   fake backend (layout, routing, native gates) and simulated with
   ``AerSimulator.from_backend`` (gate errors, thermal relaxation and readout errors from its
-  calibration). With shots, readout errors are included; exact noisy values (``shots=None``) use
-  a density matrix and Aer's ``save_expectation_value``, which does not apply readout errors.
-  Only single-qubit readout errors are modelled (all that ``NoiseModel.from_backend`` makes).
+  calibration). Exact noisy values (``shots=None``) are the expectation values of the exact
+  noisy outcome distributions (density matrix, readout errors applied): the mean the shot
+  estimates scatter around. Only single-qubit readout errors are modelled (all that
+  ``NoiseModel.from_backend`` makes).
 - ``method``: "automatic" (default), "statevector" or "density_matrix"
   (``aer:density_matrix`` is short for ``AerBackend(method="density_matrix")``).
 
@@ -208,7 +209,10 @@ class AerBackend(Backend):
     def _expval(self, spec, inputs, weights):
         values = self._values(inputs, weights)  # [B, n_inputs + n_weights]
         B = values.shape[0]
-        if self.shots is None:
+        if self.shots is None and self.noisy:
+            out = self._noisy_exact(spec, values)
+            circuits = B
+        elif self.shots is None:
             out = self._exact(spec, values)
             circuits = B
         else:
@@ -325,6 +329,24 @@ class AerBackend(Backend):
             out.append((basis, members, probs.reshape(B, 2**n)))
         return out
 
+    @staticmethod
+    def _parity_signs(label: str) -> np.ndarray:
+        """``[2^n]``: +-1 parity of each outcome index (bit q = spec qubit q) on the label's
+        non-I qubits."""
+        k = np.arange(2 ** len(label))
+        parity = np.zeros_like(k)
+        for q, c in enumerate(label):
+            if c != "I":
+                parity ^= (k >> q) & 1
+        return 1.0 - 2.0 * parity
+
+    def _noisy_exact(self, spec, values) -> np.ndarray:
+        out = np.zeros((values.shape[0], spec.n_observables))
+        for _, members, probs in self._probabilities(spec, values):
+            for i in members:
+                out[:, i] = probs @ self._parity_signs(spec.observables[i])
+        return out
+
     def _draw(self, probs: np.ndarray) -> np.ndarray:
         """Counts ``[B, 2^n]`` of ``shots`` draws per row."""
         p = np.clip(probs, 0, None)
@@ -332,7 +354,7 @@ class AerBackend(Backend):
         return self._rng.multinomial(self.shots, p)
 
     def _sampled(self, spec, values):
-        B, n = values.shape[0], spec.n_qubits
+        B = values.shape[0]
         out = np.zeros((B, spec.n_observables))
         if self.sampling == "sampler":
             runs = self._bits(spec, values)
@@ -343,15 +365,10 @@ class AerBackend(Backend):
                     out[:, i] = 1.0 - 2.0 * parity.mean(-1)
             return out, B * len(runs)
         runs = self._probabilities(spec, values)
-        k = np.arange(2**n)
         for _, members, probs in runs:
             freq = self._draw(probs) / self.shots  # [B, 2^n]
             for i in members:
-                parity = np.zeros_like(k)
-                for q, c in enumerate(spec.observables[i]):
-                    if c != "I":
-                        parity ^= (k >> q) & 1
-                out[:, i] = freq @ (1.0 - 2.0 * parity)
+                out[:, i] = freq @ self._parity_signs(spec.observables[i])
         return out, B * len(runs)
 
     def counts(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> list[dict]:
