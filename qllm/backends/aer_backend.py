@@ -5,7 +5,9 @@ parameter set of a batch bound into one job (one PUB with a parameter-value arra
 ``[B, n_params]`` per measurement setting), never one job per token.
 
 Modes:
-- exact (``shots=None``, no device): Aer ``EstimatorV2``, statevector expectation values.
+- exact (``shots=None``, no device): statevector expectation values from Aer's
+  ``save_expectation_value``, as Aer's ``EstimatorV2`` computes them (run directly, because
+  EstimatorV2's result assembly is quadratic in the number of parameter sets).
 - shots (``shots=N``): observables are grouped into qubit-wise commuting measurement settings
   (``qllm.engine.sampling.measurement_groups``); each setting is measured with N shots; seeded
   and reproducible (``seed``). Two samplers (``sampling=``):
@@ -126,6 +128,8 @@ class AerBackend(Backend):
         if self._simulator is None:
             from qiskit_aer import AerSimulator
 
+            # (runtime_parameter_bind_enable would be 2x faster but fails to load circuits whose
+            # parameters sit in expressions or the global phase: "param position out of range")
             opts = {"method": self.method, "max_parallel_threads": self.max_parallel_threads}
             if self.noisy:
                 self._simulator = AerSimulator.from_backend(self.fake, **opts)
@@ -157,13 +161,18 @@ class AerBackend(Backend):
         return np.asarray(cols, dtype=np.int64)
 
     def estimator_circuit(self, spec: CircuitSpec):
-        """``(transpiled circuit, observables mapped to its layout, parameter columns)``; cached."""
+        """``(transpiled circuit ending in one save_expectation_value per observable (mapped to
+        its layout), parameter columns)``; cached."""
         key = ("estimator", spec)
         if key not in self._circuits:
+            import qiskit_aer  # noqa: F401 - adds QuantumCircuit.save_expectation_value
+
             self._check_width(spec)
             tqc = self._transpile(spec.to_qiskit())
-            obs = [o.apply_layout(tqc.layout) for o in spec.qiskit_observables()]
-            self._circuits[key] = (tqc, obs, self._columns(tqc, spec))
+            for i, obs in enumerate(spec.qiskit_observables()):
+                tqc.save_expectation_value(obs.apply_layout(tqc.layout), range(tqc.num_qubits),
+                                           label=f"obs{i}")
+            self._circuits[key] = (tqc, self._columns(tqc, spec))
         return self._circuits[key]
 
     def sampler_circuits(self, spec: CircuitSpec):
@@ -220,19 +229,39 @@ class AerBackend(Backend):
         self.stats.add(circuits, shots=circuits * (self.shots or 0), jobs=1)
         return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
 
-    def _exact(self, spec, values) -> np.ndarray:
-        from qiskit_aer.primitives import EstimatorV2
-
-        tqc, obs, cols = self.estimator_circuit(spec)
+    def _run_binds(self, circuits: list, columns: list, values: np.ndarray):
+        """Run ``circuits`` with every row of ``values`` bound, as ONE Aer job. Returns the
+        result and, per circuit, the index of its first experiment and its experiment count
+        (B, or 1 for a circuit without parameters, whose single result serves every sample)."""
         B = values.shape[0]
-        obs_array = [[o] for o in obs]  # [n_obs, 1]: broadcasts against [B] parameter sets
-        if len(cols):
-            pub = (tqc, obs_array, values[:, cols])
-        else:  # nothing to bind: one evaluation serves every sample
-            pub = (tqc, obs_array)
-        res = self._run(EstimatorV2.from_backend(self.simulator), [pub])[0]
-        evs = np.asarray(res.data.evs, dtype=np.float64).reshape(len(obs), -1)  # [n_obs, B or 1]
-        return np.array(np.broadcast_to(evs.T, (B, len(obs))))  # a writable copy
+        binds = [{p: values[:, c] for p, c in zip(tqc.parameters, cols)}
+                 for tqc, cols in zip(circuits, columns)]
+        try:
+            if any(len(cols) for cols in columns):
+                result = self.simulator.run(circuits, parameter_binds=binds).result()
+            else:
+                result = self.simulator.run(circuits).result()
+        except Exception as e:  # noqa: BLE001 - AerError, QiskitError, ValueError...
+            from qllm.credentials import redact
+
+            raise BackendError(f"{self.name} job failed: {type(e).__name__}: "
+                               f"{redact(str(e))}") from None
+        spans, start = [], 0
+        for cols in columns:
+            count = B if len(cols) else 1
+            spans.append((start, count))
+            start += count
+        return result, spans
+
+    def _exact(self, spec, values) -> np.ndarray:
+        """Ideal expectation values ``[B, n_obs]``: what Aer's EstimatorV2 computes (the same
+        save_expectation_value instructions, one job), without its result assembly, which is
+        quadratic in the number of parameter sets (12 s for 8192 of them)."""
+        tqc, cols = self.estimator_circuit(spec)
+        result, ((start, count),) = self._run_binds([tqc], [cols], values)
+        evs = np.array([[np.real(result.data(start + j)[f"obs{i}"])
+                         for i in range(spec.n_observables)] for j in range(count)])
+        return np.array(np.broadcast_to(evs, (values.shape[0], spec.n_observables)))
 
     def _job_seed(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
@@ -302,26 +331,11 @@ class AerBackend(Backend):
         index bit q is spec qubit q (little-endian, as Qiskit)."""
         groups = self.probability_circuits(spec)
         B, n = values.shape[0], spec.n_qubits
-        circuits, binds = [], []
-        for _, _, tqc, cols, _ in groups:
-            circuits.append(tqc)
-            binds.append({p: values[:, c] for p, c in zip(tqc.parameters, cols)})
-        try:
-            if any(len(g[3]) for g in groups):
-                result = self.simulator.run(circuits, parameter_binds=binds).result()
-            else:
-                result = self.simulator.run(circuits).result()
-        except Exception as e:  # noqa: BLE001
-            from qllm.credentials import redact
-
-            raise BackendError(f"{self.name} job failed: {type(e).__name__}: "
-                               f"{redact(str(e))}") from None
-        out, i = [], 0
-        for basis, members, tqc, cols, phys in groups:
-            count = B if len(cols) else 1
-            probs = np.stack([np.asarray(result.data(i + j)["probs"], dtype=float)
+        result, spans = self._run_binds([g[2] for g in groups], [g[3] for g in groups], values)
+        out = []
+        for (basis, members, _, _, phys), (start, count) in zip(groups, spans):
+            probs = np.stack([np.asarray(result.data(start + j)["probs"], dtype=float)
                               for j in range(count)])
-            i += count
             probs = np.broadcast_to(probs, (B, 2**n)).reshape([B] + [2] * n)
             for q, m in enumerate(self._readout_matrices(phys)):
                 if m is not None:  # axis 1 + (n-1-q) holds spec qubit q (little-endian)
