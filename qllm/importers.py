@@ -19,6 +19,7 @@ gate table (``qllm.gates.GATES``). The spec then runs on every qllm backend.
 
 from __future__ import annotations
 
+from numbers import Integral
 from typing import Callable
 
 import torch
@@ -80,8 +81,9 @@ def _param(angle, x: torch.Tensor, wts: torch.Tensor, where: str) -> Param:
         scale = float(gx[i]) / float(x[j].detach())
         param = inp((i, j), scale)
     else:
-        raise SpecError(f"{where}: the angle mixes inputs {ix} and weights {iw}; qllm supports "
-                        "scale * input, scale * input_i * input_j, scale * weight or a constant")
+        raise SpecError(f"{where}: the angle combines several sources (inputs {ix}, weights "
+                        f"{iw}); qllm supports scale * input, scale * input_i * input_j, "
+                        "scale * weight or a constant")
     if abs(scale * source - value) > 1e-7 * max(1.0, abs(value)):
         raise SpecError(f"{where}: the angle is not linear in its source (found {value:.6g}, "
                         f"expected {scale:.6g} * {source:.6g}); precompute nonlinear features "
@@ -146,7 +148,7 @@ def from_pennylane(qfunc: Callable, n_qubits: int, n_inputs: int, n_weights: int
     for top in tape.operations:
         for op in _flatten(top, table):
             gate = table[op.name]
-            wires = [int(q) if isinstance(q, int) else q for q in op.wires]
+            wires = [int(q) if isinstance(q, Integral) else q for q in op.wires]
             bad = [q for q in wires if not isinstance(q, int) or not 0 <= q < n_qubits]
             if bad:
                 raise SpecError(f"{op.name} on wire {bad[0]!r}: wires must be 0..{n_qubits - 1}")

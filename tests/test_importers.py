@@ -3,6 +3,7 @@ quantum function, and zoo circuits must survive the round trip spec -> PennyLane
 
 from __future__ import annotations
 
+import numpy as np
 import pennylane as qml
 import pytest
 import torch
@@ -83,6 +84,12 @@ def mixed(inputs, weights):
     return [qml.expval(qml.PauliZ(0))]
 
 
+def numpy_wires(inputs, weights):
+    for q in np.arange(2):  # numpy integer wire labels are fine
+        qml.RY(inputs[0], wires=q)
+    return [qml.expval(qml.PauliZ(1))]
+
+
 def wire_out_of_range(inputs, weights):
     qml.RY(inputs[0], wires=3)
 
@@ -102,13 +109,18 @@ def unknown_gate(inputs, weights):
     Mystery(wires=0)
 
 
-@pytest.mark.parametrize("qfunc,match", [(nonlinear, "not linear"), (mixed, "mixes inputs"),
+@pytest.mark.parametrize("qfunc,match", [(nonlinear, "not linear"), (mixed, "several sources"),
                                          (wire_out_of_range, "wires must be 0..1"),
                                          (hermitian, "Pauli string"),
                                          (unknown_gate, "Mystery")])
 def test_unsupported_circuits_fail_clearly(qfunc, match):
     with pytest.raises(SpecError, match=match):
         from_pennylane(qfunc, n_qubits=2, n_inputs=1, n_weights=1)
+
+
+def test_numpy_wire_labels():
+    spec = from_pennylane(numpy_wires, n_qubits=2, n_inputs=1, n_weights=0)
+    assert [op.wires for op in spec.ops] == [(0,), (1,)]
 
 
 def test_bad_widths():

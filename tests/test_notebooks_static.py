@@ -61,8 +61,8 @@ def test_first_cell_says_what_it_shows(path):
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_last_cell_says_what_to_try_next(path):
     last = load(path)["cells"][-1]
-    assert last["cell_type"] == "markdown"
-    assert "what to try next" in text(last).lower()
+    assert last["cell_type"] == "markdown", "the last cell must be Markdown"
+    assert "what to try next" in text(last).lower(), "the last cell says what to try next"
     assert text(last).count("\n- ") >= 2, "give at least two suggestions as a list"
 
 
