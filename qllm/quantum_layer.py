@@ -94,3 +94,31 @@ class QuantumLayer(nn.Module):
     def extra_repr(self) -> str:
         return (f"n_qubits={self.spec.n_qubits}, n_weights={self.spec.n_weights}, "
                 f"backend={self.backend.name!r}, gradient={self.gradient!r}")
+
+
+def use_backend(module: torch.nn.Module, backend, gradient: str | None = None, **options) -> int:
+    """Swap the backend of every ``QuantumLayer`` inside ``module`` (e.g. for
+    ``qllm eval --backend aer:fake_manila --shots 4096``).
+
+    Args:
+        module: a model (or a single QuantumLayer).
+        backend: a name for ``qllm.backends.get_backend`` or a Backend instance (then shared).
+        gradient: also switch each layer's gradient method ("backprop", "parameter-shift",
+            "spsa"); None keeps it. Evaluate under ``torch.no_grad()`` when the new backend
+            cannot backprop and the gradient stays "backprop".
+        **options: backend options (``shots``, ``seed``, ...); each layer gets its own backend
+            built from the name, so stats stay per layer.
+
+    Returns:
+        The number of layers changed.
+    """
+    from qllm.gradients import make_gradient
+
+    n = 0
+    for layer in module.modules():
+        if isinstance(layer, QuantumLayer):
+            layer.backend = get_backend(backend, **options)
+            if gradient is not None:
+                layer.gradient, layer.gradient_fn = gradient, make_gradient(gradient)
+            n += 1
+    return n

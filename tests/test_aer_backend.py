@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from qllm.backends import get_backend
-from qllm.backends.aer_backend import AerBackend, use_backend
+from qllm.backends.aer_backend import AerBackend
 from qllm.engine import simulate
 from qllm.errors import BackendError
-from qllm.quantum_layer import QuantumLayer
+from qllm.quantum_layer import QuantumLayer, use_backend
 from qllm.spec import CircuitSpec, Op, inp, w
 from tests.random_specs import random_spec
 
@@ -116,7 +116,7 @@ def test_fake_device_readout_error_is_applied():
     backend = get_backend("aer:fake_manila", shots=20000, seed=4)
     est = backend.expval(spec, x, wt).item()
     exact = get_backend("aer:fake_manila").expval(spec, x, wt).item()  # exact, readout included
-    phys = backend.probability_circuits(spec)[0][4][0]  # the physical qubit of spec qubit 0
+    phys = backend.setting_circuits(spec)[0][4][0]  # the physical qubit of spec qubit 0
     props = fake_backend("fake_manila").target["measure"][(phys,)]
     p_flip = props.error  # the calibration's readout assignment error
     sigma = math.sqrt(1 / 20000)

@@ -142,7 +142,7 @@ def test_quantum_layer_trains_with_parameter_shift_on_a_fake_device():
     layer(x).sum().backward()
     assert torch.isfinite(layer.weights.grad).all() and torch.isfinite(x.grad).all()
     stats = layer.backend.stats
-    settings = len(layer.backend.sampler_circuits(
+    settings = len(layer.backend.setting_circuits(
         __import__("qllm.gradients", fromlist=["angle_spec"]).angle_spec(spec)[0]))
     assert stats.jobs == 2
     assert stats.circuits == 6 * settings + gradient_circuits(spec, "parameter-shift", 6,

@@ -175,15 +175,19 @@ class AerBackend(Backend):
             self._circuits[key] = (tqc, self._columns(tqc, spec))
         return self._circuits[key]
 
-    def sampler_circuits(self, spec: CircuitSpec):
-        """``[(basis, members, transpiled measured circuit, parameter columns)]``; cached."""
+    def setting_circuits(self, spec: CircuitSpec, kind: str = "probabilities"):
+        """One transpiled circuit per measurement setting (basis rotations appended), cached:
+        ``[(basis, members, circuit, parameter columns, physical qubit of each spec qubit)]``.
+        ``kind``: "probabilities" (ends in ``save_probabilities``; outcome bit q = spec qubit q)
+        or "sampler" (measures spec qubit q into clbit q)."""
         from qllm.engine.sampling import measurement_groups
 
-        key = ("sampler", spec)
+        key = (kind, spec)
         if key not in self._circuits:
-            self._check_width(spec)
+            import qiskit_aer  # noqa: F401 - adds QuantumCircuit.save_probabilities
             from qiskit import ClassicalRegister
 
+            self._check_width(spec)
             out = []
             for basis, members in measurement_groups(spec.observables):
                 qc = spec.to_qiskit()
@@ -192,11 +196,15 @@ class AerBackend(Backend):
                         qc.sdg(q)
                     if c in "XY":
                         qc.h(q)
-                creg = ClassicalRegister(spec.n_qubits, "meas")
-                qc.add_register(creg)
-                qc.measure(range(spec.n_qubits), creg)  # spec qubit q -> clbit q
+                if kind == "sampler":
+                    qc.add_register(ClassicalRegister(spec.n_qubits, "meas"))
+                    qc.measure(range(spec.n_qubits), range(spec.n_qubits))
                 tqc = self._transpile(qc)
-                out.append((basis, members, tqc, self._columns(tqc, spec)))
+                layout = tqc.layout.final_index_layout() if tqc.layout else range(spec.n_qubits)
+                phys = list(layout)[: spec.n_qubits]
+                if kind == "probabilities":
+                    tqc.save_probabilities(phys, label="probs")
+                out.append((basis, members, tqc, self._columns(tqc, spec), phys))
             self._circuits[key] = out
         return self._circuits[key]
 
@@ -205,15 +213,6 @@ class AerBackend(Backend):
         x = inputs.detach().to("cpu", torch.float64).numpy()
         w = weights.detach().to("cpu", torch.float64).numpy()
         return np.concatenate([x, np.broadcast_to(w, (x.shape[0], w.shape[0]))], axis=1)
-
-    def _run(self, primitive, pubs):
-        try:
-            return primitive.run(pubs).result()
-        except Exception as e:  # noqa: BLE001 - AerError, QiskitError, ValueError...
-            from qllm.credentials import redact
-
-            raise BackendError(f"{self.name} job failed: {type(e).__name__}: "
-                               f"{redact(str(e))}") from None
 
     def _expval(self, spec, inputs, weights):
         values = self._values(inputs, weights)  # [B, n_inputs + n_weights]
@@ -229,6 +228,11 @@ class AerBackend(Backend):
         self.stats.add(circuits, shots=circuits * (self.shots or 0), jobs=1)
         return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
 
+    def _job_error(self, e: Exception) -> BackendError:
+        from qllm.credentials import redact
+
+        return BackendError(f"{self.name} job failed: {type(e).__name__}: {redact(str(e))}")
+
     def _run_binds(self, circuits: list, columns: list, values: np.ndarray):
         """Run ``circuits`` with every row of ``values`` bound, as ONE Aer job. Returns the
         result and, per circuit, the index of its first experiment and its experiment count
@@ -242,10 +246,7 @@ class AerBackend(Backend):
             else:
                 result = self.simulator.run(circuits).result()
         except Exception as e:  # noqa: BLE001 - AerError, QiskitError, ValueError...
-            from qllm.credentials import redact
-
-            raise BackendError(f"{self.name} job failed: {type(e).__name__}: "
-                               f"{redact(str(e))}") from None
+            raise self._job_error(e) from None
         spans, start = [], 0
         for cols in columns:
             count = B if len(cols) else 1
@@ -271,50 +272,26 @@ class AerBackend(Backend):
         ``bits[..., q]`` being spec qubit q's outcome."""
         from qiskit_aer.primitives import SamplerV2
 
-        groups = self.sampler_circuits(spec)
+        groups = self.setting_circuits(spec, "sampler")
         B, n = values.shape[0], spec.n_qubits
         pubs = []
-        for _, _, tqc, cols in groups:
+        for _, _, tqc, cols, _ in groups:
             if len(cols):
                 pubs.append((tqc, values[:, cols], self.shots))
             else:  # no parameters: B * shots draws of one circuit, split per sample below
                 pubs.append((tqc, None, self.shots * B))
         sampler = SamplerV2.from_backend(self.simulator, seed=self._job_seed(),
                                          default_shots=self.shots)
-        results = self._run(sampler, pubs)
+        try:
+            results = sampler.run(pubs).result()
+        except Exception as e:  # noqa: BLE001 - AerError, QiskitError, ValueError...
+            raise self._job_error(e) from None
         out = []
-        for (basis, members, _, _), res in zip(groups, results):
+        for (basis, members, *_), res in zip(groups, results):
             packed = res.data.meas.array.reshape(B, self.shots, -1)  # big-endian bytes
             bits = np.unpackbits(packed, axis=-1)[..., ::-1][..., :n]  # column q = clbit q
             out.append((basis, members, bits))
         return out
-
-    def probability_circuits(self, spec: CircuitSpec):
-        """``[(basis, members, transpiled circuit ending in save_probabilities, parameter
-        columns, physical qubit of each spec qubit)]``; cached."""
-        from qllm.engine.sampling import measurement_groups
-
-        key = ("probabilities", spec)
-        if key not in self._circuits:
-            import qiskit_aer  # noqa: F401 - adds QuantumCircuit.save_probabilities
-
-            self._check_width(spec)
-            out = []
-            for basis, members in measurement_groups(spec.observables):
-                qc = spec.to_qiskit()
-                for q, c in enumerate(basis):
-                    if c == "Y":
-                        qc.sdg(q)
-                    if c in "XY":
-                        qc.h(q)
-                tqc = self._transpile(qc)
-                phys = list(tqc.layout.final_index_layout()) if tqc.layout else \
-                    list(range(spec.n_qubits))
-                phys = phys[: spec.n_qubits]
-                tqc.save_probabilities(phys, label="probs")  # index bit q = spec qubit q
-                out.append((basis, members, tqc, self._columns(tqc, spec), phys))
-            self._circuits[key] = out
-        return self._circuits[key]
 
     def _readout_matrices(self, phys: list[int]) -> list[np.ndarray | None]:
         """Per physical qubit, its calibrated ``P(measured | prepared)`` matrix (or None)."""
@@ -329,7 +306,7 @@ class AerBackend(Backend):
     def _probabilities(self, spec, values):
         """One job: ``[(basis, members, probs [B, 2^n])]`` with readout errors applied; outcome
         index bit q is spec qubit q (little-endian, as Qiskit)."""
-        groups = self.probability_circuits(spec)
+        groups = self.setting_circuits(spec)
         B, n = values.shape[0], spec.n_qubits
         result, spans = self._run_binds([g[2] for g in groups], [g[3] for g in groups], values)
         out = []
@@ -345,14 +322,11 @@ class AerBackend(Backend):
 
     @staticmethod
     def _parity_signs(label: str) -> np.ndarray:
-        """``[2^n]``: +-1 parity of each outcome index (bit q = spec qubit q) on the label's
-        non-I qubits."""
-        k = np.arange(2 ** len(label))
-        parity = np.zeros_like(k)
-        for q, c in enumerate(label):
-            if c != "I":
-                parity ^= (k >> q) & 1
-        return 1.0 - 2.0 * parity
+        """``[2^n]``: +-1 parity on the label's non-I qubits of each outcome index whose bit q is
+        spec qubit q (Qiskit's little-endian order, hence the reversed label)."""
+        from qllm.engine.sampling import parity_signs
+
+        return parity_signs((label[::-1],))[:, 0].numpy()
 
     def _noisy_exact(self, spec, values) -> np.ndarray:
         out = np.zeros((values.shape[0], spec.n_observables))
@@ -408,33 +382,3 @@ class AerBackend(Backend):
         ((_, _, probs),) = self._probabilities(z_spec, values)
         labels = ["".join(str((k >> q) & 1) for q in range(n)) for k in range(2**n)]
         return [{labels[k]: int(v) for k, v in enumerate(row) if v} for row in self._draw(probs)]
-
-
-def use_backend(module: torch.nn.Module, backend, gradient: str | None = None, **options) -> int:
-    """Swap the backend of every ``QuantumLayer`` inside ``module`` (e.g. for
-    ``qllm eval --backend aer:fake_manila --shots 4096``).
-
-    Args:
-        module: a model (or a single QuantumLayer).
-        backend: a name for ``qllm.backends.get_backend`` or a Backend instance (then shared).
-        gradient: also switch each layer's gradient method ("backprop", "parameter-shift",
-            "spsa"); None keeps it. Evaluate under ``torch.no_grad()`` when the new backend
-            cannot backprop and the gradient stays "backprop".
-        **options: backend options (``shots``, ``seed``, ...); each layer gets its own backend
-            built from the name, so stats stay per layer.
-
-    Returns:
-        The number of layers changed.
-    """
-    from qllm.backends import get_backend
-    from qllm.gradients import make_gradient
-    from qllm.quantum_layer import QuantumLayer
-
-    n = 0
-    for layer in module.modules():
-        if isinstance(layer, QuantumLayer):
-            layer.backend = get_backend(backend, **options)
-            if gradient is not None:
-                layer.gradient, layer.gradient_fn = gradient, make_gradient(gradient)
-            n += 1
-    return n
