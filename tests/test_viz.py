@@ -92,3 +92,14 @@ def test_smooth_is_a_running_mean():
     v = np.arange(6.0)
     assert np.allclose(viz.smooth(v, 2), [0, 0.5, 1.5, 2.5, 3.5, 4.5])
     assert np.allclose(viz.smooth(v, 1), v)
+
+
+def test_plots_draw_what_they_are_given():
+    runs = {"a": {"losses": [3.0, 2.0, 1.0], "history": [{"epoch": 1, "test_accuracy": 0.5}]}}
+    loss_ax, acc_ax = viz.plot_learning_curves(runs, window=2)
+    assert list(loss_ax.lines[0].get_ydata()) == [3.0, 2.5, 1.5]
+    assert list(acc_ax.lines[0].get_ydata()) == [0.5]
+    axes = viz.plot_attention(torch.eye(3).expand(2, 3, 3), tokens=["a", "b", "c"])
+    assert len(axes) == 2 and (axes[1].images[0].get_array() == np.eye(3)).all()
+    with pytest.raises(InputError, match="maps must be"):
+        viz.plot_attention(torch.zeros(1, 2, 3, 3))
