@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import re
 import sys
 import time
 from pathlib import Path
@@ -159,7 +160,12 @@ def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = 
     for task in tasks:
         jobs += task_jobs(preset, task)
     if text:
-        jobs += task_jobs(preset, "text", {"path": str(Path(text).resolve())})
+        # the file's name goes into the task column and run ids, so two files never share runs
+        stem = re.sub(r"[^A-Za-z0-9_]", "_", Path(text).stem)[:40]
+        for job in task_jobs(preset, "text", {"path": str(Path(text).resolve())}):
+            job["task"] = f"text:{stem}"
+            job["run_id"] = f"text_{stem}" + job["run_id"][len("text"):]
+            jobs.append(job)
     return jobs
 
 
@@ -291,12 +297,15 @@ def dry_run(name: str, tasks: list[str] | None = None, text: str | None = None) 
 
 
 def estimate(name: str, tasks: list[str] | None = None, text: str | None = None,
-             steps: int = 2, workers: int = 1) -> str:
+             steps: int = 4, workers: int = 1) -> str:
     """Projected wall time of a preset: each distinct (task, model) trains ``steps`` steps here
-    (after one warm-up step), and its time per step is scaled to the preset's steps, plus 15% for
-    evaluation, times its seeds, divided over ``workers`` (assumes a perfect pool). The estimate
-    is for this machine; it ignores the cost report and the noise study (about a minute)."""
+    on one thread (after one warm-up step); the fastest step (the least disturbed by other load
+    on the machine) is scaled to the preset's steps, plus 15% for evaluation, times its seeds,
+    divided over ``workers`` (assumes a perfect pool). The estimate is for this machine; it
+    ignores the cost report and the noise study (about a minute)."""
     import torch
+
+    torch.set_num_threads(1)
 
     from qllm.data import load_task
     from qllm.model import HybridTransformer
@@ -310,17 +319,18 @@ def estimate(name: str, tasks: list[str] | None = None, text: str | None = None,
     for (task_name, label), group in seeds.items():
         job = group[0]
         tcfg = TrainConfig.from_dict(job["train"])
-        task = load_task(task_name, **tcfg.task_options)
+        task = load_task(tcfg.task, **tcfg.task_options)
         model = HybridTransformer(model_config_for(task, ModelConfig.from_dict(job["model"])))
         opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
         xb, yb = task.x_train[:tcfg.batch_size], task.y_train[:tcfg.batch_size]
-        for i in range(steps + 1):
-            if i == 1:
-                t0 = time.perf_counter()
+        times = []
+        for _ in range(steps + 1):
+            t0 = time.perf_counter()
             opt.zero_grad()
             model(xb, yb)[1].backward()
             opt.step()
-        per_step = (time.perf_counter() - t0) / steps
+            times.append(time.perf_counter() - t0)
+        per_step = min(times[1:])
         n_steps = -(-len(task.x_train) // tcfg.batch_size) * tcfg.epochs
         if tcfg.max_steps:
             n_steps = min(n_steps, tcfg.max_steps)
