@@ -247,6 +247,9 @@ class AerBackend(Backend):
                 result = self.simulator.run(circuits).result()
         except Exception as e:  # noqa: BLE001 - AerError, QiskitError, ValueError...
             raise self._job_error(e) from None
+        if not result.success:  # e.g. too many qubits for memory: Aer reports, not raises
+            failed = next((r.status for r in result.results if not r.success), result.status)
+            raise self._job_error(RuntimeError(failed))
         spans, start = [], 0
         for cols in columns:
             count = B if len(cols) else 1
