@@ -1,30 +1,80 @@
-"""Peak-memory estimate of one forward + backward of the native engine, computed without
-allocating anything (so a 40-qubit request is refused in microseconds)."""
+"""Peak-memory estimate of one forward (+ backward) of the native engine, computed without
+allocating anything state-sized (so a 40-qubit request is refused in microseconds).
+
+The model counts batch states ``S = batch * 2^n * itemsize`` alive at the peak, which with
+autograd is the start of the backward pass (measured on CPU, complex64, n = 10..18; see
+tests/test_memory_guard.py):
+- 5 S for the product state, the probabilities of the measurement and the backward's buffers;
+- per micro-op that saves its input for the backward: 1 S per Kronecker block of a single-qubit
+  layer (blocks of up to 4 qubits), 1 S per diagonal, 2 S per general multi-qubit matrix; a
+  permutation saves only its index;
+- a fused segment: 1 S, plus its 2^n x 2^n matrix built from the identity (one per micro-op);
+- tables: the sign table of the observables, gather and phase tables of the plan.
+Without autograd about 3 S are alive at once. Past ``PLAN_FREE_QUBITS`` the plan is not built
+(its index tables would be large themselves): a bound from the op count is used instead.
+"""
 
 from __future__ import annotations
 
 import torch
 
 from qllm.engine.fused import choose_fused
-from qllm.engine.plan import make_plan
+from qllm.engine.plan import Diag, Layer, Mat, Perm, make_plan
 from qllm.spec import CircuitSpec
+
+PLAN_FREE_QUBITS = 22
+BLOCK_QUBITS = 4  # a single-qubit layer is applied as Kronecker blocks of up to 4 qubits
+
+
+def _n_blocks(layer: Layer) -> int:
+    if getattr(layer, "blocks", None) is not None:
+        return len(layer.blocks)
+    count, i, qubits = 0, 0, layer.qubits
+    while i < len(qubits):
+        j = i
+        while j + 1 < len(qubits) and qubits[j + 1] - qubits[i] < BLOCK_QUBITS:
+            j += 1
+        count, i = count + 1, j + 1
+    return count
+
+
+def _saved_states(micro) -> int:
+    """Batch states a micro-op keeps for the backward."""
+    if isinstance(micro, Layer):
+        return _n_blocks(micro)
+    if isinstance(micro, Perm):
+        return 0
+    if isinstance(micro, Diag):
+        return 1
+    assert isinstance(micro, Mat)
+    return 2
 
 
 def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torch.float32,
                    strategy: str = "auto", grad: bool = True) -> int:
+    """Bytes one ``simulate`` call on ``batch`` samples needs at its peak (with the backward
+    when ``grad``)."""
     n = spec.n_qubits
-    itemsize = torch.finfo(real_dtype).bits // 8 * (1 if spec.is_real else 2)
-    if n > 34:  # don't even build a plan: index tables alone would not fit
-        return itemsize * batch * 2**n * 4
-    plan = make_plan(spec)
+    real_bytes = torch.finfo(real_dtype).bits // 8
+    itemsize = real_bytes * (1 if spec.is_real else 2)
     dim = 2**n
-    states = 3  # input, output and one temporary of the batch state
-    mats = 0
+    state = itemsize * max(1, batch) * dim
+    if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
+        return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
+    plan = make_plan(spec)
+    states = 5 if grad else 3
+    matrix = tables = 0
     for seg in plan.segments:
-        if seg.fixed and choose_fused(n, seg, batch, strategy):
+        if choose_fused(n, seg, batch, strategy):
             states += 1
-            mats = max(mats, 3 + (len(seg.micros) if grad else 0))
-        else:
-            states += 2 * len(seg.micros) if grad else 1
-    states += n if grad else 0  # product-state prefix and measurement intermediates
-    return itemsize * (batch * dim * states + dim * dim * mats) + 8 * dim * 4
+            matrix = max(matrix, itemsize * dim * dim * (len(seg.micros) + 2 if grad else 2))
+        elif grad:
+            states += sum(_saved_states(m) for m in seg.micros)
+        for m in seg.micros:
+            if isinstance(m, Perm):
+                tables += 16 * dim  # gather + inverse (int64)
+            elif isinstance(m, Diag):
+                tables += 8 * dim * (1 + (0 if m.phases is None else m.phases.shape[0]))
+    # sign table: float64 parities, then the real dtype (twice as many rows for complex states)
+    tables += dim * spec.n_observables * (8 + real_bytes * (1 if spec.is_real else 2))
+    return state * states + matrix + tables
