@@ -196,3 +196,22 @@ def test_estimate_is_fast_and_monotonic():
     small = [estimate_bytes(build_circuit(n, 2), 64) for n in (2, 4, 6, 8)]
     assert small == sorted(small)
     assert estimate_bytes(build_circuit(6, 2), 128) > estimate_bytes(build_circuit(6, 2), 64)
+
+
+def test_rotated_layers_absorb_their_qubit_order():
+    """Layers whose Kronecker blocks span all qubits run every block on the last axis and leave
+    the qubits rotated; the following Perm (or the sign table) absorbs the order."""
+    spec = build_circuit(7, 3, ansatz="strongly_entangling")
+    plan = make_plan(spec)
+    layers = [m for seg in plan.segments for m in seg.micros if m.kind == "layer"]
+    assert layers and all(m.rotated for m in layers) and plan.sign_gather is not None
+    assert [k for _, k in layers[0].blocks] == [4, 3]
+    x, wts = _draw(spec, 3, 5)
+    for strategy in STRATEGIES:
+        np.testing.assert_allclose(simulate(spec, x, wts, strategy).numpy(),
+                                   pennylane_expval(spec, x, wts).numpy(), atol=1e-10)
+    # simulate_state runs every gate (no sign table): its probabilities give the same values
+    probs = simulate_state(spec, x, wts).abs().square()  # [B, 2^7]
+    k = torch.arange(2**7)
+    z = torch.stack([1.0 - 2.0 * ((k >> (6 - q)) & 1).double() for q in range(7)], -1)
+    np.testing.assert_allclose((probs @ z).numpy(), simulate(spec, x, wts).numpy(), atol=1e-12)

@@ -9,10 +9,8 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.plan import Diag, Layer, Mat, Micro, Perm, Step
+from qllm.engine.plan import BLOCK_QUBITS, Diag, Layer, Mat, Micro, Perm, Step, blocks  # noqa: F401
 from qllm.gates import gate
-
-BLOCK_QUBITS = 4  # Kronecker blocks of up to 16 x 16: big enough for efficient matrix products
 
 
 def step_matrices(step: Step, ctx: AngleContext, dtype) -> torch.Tensor:
@@ -51,18 +49,6 @@ def kron(factors: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
-def blocks(qubits: list[int], size: int = BLOCK_QUBITS) -> list[tuple[int, int]]:
-    """Contiguous (first qubit, n qubits) ranges of at most ``size`` qubits covering ``qubits``."""
-    out, i = [], 0
-    while i < len(qubits):
-        j = i
-        while j + 1 < len(qubits) and qubits[j + 1] - qubits[i] < size:
-            j += 1
-        out.append((qubits[i], qubits[j] - qubits[i] + 1))
-        i = j + 1
-    return out
-
-
 def apply_block(state: torch.Tensor, mat: torch.Tensor, first: int, k: int, n: int) -> torch.Tensor:
     """``mat`` ([d, d] or [B, d, d], d = 2^k) on qubits first..first+k-1 of ``state`` [B, 2^n]."""
     B, d = state.shape[0], 2**k
@@ -78,20 +64,36 @@ def apply_block(state: torch.Tensor, mat: torch.Tensor, first: int, k: int, n: i
     return torch.matmul(mat[:, None], state.reshape(B, L, d, R)).reshape(B, -1)
 
 
+def _block_kron(u: torch.Tensor, layer: Layer, first: int, k: int) -> torch.Tensor:
+    """Kronecker product of the layer's 2x2s on qubits first..first+k-1 (identity elsewhere)."""
+    pos = {q: i for i, q in enumerate(layer.qubits)}
+    factors = []
+    for q in range(first, first + k):
+        if q in pos:
+            factors.append(u[..., pos[q], :, :])
+        else:
+            eye = torch.eye(2, dtype=u.dtype, device=u.device)
+            factors.append(eye.expand_as(u[..., 0, :, :]))
+    return kron(factors)
+
+
 def apply_layer(state, layer: Layer, ctx: AngleContext, n: int) -> torch.Tensor:
     u = layer_matrices(layer, ctx, state.dtype)  # [.., q, 2, 2]
-    pos = {q: i for i, q in enumerate(layer.qubits)}
-    eye = None
-    for first, k in blocks(layer.qubits):
-        factors = []
-        for q in range(first, first + k):
-            if q in pos:
-                factors.append(u[..., pos[q], :, :])
-            else:
-                if eye is None:
-                    eye = torch.eye(2, dtype=state.dtype, device=state.device)
-                factors.append(eye.expand_as(u[..., 0, :, :]))
-        state = apply_block(state, kron(factors), first, k, n)
+    if not layer.rotated:
+        for first, k in layer.blocks:
+            state = apply_block(state, _block_kron(u, layer, first, k), first, k, n)
+        return state
+    # Rotated: every block acts on the last axis (one plain matrix product), then the axes rotate
+    # so the next block is last; the final order (first block last) is absorbed downstream.
+    B = state.shape[0]
+    for first, k in reversed(layer.blocks):
+        mat, d = _block_kron(u, layer, first, k), 2**k
+        if mat.dim() == 2:
+            state = (state.reshape(-1, d) @ mat.T).reshape(B, -1)
+        else:
+            state = torch.bmm(state.reshape(B, -1, d), mat.transpose(1, 2)).reshape(B, -1)
+        if first != 0:
+            state = state.reshape(B, -1, d).transpose(1, 2).reshape(B, -1)
     return state
 
 

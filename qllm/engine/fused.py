@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.apply import BLOCK_QUBITS, apply_micro, blocks
+from qllm.engine.apply import apply_micro
 from qllm.engine.plan import Diag, Layer, Mat, Perm, Segment
 
 # Cost model, in microseconds: a launched op (forward + backward) costs LAUNCH_US; a micro-op
@@ -33,7 +33,7 @@ def micro_cost_us(micro, rows: int, n: int) -> float:
     """Estimated forward + backward time of one micro-op on ``rows`` states."""
     amps = rows * 2**n
     if isinstance(micro, Layer):
-        bl = blocks(micro.qubits, BLOCK_QUBITS)
+        bl = micro.blocks
         launches = 4 * len(micro.steps) + 3 * sum(k for _, k in bl)
         return launches * LAUNCH_US + sum(amps * 2**k for _, k in bl) * MATMUL_NS * 3 / 1e3 \
             + len(bl) * amps * ELEM_NS / 1e3

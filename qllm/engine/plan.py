@@ -6,7 +6,10 @@ Why a plan: a sublayer's weights are shared by every token and most gates act on
   2. the rest compiles into micro-ops, each applied to the whole batch in a few kernels:
      - Layer: single-qubit gates on many qubits (they commute across qubits, so a later gate joins
        the most recent layer unless a micro-op in between touches its qubit); applied as a few
-       Kronecker blocks of up to 2^4 x 2^4 by matrix products (B * 2^n * 16 multiply-adds);
+       Kronecker blocks of up to 2^4 x 2^4 by matrix products (B * 2^n * 16 multiply-adds).
+       When its blocks span all qubits and a Perm (or the sign table) follows, the layer applies
+       every block on the last axis and rotates the axes between blocks, leaving the qubits in
+       rotated order: the Perm's gather (or the sign table) absorbs that order for free;
      - Perm: parameter-free permutations (X, CNOT, SWAP) compose into one index gather;
      - Diag: diagonal gates (RZZ, CZ, CRZ, IQP phases...) add into one phase vector;
      - Mat: any other multi-qubit gate, applied as a 4x4 matrix;
@@ -44,6 +47,8 @@ class Layer:
     steps: list[Step] = field(default_factory=list)
     data: bool = False
     kind: str = "layer"
+    blocks: list[tuple[int, int]] = field(default_factory=list)  # (first qubit, n qubits)
+    rotated: bool = False  # output leaves the first block's qubits last (see module docstring)
 
     @property
     def wires(self) -> set[int]:
@@ -115,6 +120,29 @@ class Plan:
     segments: list[Segment]
     sign_gather: torch.Tensor | None  # folded trailing permutation (Z-only observables)
     observables: tuple[str, ...]
+
+
+BLOCK_QUBITS = 4  # Kronecker blocks of up to 16 x 16: big enough for efficient matrix products
+
+
+def blocks(qubits: list[int], size: int = BLOCK_QUBITS) -> list[tuple[int, int]]:
+    """Contiguous (first qubit, n qubits) ranges of at most ``size`` qubits covering ``qubits``."""
+    out, i = [], 0
+    while i < len(qubits):
+        j = i
+        while j + 1 < len(qubits) and qubits[j + 1] - qubits[i] < size:
+            j += 1
+        out.append((qubits[i], qubits[j] - qubits[i] + 1))
+        i = j + 1
+    return out
+
+
+def rotation_index(n: int, h: int) -> torch.Tensor:
+    """Where basis state k sits after a rotated layer whose first block has ``h`` qubits: the
+    first h qubits (hi) move behind the other n - h (lo): k = hi * 2^(n-h) + lo -> lo * 2^h + hi."""
+    k = torch.arange(2**n)
+    lo_bits = n - h
+    return (k & (2**lo_bits - 1)) * 2**h + (k >> lo_bits)
 
 
 def _bits(n: int, wires: tuple[int, ...]) -> torch.Tensor:
@@ -224,6 +252,7 @@ def compile_micros(ops: list[Op], n: int, sources: Sources) -> list[Micro]:
     for m in micros:
         if isinstance(m, Layer):
             m.qubits = sorted(m.wires)
+            m.blocks = blocks(m.qubits)
             _finish_layer(m, sources)
         elif isinstance(m, Perm):
             m.inverse = torch.argsort(m.gather)
@@ -238,21 +267,40 @@ def compile_micros(ops: list[Op], n: int, sources: Sources) -> list[Micro]:
 
 
 def _fold_trailing(micros: list[Micro], observables: tuple[str, ...]):
-    """Drop trailing Perm/Diag micro-ops when every observable is diagonal; return the gather
-    that the sign table must undergo instead (or None)."""
+    """Drop trailing Perm/Diag micro-ops when every observable is diagonal. Returns the micro-ops,
+    whether the sign table can absorb a permutation, and the dropped permutations' composed
+    gather (or None)."""
     if any(set(o) - {"I", "Z"} for o in observables):
-        return micros, None
+        return micros, False, None
     gathers = []
     while micros and isinstance(micros[-1], (Perm, Diag)):
         m = micros.pop()
         if isinstance(m, Perm):
             gathers.insert(0, m.gather)
-    if not gathers:
-        return micros, None
-    total = gathers[0]
+    total = gathers[0] if gathers else None
     for g in gathers[1:]:
         total = total[g]
-    return micros, torch.argsort(total)
+    return micros, True, total
+
+
+def _rotate_layers(micros: list[Micro], n: int, sign_foldable: bool, total):
+    """Mark layers whose blocks span all qubits and whose next micro-op (a Perm, or the sign
+    table at the end) can absorb the rotated qubit order; returns the final sign gather."""
+    for i, m in enumerate(micros):
+        if not isinstance(m, Layer) or len(m.blocks) < 2:
+            continue
+        if m.blocks[0][0] != 0 or sum(k for _, k in m.blocks) != n:
+            continue
+        index = rotation_index(n, m.blocks[0][1])
+        nxt = micros[i + 1] if i + 1 < len(micros) else None
+        if isinstance(nxt, Perm):
+            nxt.gather = index[nxt.gather]
+            nxt.inverse = torch.argsort(nxt.gather)
+            m.rotated = True
+        elif nxt is None and sign_foldable:
+            total = index if total is None else index[total]
+            m.rotated = True
+    return None if total is None else torch.argsort(total)
 
 
 @lru_cache(maxsize=256)
@@ -272,7 +320,8 @@ def make_plan(spec: CircuitSpec) -> Plan:
     if prefix_ops:
         prefix = Layer(list(range(n)), prefix_ops)
         _finish_layer(prefix, sources)
-    micros, sign_gather = _fold_trailing(compile_micros(rest, n, sources), spec.observables)
+    micros, foldable, total = _fold_trailing(compile_micros(rest, n, sources), spec.observables)
+    sign_gather = _rotate_layers(micros, n, foldable, total)
     segments: list[Segment] = []
     for m in micros:
         if segments and segments[-1].data == m.data:
