@@ -65,7 +65,7 @@ def main(argv=None) -> dict:
 
     native = get_backend("torch")
     native.expval(spec, x, w)  # warm-up
-    rows["torch exact (before Aer)"] = best_time(lambda: native.expval(spec, x, w), 20)
+    rows["torch exact (before Aer)"] = best_time(lambda: native.expval(spec, x, w), 50)
     native_shots = get_backend("torch", shots=args.shots, seed=args.seed)
     rows["torch shots"] = best_time(lambda: native_shots.expval(spec, x, w), args.repeats)
 
@@ -83,7 +83,7 @@ def main(argv=None) -> dict:
     fake = get_backend("aer:fake_manila", shots=args.shots, seed=args.seed)
     fake.expval(spec, x[:2], w)
     rows["aer:fake_manila shots"] = best_time(lambda: fake.expval(spec, x, w), args.repeats)
-    rows["torch exact (after Aer)"] = best_time(lambda: native.expval(spec, x, w), 20)
+    rows["torch exact (after Aer)"] = best_time(lambda: native.expval(spec, x, w), 50)
 
     layer = pennylane_torchlayer(spec, args.shots, args.seed)
     with torch.no_grad():

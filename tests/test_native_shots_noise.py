@@ -165,3 +165,22 @@ def test_bad_noise_and_shots_options():
     x, wt = _data(big, 1, 0)
     with pytest.raises(BackendError, match="density matrix"):
         get_backend("torch", noise={"depolarizing": 0.1}).expval(big, x, wt)
+
+
+@pytest.mark.parametrize("outcomes", [8, 128])  # sequential binomials, then torch.multinomial
+def test_sampled_counts_have_multinomial_mean_and_variance(outcomes):
+    from qllm.engine.sampling import sample_frequencies
+
+    g = torch.Generator().manual_seed(0)
+    p = torch.rand(3, outcomes, generator=g, dtype=DT) ** 3
+    p = p / p.sum(-1, keepdim=True)
+    shots, draws = 200, 3000
+    freq = sample_frequencies(p.repeat(draws, 1), shots, g).reshape(draws, 3, outcomes)
+    counts = (freq * shots).round()
+    assert (freq * shots - counts).abs().max() < 1e-9 and (counts.sum(-1) == shots).all()
+    var = shots * p * (1 - p)
+    z = (counts.mean(0) - shots * p) / (var / draws).sqrt().clamp_min(1e-12)
+    assert z.abs().max() < 5
+    big = var > 1  # cells with enough spread for a variance check
+    ratio = counts.var(0)[big] / var[big]
+    assert 0.85 < ratio.min() and ratio.max() < 1.15
