@@ -145,8 +145,10 @@ def to_markdown(rows: list[dict]) -> str:
             f"{_pm(r['metric_mean'], r['metric_std'], pct, 1 if pct else 2)}{unit} | "
             f"{r['n_seeds']} | {_pm(r['d_width_mean'], r['d_width_std'], pct, 1 if pct else 2)} | "
             f"{_pm(r['d_params_mean'], r['d_params_std'], pct, 1 if pct else 2)} | "
-            f"{r['params']:,} | {_param_cell(r)} | {_pm(r['wall_s_mean'], r['wall_s_std'], False, 0)} | "
-            f"{r['qubits'] or 0} | {r['two_qubit_gates'] or 0} | {_sci(r['qpu_seconds_per_epoch'])} | "
+            f"{r['params']:,} | {_param_cell(r)} | "
+            f"{_pm(r['wall_s_mean'], r['wall_s_std'], False, 0)} | "
+            f"{r['qubits'] or 0} | {r['two_qubit_gates'] or 0} | "
+            f"{_sci(r['qpu_seconds_per_epoch'])} | "
             f"{_sci(r['qpu_seconds_per_token'])} |")
     return "\n".join(lines)
 
@@ -164,11 +166,12 @@ def noise_rows(records: list[dict]) -> list[dict]:
 
 
 def noise_markdown(rows: list[dict]) -> str:
-    lines = ["| task | model (run) | backend | shots | test accuracy % (mean ± std) | sampler "
-             "seeds | test subset | eval s |", "|---|---|---|---|---|---|---|---|"]
+    lines = [("| task | model (run) | backend | shots | test accuracy % (mean ± std) | sampler "
+              "seeds | test subset | eval s |"), "|---|---|---|---|---|---|---|---|"]
     for r in rows:
+        std = r["accuracy_std"] if r["repeats"] > 1 else math.nan
         lines.append(f"| {r['task']} | {r['model']} ({r['source_run']}) | {r['backend']} | "
-                     f"{r['shots']} | {_pm(r['accuracy_mean'], r['accuracy_std'] if r['repeats'] > 1 else math.nan, True)} | "
+                     f"{r['shots']} | {_pm(r['accuracy_mean'], std, True)} | "
                      f"{r['repeats']} | first {r['n_test']} | {r['seconds']:.1f} |")
     return "\n".join(lines)
 
@@ -179,11 +182,12 @@ def headline(rows: list[dict], task: str = "digits") -> str:
     if not sel:
         return ""
     out = [f"{task}: test {sel[0]['metric']} over {sel[0]['n_seeds']} seeds (mean ± std)",
-           f"{'model':<34} {'metric':>14} {'params':>8} {'qubits':>6} {'train s':>8} "
-           f"{'QPU s/epoch':>12}"]
+           (f"{'model':<34} {'metric':>14} {'params':>8} {'qubits':>6} {'train s':>8} "
+            f"{'QPU s/epoch':>12}")]
     for r in sel:
         pct = r["metric"] != "perplexity"
-        out.append(f"{r['label']:<34} {_pm(r['metric_mean'], r['metric_std'], pct, 1 if pct else 2):>14} "
+        metric = _pm(r["metric_mean"], r["metric_std"], pct, 1 if pct else 2)
+        out.append(f"{r['label']:<34} {metric:>14} "
                    f"{r['params']:>8,} {r['qubits'] or 0:>6} {r['wall_s_mean']:>8.1f} "
                    f"{_sci(r['qpu_seconds_per_epoch']):>12}")
     return "\n".join(out)

@@ -18,7 +18,7 @@ True
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 from qllm.config import ModelConfig
 from qllm.errors import ConfigError
@@ -26,7 +26,7 @@ from qllm.errors import ConfigError
 DEFAULT_TOLERANCE = 0.10  # parameter-matched means within 10% of the hybrid's count
 
 
-@lru_cache(maxsize=None)
+@cache
 def _task_fields_cached(task: str, options_key: tuple) -> tuple:
     from qllm.data import load_task
 

@@ -38,20 +38,20 @@ COST = {"gradient": "parameter-shift", "shots": 1024, "target": "ibm_torino",
 # Per task: model shape, training settings and options of each preset. Non-digits tasks get few
 # epochs and small models to keep ``quick`` within minutes on 2 cores.
 TASKS = {
-    "digits": {"dims": dict(n_embd=32, n_head=4, n_layer=2),
-               "train": {"tiny": dict(epochs=1, max_steps=4), "quick": dict(epochs=15),
-                         "full": dict(epochs=20)}},
-    "meaning": {"dims": dict(n_embd=16, n_head=2, n_layer=2),
-                "train": {"tiny": dict(epochs=1, max_steps=3), "quick": dict(epochs=8),
-                          "full": dict(epochs=15)}},
-    "sort": {"dims": dict(n_embd=32, n_head=4, n_layer=2),
-             "train": {"tiny": dict(epochs=1, max_steps=3), "quick": dict(epochs=4),
-                       "full": dict(epochs=8)}},
-    "stdlib_text": {"dims": dict(n_embd=32, n_head=4, n_layer=2),
+    "digits": {"dims": {"n_embd": 32, "n_head": 4, "n_layer": 2},
+               "train": {"tiny": {"epochs": 1, "max_steps": 4}, "quick": {"epochs": 15},
+                         "full": {"epochs": 20}}},
+    "meaning": {"dims": {"n_embd": 16, "n_head": 2, "n_layer": 2},
+                "train": {"tiny": {"epochs": 1, "max_steps": 3}, "quick": {"epochs": 8},
+                          "full": {"epochs": 15}}},
+    "sort": {"dims": {"n_embd": 32, "n_head": 4, "n_layer": 2},
+             "train": {"tiny": {"epochs": 1, "max_steps": 3}, "quick": {"epochs": 4},
+                       "full": {"epochs": 8}}},
+    "stdlib_text": {"dims": {"n_embd": 32, "n_head": 4, "n_layer": 2},
                     "options": {"tiny": {"max_chars": 5000}, "quick": {"max_chars": 40000},
                                 "full": {"max_chars": 200000}},
-                    "train": {"tiny": dict(epochs=1, max_steps=3), "quick": dict(epochs=4),
-                              "full": dict(epochs=6)}},
+                    "train": {"tiny": {"epochs": 1, "max_steps": 3}, "quick": {"epochs": 4},
+                              "full": {"epochs": 6}}},
 }
 TASKS["text"] = {**TASKS["stdlib_text"], "options": {"tiny": {"max_chars": 5000},
                                                      "quick": {"max_chars": 40000},
@@ -90,7 +90,8 @@ def hybrid_label(var: dict) -> str:
 
 
 PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
-PRESET_TASKS = {"tiny": ("digits", "meaning"), "quick": ("digits", "meaning", "sort", "stdlib_text"),
+PRESET_TASKS = {"tiny": ("digits", "meaning"),
+                "quick": ("digits", "meaning", "sort", "stdlib_text"),
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
 NOISE = {  # the noise study per preset: shots grid, sampler repeats, test subset, fake device
     "tiny": {"shots": [None, 512, 128], "repeats": 1, "n_test": 16, "devices": []},
@@ -125,7 +126,8 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
     matched = []  # [(label, cfg, params)]
     for label, cfg, var in hybrids:
         cparam, info = param_matched(cfg)
-        near = [m for m in matched if abs(m[2] - info["target_params"]) <= 0.1 * info["target_params"]]
+        target = info["target_params"]
+        near = [m for m in matched if abs(m[2] - target) <= 0.1 * target]
         if near:
             ref_label, ref_params = near[0][0], near[0][2]
         else:
@@ -136,7 +138,7 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
         entries.append((label, "hybrid", cfg, {
             "variant": var, "param_baseline": ref_label,
             "param_match": {"target_params": info["target_params"], "params": ref_params,
-                            "rel_diff": (ref_params - info["target_params"]) / info["target_params"]}}))
+                            "rel_diff": (ref_params - target) / target}}))
     jobs = []
     for seed in seeds or PRESET_SEEDS[preset]:
         for label, family, cfg, meta in entries:
@@ -272,7 +274,8 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
         "preset": name, "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "wall_time_s": time.perf_counter() - t0, "versions": versions(), "machine": machine(),
         "executor": executor, "workers": workers, "runs": len(jobs),
-        "ran": sum(len(s["ran"]) for s in sweeps), "skipped": sum(len(s["skipped"]) for s in sweeps),
+        "ran": sum(len(s["ran"]) for s in sweeps),
+        "skipped": sum(len(s["skipped"]) for s in sweeps),
         "failed": [{k: f[k] for k in ("run_id", "error")} for f in failed]})
     if failed:
         for f in failed:

@@ -160,9 +160,10 @@ def plot_shots(nrows: list[dict], path: Path) -> Path:
     if sampled:
         ax.errorbar([r["shots"] for r in sampled], [100 * r["accuracy_mean"] for r in sampled],
                     yerr=[100 * _err(r["accuracy_std"]) for r in sampled], fmt="o-", capsize=3,
-                    label=f"native engine, shot sampling (± std over {sampled[0]['repeats']} seeds)")
+                    label=f"native engine, shot sampling (± std, {sampled[0]['repeats']} seeds)")
     for r in exact:
-        ax.axhline(100 * r["accuracy_mean"], color="black", ls="--", label="exact expectation values")
+        ax.axhline(100 * r["accuracy_mean"], color="black", ls="--",
+                   label="exact expectation values")
     for r in devices:
         ax.plot(r["shots"], 100 * r["accuracy_mean"], "r*", ms=12,
                 label=f"{r['backend']} calibrated noise, {r['shots']} shots")
@@ -193,7 +194,8 @@ def plot_all(out_dir: str | Path, rows: list[dict], records: list[dict],
                 "test metric vs parameters (mean ± std over seeds)"),
         plot_vs(rows, fig_dir / "accuracy_vs_qpu_seconds.png", "qpu_seconds_per_epoch",
                 "projected QPU seconds per training epoch",
-                "test metric vs projected QPU time per training epoch (parameter-shift, 1024 shots, "
+                "test metric vs projected QPU time per training epoch (parameter-shift, "
+                "1024 shots, "
                 "IBM Heron profile); classical models need none: lines with ± std bands", True),
         plot_learning_curves(rows, records, fig_dir / "learning_curves.png"),
     ]

@@ -55,7 +55,7 @@ def execute(job: dict, out_dir: str) -> dict:
             record = run_noise_job(job, Path(out_dir), path)
         else:
             raise ConfigError(f"job kind {job['kind']!r} is not one of ('train', 'noise')")
-    except Exception as e:  # one failed run must not sink the sweep; it is reported at the end
+    except Exception as e:  # noqa: BLE001 - one failed run must not sink the sweep; reported
         return {"run_id": job["run_id"], "status": "failed", "seconds": time.perf_counter() - t0,
                 "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()}
     return {"run_id": job["run_id"], "status": "ran", "seconds": time.perf_counter() - t0,

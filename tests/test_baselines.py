@@ -3,8 +3,13 @@ matching within 10% for every kind of hybrid."""
 
 import pytest
 
-from qllm.baselines import (classical_param_count, param_count, param_matched, task_fields,
-                            width_matched)
+from qllm.baselines import (
+    classical_param_count,
+    param_count,
+    param_matched,
+    task_fields,
+    width_matched,
+)
 from qllm.config import ModelConfig, QuantumConfig
 from qllm.errors import ConfigError
 from qllm.model import HybridTransformer
@@ -15,9 +20,9 @@ TOKENS_LM = {"task": "lm", "block_size": 32, "input_dim": None, "vocab_size": 57
 
 
 @pytest.mark.parametrize("fields", [FEATURES, TOKENS_LM])
-@pytest.mark.parametrize("dims", [dict(n_embd=8, n_head=2, n_layer=1, mlp_ratio=1),
-                                  dict(n_embd=20, n_head=4, n_layer=3, mlp_ratio=3),
-                                  dict(n_embd=32, n_head=4, n_layer=2, mlp_ratio=4)])
+@pytest.mark.parametrize("dims", [{"n_embd": 8, "n_head": 2, "n_layer": 1, "mlp_ratio": 1},
+                                  {"n_embd": 20, "n_head": 4, "n_layer": 3, "mlp_ratio": 3},
+                                  {"n_embd": 32, "n_head": 4, "n_layer": 2, "mlp_ratio": 4}])
 def test_formula_matches_built_model(fields, dims):
     cfg = ModelConfig(input_dim=1, **dims).override(fields)
     built = sum(p.numel() for p in HybridTransformer(cfg).parameters())
@@ -30,10 +35,10 @@ def test_formula_refuses_hybrids():
 
 
 @pytest.mark.parametrize("fields", [FEATURES, TOKENS_LM])
-@pytest.mark.parametrize("extra", [dict(ffn="quantum"), dict(attn="quantum"),
-                                   dict(attn="quantum", ffn="quantum"),
-                                   dict(ffn="quantum", quantum=QuantumConfig(n_qubits=8)),
-                                   dict(attn="qsann")])
+@pytest.mark.parametrize("extra", [{"ffn": "quantum"}, {"attn": "quantum"},
+                                   {"attn": "quantum", "ffn": "quantum"},
+                                   {"ffn": "quantum", "quantum": QuantumConfig(n_qubits=8)},
+                                   {"attn": "qsann"}])
 def test_param_matched_within_ten_percent(fields, extra):
     hybrid = ModelConfig(input_dim=4, **extra)
     cfg, info = param_matched(hybrid, fields)
@@ -47,7 +52,7 @@ def test_param_matched_within_ten_percent(fields, extra):
 
 
 def test_param_matched_prefers_the_usual_mlp_ratio():
-    cfg, info = param_matched(ModelConfig(input_dim=4, ffn="quantum"), FEATURES)
+    cfg, _info = param_matched(ModelConfig(input_dim=4, ffn="quantum"), FEATURES)
     assert cfg.mlp_ratio == 4 and cfg.n_embd < 32
 
 
