@@ -135,7 +135,7 @@ def to_markdown(rows: list[dict]) -> str:
     """The results table: metric as % accuracy (perplexity for text LM, lower is better)."""
     head = ("| task | model | n_embd×mlp | metric (mean ± std) | n | Δ vs width-matched | "
             "Δ vs param-matched | params | param match | train s | qubits | 2q gates (torino) | "
-            "QPU s / epoch | QPU s / token |")
+            "circuit executions / epoch | QPU s / epoch | executions / token | QPU s / token |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         pct = r["metric"] != "perplexity"
@@ -148,7 +148,8 @@ def to_markdown(rows: list[dict]) -> str:
             f"{r['params']:,} | {_param_cell(r)} | "
             f"{_pm(r['wall_s_mean'], r['wall_s_std'], False, 0)} | "
             f"{r['qubits'] or 0} | {r['two_qubit_gates'] or 0} | "
-            f"{_sci(r['qpu_seconds_per_epoch'])} | "
+            f"{_sci(r['executions_per_epoch'])} | {_sci(r['qpu_seconds_per_epoch'])} | "
+            f"{_sci(r['executions_per_token'])} | "
             f"{_sci(r['qpu_seconds_per_token'])} |")
     return "\n".join(lines)
 
