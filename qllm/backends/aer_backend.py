@@ -1,8 +1,9 @@
 """Qiskit Aer primitives as a backend: exact, shots, or a fake IBM device's calibrated noise.
 
 ``aer`` runs the spec's ``to_qiskit()`` circuit, transpiled once per spec and cached, with every
-parameter set of a batch bound into one job (one PUB with a parameter-value array
-``[B, n_params]`` per measurement setting), never one job per token.
+parameter set of a batch bound into one job (per measurement setting, one circuit with a
+parameter-value array ``[B, n_params]``: Aer ``parameter_binds``, or one SamplerV2 PUB), never
+one job per token.
 
 Modes:
 - exact (``shots=None``, no device): statevector expectation values from Aer's
