@@ -40,13 +40,21 @@ class GateDef:
     qiskit: str = ""
 
 
+def _cached(m: np.ndarray, dtype: torch.dtype, device: torch.device, cache: dict) -> torch.Tensor:
+    """A constant matrix, built once per dtype and device (no host-to-device copy per call)."""
+    key = (dtype, device)
+    if key not in cache:
+        cache[key] = torch.as_tensor(m, dtype=dtype, device=device)
+    return cache[key]
+
+
 def _const(m: np.ndarray) -> Callable[[torch.Tensor], torch.Tensor]:
     is_real = np.isrealobj(m)
+    cache: dict = {}
 
     def matrix(p: torch.Tensor) -> torch.Tensor:
         dtype = p.dtype if is_real else complex_dtype(p.dtype)
-        out = torch.as_tensor(m, dtype=dtype, device=p.device)
-        return out.expand(*p.shape[:-1], *m.shape)
+        return _cached(m, dtype, p.device, cache).expand(*p.shape[:-1], *m.shape)
 
     return matrix
 
@@ -117,11 +125,14 @@ def _controlled(base: Callable[[torch.Tensor], torch.Tensor]):
 
 
 def _pauli_pair(pp: np.ndarray):
+    eye_cache: dict = {}
+    pauli_cache: dict = {}
+
     def matrix(p):
         c, s = _cs(p[..., 0])
         cd = complex_dtype(p.dtype)
-        eye = torch.eye(4, dtype=cd, device=p.device)
-        pauli = torch.as_tensor(pp, dtype=cd, device=p.device)
+        eye = _cached(np.eye(4), cd, p.device, eye_cache)
+        pauli = _cached(pp, cd, p.device, pauli_cache)
         return c.to(cd)[..., None, None] * eye - 1j * s.to(cd)[..., None, None] * pauli
 
     return matrix

@@ -21,6 +21,13 @@ class Sources:
         self.consts: list[float] = []
         self.inputs: list[tuple[int, ...]] = []  # feature tuples; a tuple multiplies its features
         self.groups: list[AngleGroup] = []
+        self._consts: dict = {}
+
+    def const_tensor(self, like: torch.Tensor) -> torch.Tensor:
+        key = (like.device, like.dtype)
+        if key not in self._consts:  # built once per device: no host-to-device copy per call
+            self._consts[key] = torch.tensor(self.consts, dtype=like.dtype, device=like.device)
+        return self._consts[key]
 
     @property
     def n_shared(self) -> int:
@@ -75,8 +82,7 @@ class AngleContext:
         self.inputs = inputs
         self.B = inputs.shape[0]
         if sources.consts:
-            consts = torch.tensor(sources.consts, dtype=weights.dtype, device=weights.device)
-            weights = torch.cat([weights[:sources.n_weights], consts])
+            weights = torch.cat([weights[:sources.n_weights], sources.const_tensor(weights)])
         self.shared = weights  # [S]
         self._mixed: torch.Tensor | None = None
 

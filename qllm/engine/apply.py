@@ -9,7 +9,8 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.plan import BLOCK_QUBITS, Diag, Layer, Mat, Micro, Perm, Step, blocks  # noqa: F401
+from qllm.engine.plan import (BLOCK_QUBITS, Diag, Layer, Mat, Micro, Perm, Step,  # noqa: F401
+                              blocks, on_device)
 from qllm.gates import gate
 
 
@@ -28,7 +29,7 @@ def step_matrices(step: Step, ctx: AngleContext, dtype) -> torch.Tensor:
         m = torch.cat(mats, -3)
     else:
         m = mats[0]
-    return m if step.order is None else m[..., step.order.to(m.device), :, :]
+    return m if step.order is None else m[..., on_device(step.order, m.device), :, :]
 
 
 def layer_matrices(layer: Layer, ctx: AngleContext, dtype) -> torch.Tensor:
@@ -113,16 +114,16 @@ class _Gather(torch.autograd.Function):
 
 
 def permute(state: torch.Tensor, gather: torch.Tensor, inverse: torch.Tensor) -> torch.Tensor:
-    return _Gather.apply(state, gather.to(state.device), inverse.to(state.device))
+    return _Gather.apply(state, on_device(gather, state.device), on_device(inverse, state.device))
 
 
 def diag_phases(d: Diag, ctx: AngleContext, device) -> torch.Tensor:
     """Total phase per basis state: ``[2^n]`` or ``[B, 2^n]`` in the real dtype."""
     dtype = ctx.shared.dtype
-    phase = d.const_phase.to(device, dtype)
+    phase = on_device(d.const_phase, device, dtype)
     if d.group is not None:
         angles = ctx.angles(d.group)[..., 0]  # [m] or [B, m]
-        phase = phase + angles @ d.phases.to(device, dtype)
+        phase = phase + angles @ on_device(d.phases, device, dtype)
     return phase
 
 

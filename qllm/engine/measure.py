@@ -37,6 +37,19 @@ def _parity_signs(n: int, z_masks: tuple[int, ...]) -> torch.Tensor:
     return torch.stack(cols, -1)  # [2^n, n_obs]
 
 
+class _GatherKey:
+    """Hashes a plan's sign gather by identity (plans are cached, so the tensor lives on)."""
+
+    def __init__(self, t: torch.Tensor):
+        self.t = t
+
+    def __hash__(self):
+        return id(self.t)
+
+    def __eq__(self, other):
+        return isinstance(other, _GatherKey) and other.t is self.t
+
+
 @lru_cache(maxsize=256)
 def _signs(n: int, z_masks: tuple[int, ...], gather_key, device, dtype,
            interleaved: bool = False) -> torch.Tensor:
@@ -44,7 +57,7 @@ def _signs(n: int, z_masks: tuple[int, ...], gather_key, device, dtype,
     interleaved real view of a complex state)."""
     s = _parity_signs(n, z_masks)
     if gather_key is not None:
-        s = s[torch.tensor(gather_key)]
+        s = s[gather_key.t]
     if interleaved:
         s = s.repeat_interleave(2, 0)
     return s.to(device, dtype)
@@ -63,7 +76,7 @@ def expectations(state: torch.Tensor, observables: tuple[str, ...],
     out: list[torch.Tensor | None] = [None] * len(observables)
     zonly = [i for i, (x, _, _) in enumerate(masks) if x == 0]
     if zonly:
-        key = None if sign_gather is None else tuple(sign_gather.tolist())
+        key = None if sign_gather is None else _GatherKey(sign_gather)
         signs = _signs(n, tuple(masks[i][1] for i in zonly), key, state.device, real_dtype,
                        state.is_complex())
         if state.is_complex():  # |a + ib|^2 = a^2 + b^2: square the interleaved real view

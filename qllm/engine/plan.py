@@ -122,6 +122,25 @@ class Plan:
     observables: tuple[str, ...]
 
 
+_ON_DEVICE: dict = {}
+
+
+def on_device(t: torch.Tensor, device, dtype=None) -> torch.Tensor:
+    """``t.to(device, dtype)``, cached: plan tables are copied to a GPU once, not every call
+    (each host-to-device copy of pageable memory stalls the launch queue)."""
+    device = torch.device(device)
+    if t.device == device and (dtype is None or t.dtype == dtype):
+        return t
+    key = (id(t), device, dtype)
+    hit = _ON_DEVICE.get(key)
+    if hit is None or hit[0] is not t:  # the ids of freed tensors can be reused
+        if len(_ON_DEVICE) > 4096:
+            _ON_DEVICE.clear()
+        hit = (t, t.to(device, dtype) if dtype is not None else t.to(device))
+        _ON_DEVICE[key] = hit
+    return hit[1]
+
+
 BLOCK_QUBITS = 4  # Kronecker blocks of up to 16 x 16: big enough for efficient matrix products
 
 
