@@ -95,11 +95,10 @@ PRESET_TASKS = {"tiny": ("digits", "meaning"),
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
 NOISE = {  # the noise study per preset: shots grid, sampler repeats, test subset, fake device
     "tiny": {"shots": [None, 512, 128], "repeats": 1, "n_test": 16, "devices": []},
-    "quick": {"shots": [None, 8192, 2048, 512, 128, 32, 8], "repeats": 3, "n_test": 200,
+    "quick": {"shots": [None, 8192, 2048, 512, 128, 32, 8, 2, 1], "repeats": 5, "n_test": 200,
               "devices": ["aer:fake_manila"], "device_shots": 4096},
-    "full": {"shots": [None, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8], "repeats": 5,
-             "n_test": 359,
-             "devices": ["aer:fake_manila"], "device_shots": 4096},
+    "full": {"shots": [None, 8192, 4096, 2048, 1024, 512, 256, 128, 64, 32, 16, 8, 4, 2, 1],
+             "repeats": 5, "n_test": 359, "devices": ["aer:fake_manila"], "device_shots": 4096},
 }
 
 
