@@ -272,9 +272,9 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
     write_json(out / "summary.json", {
         "preset": name, "command": " ".join(sys.argv), "date": time.strftime("%Y-%m-%d %H:%M %Z"),
         "wall_time_s": time.perf_counter() - t0, "versions": versions(), "machine": machine(),
-        "executor": executor, "workers": workers, "runs": len(jobs),
-        "ran": sum(len(s["ran"]) for s in sweeps),
-        "skipped": sum(len(s["skipped"]) for s in sweeps),
+        "executor": executor, "workers": workers, "training_runs": len(jobs),
+        "jobs_ran": sum(len(s["ran"]) for s in sweeps),
+        "jobs_skipped": sum(len(s["skipped"]) for s in sweeps),
         "failed": [{k: f[k] for k in ("run_id", "error")} for f in failed]})
     if failed:
         for f in failed:
