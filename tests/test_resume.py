@@ -8,6 +8,7 @@ be saved and restored). Every run is a subprocess so all three see the same torc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +21,15 @@ from qllm.checkpoint import load_checkpoint
 from qllm.config import ModelConfig, TrainConfig
 from qllm.errors import CheckpointError
 from qllm.train import train
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny models run far faster on one thread (no OpenMP spinning on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 MODEL = dict(input_dim=4, n_embd=8, n_head=2, n_layer=1, ffn="quantum", dropout=0.1,
              quantum=dict(n_qubits=3, n_layers=1, gradient="spsa"))
@@ -45,8 +55,9 @@ RUN = textwrap.dedent("""
 
 
 def _start(args, cwd: Path) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # every run alike, and fast on a busy machine
     return subprocess.Popen([sys.executable, *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, env=env)
 
 
 def _run(args, cwd: Path) -> subprocess.CompletedProcess:
