@@ -29,7 +29,10 @@ def _configs(args):
 
     model_d, train_d = {}, {}
     if args.config:
-        raw = json.loads(Path(args.config).read_text())
+        try:
+            raw = json.loads(Path(args.config).read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ConfigError(f"--config {args.config!r} cannot be read as JSON: {e}") from None
         model_d = raw.get("model", raw.get("model_config", {}))
         train_d = raw.get("train", raw.get("train_config", {}))
     model_d.setdefault("input_dim", 4)  # a placeholder: the task fills in the real input fields

@@ -73,6 +73,15 @@ def _check_choice(name: str, value, allowed) -> None:
         raise ConfigError(f"{name}={value!r} is not one of {sorted(allowed)}")
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+
+
+def _check_number(name: str, value, low: float, high: float = float("inf")) -> None:
+    if not (_is_number(value) and low <= value <= high and value != float("inf")):
+        raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
+
+
 def _check_positive(name: str, value, minimum=1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
@@ -102,6 +111,12 @@ class QuantumConfig(_Config):
         _check_choice("quantum.gradient", self.gradient, ("backprop", "parameter-shift", "spsa"))
         if not isinstance(self.backend_options, dict):
             raise ConfigError("quantum.backend_options must be a dict")
+        from qllm.backends import BACKENDS
+
+        kind = self.backend.partition(":")[0] if isinstance(self.backend, str) else None
+        if kind not in BACKENDS:
+            raise ConfigError(f"quantum.backend={self.backend!r} is not a backend name; allowed: "
+                              "'torch', 'pennylane:<device>', 'aer', 'aer:<fake_backend>'")
 
     def build_spec(self, observables=None):
         from qllm.circuits import build_circuit
@@ -186,10 +201,26 @@ class TrainConfig(_Config):
         _check_positive("eval_every", self.eval_every)
         for name in ("checkpoint_every", "max_steps"):
             _check_positive(name, getattr(self, name), 0)
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ConfigError(f"lr must be > 0, got {self.lr!r}")
-        if not 0 <= self.warmup_frac < 1:
-            raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac}")
+        if not (_is_number(self.lr) and 0 < self.lr < float("inf")):
+            raise ConfigError(f"lr must be a finite number > 0, got {self.lr!r}")
+        if not (_is_number(self.warmup_frac) and 0 <= self.warmup_frac < 1):
+            raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac!r}")
+        _check_number("min_lr_frac", self.min_lr_frac, 0.0, 1.0)
+        _check_number("weight_decay", self.weight_decay, 0.0)
+        _check_number("grad_clip", self.grad_clip, 0.0)
+        _check_positive("seed", self.seed, 0)
+        from qllm.data import TASKS
+
+        _check_choice("task", self.task, TASKS)
+        if not isinstance(self.task_options, dict):
+            raise ConfigError(f"task_options must be a dict, got {self.task_options!r}")
+        try:
+            import torch
+
+            torch.device(self.device)
+        except (RuntimeError, TypeError):
+            raise ConfigError(f"device {self.device!r} is not a torch device name ('cpu', "
+                              "'cuda', 'cuda:0', ...)") from None
 
 
 _NESTED = {("ModelConfig", "quantum"): QuantumConfig}

@@ -219,9 +219,27 @@ TASKS = {"digits": digits, "meaning": meaning, "parity": parity, "copy": copy_ta
          "sort": sort_task, "text": text_file, "stdlib_text": stdlib_text}
 
 
+# Smallest valid value of the integer options the built-in tasks take.
+_INT_OPTIONS = {"n": 10, "seq_len": 1, "length": 1, "n_symbols": 2, "split_seed": 0,
+                "max_chars": 1}
+
+
+def _check_options(name: str, options: dict) -> None:
+    for key, value in options.items():
+        low = _INT_OPTIONS.get(key)
+        if low is not None and not (value is None and key == "max_chars") and (
+                isinstance(value, bool) or not isinstance(value, int) or value < low):
+            raise DataError(f"task {name!r}: option {key}={value!r} must be an int >= {low}")
+    if name == "digits" and options.get("patch", 2) not in (1, 2, 4, 8):
+        raise DataError(f"task 'digits': option patch={options['patch']!r} must divide the 8x8 "
+                        "image: one of 1, 2, 4, 8")
+
+
 def load_task(name: str, **options) -> TaskData:
-    if name not in TASKS:
+    """A task by name (see ``TASKS``); bad names, options and files raise DataError."""
+    if not isinstance(name, str) or name not in TASKS:
         raise DataError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    _check_options(name, options)
     try:
         return TASKS[name](**options)
     except TypeError as e:

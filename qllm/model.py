@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qllm.config import ModelConfig
-from qllm.errors import InputError, InputTypeError
+from qllm.errors import ConfigError, InputError, InputTypeError
 from qllm.layers import FFNS, MIXERS
 from qllm.quantum_layer import QuantumLayer
 
@@ -47,6 +47,8 @@ class HybridTransformer(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
+        if not isinstance(config, ModelConfig):
+            raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = cfg = config
         if cfg.vocab_size is not None:
             self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)
@@ -80,8 +82,24 @@ class HybridTransformer(nn.Module):
             raise InputError(f"sequence length {x.shape[1]} exceeds block_size={cfg.block_size} "
                              "(the positional table); raise block_size in the ModelConfig")
 
+    def _check_targets(self, x: torch.Tensor, targets) -> None:
+        cfg = self.config
+        if not torch.is_tensor(targets) or targets.dtype not in (torch.int64, torch.int32):
+            raise InputError(f"targets must be an integer tensor of class ids, got "
+                             f"{type(targets).__name__ if not torch.is_tensor(targets) else targets.dtype}")
+        shape = tuple(x.shape[:2]) if cfg.task == "lm" else (x.shape[0],)
+        if tuple(targets.shape) != shape:
+            raise InputError(f"targets must have shape {shape}, got {tuple(targets.shape)}")
+        n = cfg.vocab_size if cfg.task == "lm" else cfg.n_classes
+        valid = (targets >= 0) & (targets < n) | (targets == -100)
+        if targets.numel() and not bool(valid.all()):
+            raise InputError(f"targets must lie in [0, {n}) (or be -100 to ignore), got values in "
+                             f"[{int(targets.min())}, {int(targets.max())}]")
+
     def forward(self, x: torch.Tensor, targets: torch.Tensor | None = None):
         self._check_input(x)
+        if targets is not None:
+            self._check_targets(x, targets)
         T = x.shape[1]
         pos = torch.arange(T, device=x.device)
         h = self.drop(self.embed(x) + self.pos(pos))  # (B, T, C)
