@@ -51,7 +51,9 @@ class PennyLaneBackend(Backend):
         check_no_credentials(device_options, self.name)
         self.device_options = device_options
         self._resolved_options: dict | None = None
-        self.supports_backprop = shots is None
+        # Gradients reach torch through the QNode: by backprop on exact simulators, or by
+        # PennyLane's own parameter-shift / SPSA / finite differences with shots.
+        self.supports_backprop = shots is None or diff_method not in ("backprop", None)
         # shots actually drawn per circuit (Qiskit devices sample even when shots is None)
         self.sampled_shots = shots if shots is not None else (
             QISKIT_DEFAULT_SHOTS if device.startswith("qiskit.") else None)
