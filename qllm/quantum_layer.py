@@ -79,7 +79,7 @@ class QuantumLayer(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         check_angles(x, "x", self.spec.n_inputs)
         lead = x.shape[:-1]
-        flat = x.reshape(-1, self.spec.n_inputs)  # (B*T, n_inputs)
+        flat = x.reshape(math.prod(lead), self.spec.n_inputs)  # (B*T, n_inputs)
         weights = self.weights.to(flat.device, flat.dtype)
         if self.gradient_fn is not None:
             out = self.gradient_fn(self.spec, self.backend, flat, weights)

@@ -61,8 +61,17 @@ class Backend:
         check_angles(weights, "weights", spec.n_weights)
         if inputs.dim() != 2:
             raise_shape(inputs)
+        if inputs.shape[0] == 0:  # nothing to run; keep the graph so backward() still works
+            return inputs.new_zeros(0, spec.n_observables) + (inputs.sum() + weights.sum()) * 0
         self.check_memory(spec, inputs)
         out = self._expval(spec, inputs, weights)
+        if not bool(torch.isfinite(out).all()):
+            from qllm.errors import InputError
+
+            raise InputError(
+                f"{self.name}: the circuit produced non-finite values for finite inputs: an angle "
+                f"overflowed (largest |inputs| {float(inputs.abs().max()):.3g}, |weights| "
+                f"{float(weights.abs().max()) if weights.numel() else 0.0:.3g}); rescale the inputs")
         return out
 
     def set_memory_budget(self, memory_budget_gb: float | None) -> "Backend":
