@@ -195,14 +195,10 @@ def run_train_job(job: dict, out_dir: Path, path: Path) -> dict:
 def cost_ledger(model, res: dict, cost: dict) -> dict:
     """The cost report under ``cost`` settings, scaled to this run's epoch, and the headline
     columns of the ledger (qubits, transpiled 2-qubit gates, executions and QPU seconds)."""
-    try:
-        from qllm.cost import cost_report
-    except ImportError:  # the cost module is optional until it lands
-        return {"ledger": None, "report": None}
+    from qllm.cost import cost_report
     from qllm.data import load_task
 
     tcfg = res["train_config"]
-
     task = load_task(tcfg["task"], **tcfg["task_options"])
     steps_per_epoch = -(-len(task.x_train) // tcfg["batch_size"])
     report = cost_report(model, seq_len=task.seq_len, shots=cost["shots"], target=cost["target"],
