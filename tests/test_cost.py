@@ -144,7 +144,7 @@ def test_shift_terms_follow_gate_frequencies():
 def _pennylane_native(method, shots):
     """A PennyLane backend whose QNode differentiates itself (diff_method)."""
     backend = get_backend("pennylane:default.qubit", diff_method=method, shots=shots)
-    backend.supports_backprop = True  # autograd reaches PennyLane, which runs the shift rule
+    assert backend.supports_backprop  # autograd reaches PennyLane, which runs the shift rule
     return backend
 
 
