@@ -3,9 +3,11 @@ bound into one Aer job) against PennyLane's `qiskit.aer` device driven by `qml.q
 
 The PennyLane peer runs circuits one by one (seconds for a handful), so it is timed on a small
 batch (``--peer-batch``, default 16) and scaled linearly to the full batch; the table says so.
-Also shown, same run: `aer` with Aer's SamplerV2 shot-by-shot sampler, `aer` exact, `aer:fake_manila` with shots (calibrated noise), the native
-engine with shots, and the native engine's exact time before and after Aer ran in this process
-(Aer's OpenMP threads must not slow torch; see NOTES.md).
+Also shown, same run: `aer` with Aer's SamplerV2 shot-by-shot sampler, `aer` exact,
+`aer:fake_manila` with shots (calibrated noise), the native engine with shots, and the native
+engine's exact time before and after Aer ran in this process (Aer's OpenMP threads must not slow
+torch; see NOTES.md). Each row is the best of several repeats (200 for the ~1 ms native rows):
+other jobs on a shared machine make single timings noisy.
 
     python benchmarks/aer_speed.py                  # writes results/aer_speed.json
     python benchmarks/aer_speed.py --batch 256 --out /tmp/aer.json
@@ -65,7 +67,7 @@ def main(argv=None) -> dict:
 
     native = get_backend("torch")
     native.expval(spec, x, w)  # warm-up
-    rows["torch exact (before Aer)"] = best_time(lambda: native.expval(spec, x, w), 50)
+    rows["torch exact (before Aer)"] = best_time(lambda: native.expval(spec, x, w), 200)
     native_shots = get_backend("torch", shots=args.shots, seed=args.seed)
     rows["torch shots"] = best_time(lambda: native_shots.expval(spec, x, w), args.repeats)
 
@@ -83,7 +85,7 @@ def main(argv=None) -> dict:
     fake = get_backend("aer:fake_manila", shots=args.shots, seed=args.seed)
     fake.expval(spec, x[:2], w)
     rows["aer:fake_manila shots"] = best_time(lambda: fake.expval(spec, x, w), args.repeats)
-    rows["torch exact (after Aer)"] = best_time(lambda: native.expval(spec, x, w), 50)
+    rows["torch exact (after Aer)"] = best_time(lambda: native.expval(spec, x, w), 200)
 
     layer = pennylane_torchlayer(spec, args.shots, args.seed)
     with torch.no_grad():
