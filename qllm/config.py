@@ -99,11 +99,13 @@ class QuantumConfig(_Config):
     backend: str = "torch"  # "torch", "pennylane:<device>", "aer", "aer:<fake_backend>"
     backend_options: dict = field(default_factory=dict)  # passed to the backend factory
     gradient: str = "backprop"  # "backprop", "parameter-shift" or "spsa" (shot-based backends)
+    spsa_samples: int = 1  # SPSA: random directions averaged per backward (2 circuits each)
     init: str = "uniform"  # circuit weights: uniform in [0, 2pi), "normal" (small), "zeros"
 
     def __post_init__(self):
         _check_positive("quantum.n_qubits", self.n_qubits)
         _check_positive("quantum.n_layers", self.n_layers)
+        _check_positive("quantum.spsa_samples", self.spsa_samples)
         from qllm.circuits import ANSATZE, ENCODINGS
 
         _check_choice("quantum.encoding", self.encoding, ENCODINGS)

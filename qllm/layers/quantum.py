@@ -20,7 +20,8 @@ from qllm.quantum_layer import QuantumLayer
 def make_vqc(qcfg, observables=None) -> QuantumLayer:
     """A QuantumLayer from a QuantumConfig (one fresh set of circuit weights)."""
     return QuantumLayer(qcfg.build_spec(observables), qcfg.backend, init=qcfg.init,
-                        gradient=qcfg.gradient, **qcfg.backend_options)
+                        gradient=qcfg.gradient, spsa_samples=qcfg.spsa_samples,
+                        **qcfg.backend_options)
 
 
 class QuantumFFN(nn.Module):
