@@ -50,6 +50,31 @@ def kron(factors: list[torch.Tensor]) -> torch.Tensor:
     return out
 
 
+def _realified(mat: torch.Tensor) -> torch.Tensor:
+    """Complex ``[..., d, d]`` (out = mat @ x) as real ``[..., 2d, 2d]`` R acting on interleaved
+    (re, im) row vectors: v_out = v @ R. Real products need no conjugated copies of the state in
+    the backward, which complex autograd makes (a full extra pass per product)."""
+    mt = mat.transpose(-1, -2)
+    re, im = mt.real, mt.imag
+    r = torch.stack([torch.stack([re, im], -1), torch.stack([-im, re], -1)], -3)  # [.., d, 2, d, 2]
+    return r.flatten(-4, -3).flatten(-2, -1)
+
+
+def matmul_last(state: torch.Tensor, mat: torch.Tensor) -> torch.Tensor:
+    """``mat`` ([d, d] shared or [B, d, d] per token) on the last axis of ``state`` viewed as
+    ``[B, 2^n / d, d]``; complex states run in real arithmetic on their interleaved view."""
+    B, d = state.shape[0], mat.shape[-1]
+    if state.is_complex():
+        v, r, d = torch.view_as_real(state), _realified(mat), 2 * d
+    else:
+        v, r = state, mat.transpose(-1, -2)
+    if r.dim() == 2:
+        out = v.reshape(-1, d) @ r
+    else:
+        out = torch.bmm(v.reshape(B, -1, d), r)
+    return torch.view_as_complex(out.reshape(B, -1, 2)) if state.is_complex() else out.reshape(B, -1)
+
+
 def apply_block(state: torch.Tensor, mat: torch.Tensor, first: int, k: int, n: int) -> torch.Tensor:
     """``mat`` ([d, d] or [B, d, d], d = 2^k) on qubits first..first+k-1 of ``state`` [B, 2^n]."""
     B, d = state.shape[0], 2**k
@@ -88,11 +113,8 @@ def apply_layer(state, layer: Layer, ctx: AngleContext, n: int) -> torch.Tensor:
     # so the next block is last; the final order (first block last) is absorbed downstream.
     B = state.shape[0]
     for first, k in reversed(layer.blocks):
-        mat, d = _block_kron(u, layer, first, k), 2**k
-        if mat.dim() == 2:
-            state = (state.reshape(-1, d) @ mat.T).reshape(B, -1)
-        else:
-            state = torch.bmm(state.reshape(B, -1, d), mat.transpose(1, 2)).reshape(B, -1)
+        d = 2**k
+        state = matmul_last(state, _block_kron(u, layer, first, k))
         if first != 0:
             state = state.reshape(B, -1, d).transpose(1, 2).reshape(B, -1)
     return state
