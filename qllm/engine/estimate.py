@@ -4,12 +4,14 @@ allocating anything state-sized (so a 40-qubit request is refused in microsecond
 The model counts batch states ``S = batch * 2^n * itemsize`` alive at the peak, which with
 autograd is the start of the backward pass (measured on CPU, complex64, n = 10..18; see
 tests/test_memory_guard.py):
-- 5 S for the product state, the probabilities of the measurement and the backward's buffers;
+- 4.5 S for the product state, the probabilities of the measurement and the backward's buffers
+  (2 S of them at the end of the forward, when the sign table is built);
 - per micro-op that saves its input for the backward: 1 S per Kronecker block of a single-qubit
   layer (blocks of up to 4 qubits), 1 S per diagonal, 2 S per general multi-qubit matrix; a
   permutation saves only its index;
 - a fused segment: 1 S, plus its 2^n x 2^n matrix built from the identity (one per micro-op);
-- tables: the sign table of the observables, gather and phase tables of the plan.
+- tables: the sign table of the observables (float64 while it is built), gather and phase
+  tables of the plan. The peak is the larger of the end of the forward and the backward.
 Without autograd about 3 S are alive at once. Past ``PLAN_FREE_QUBITS`` the plan is not built
 (its index tables would be large themselves): a bound from the op count is used instead.
 """
@@ -62,19 +64,26 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
         return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
     plan = make_plan(spec)
-    states = 5 if grad else 3
-    matrix = tables = 0
+    saved = matrix = tables = 0
     for seg in plan.segments:
         if choose_fused(n, seg, batch, strategy):
-            states += 1
+            saved += 1
             matrix = max(matrix, itemsize * dim * dim * (len(seg.micros) + 2 if grad else 2))
         elif grad:
-            states += sum(_saved_states(m) for m in seg.micros)
+            saved += sum(_saved_states(m) for m in seg.micros)
         for m in seg.micros:
             if isinstance(m, Perm):
                 tables += 16 * dim  # gather + inverse (int64)
             elif isinstance(m, Diag):
                 tables += 8 * dim * (1 + (0 if m.phases is None else m.phases.shape[0]))
-    # sign table: float64 parities, then the real dtype (twice as many rows for complex states)
-    tables += dim * spec.n_observables * (8 + real_bytes * (1 if spec.is_real else 2))
-    return state * states + matrix + tables
+    # The sign table of the observables is built (once per spec, at the end of the forward) from
+    # float64 parities: 16 (real) or 24 (complex: rows interleaved) bytes per entry at its peak,
+    # then kept in the real dtype.
+    entries = dim * spec.n_observables
+    sign_build = entries * (16 if spec.is_real else 24)
+    sign_kept = entries * real_bytes * (1 if spec.is_real else 2)
+    if not grad:
+        return state * 3 + matrix + tables + sign_build
+    forward_end = state * (2 + saved) + sign_build  # product state, saved inputs, probabilities
+    backward = state * (9 + 2 * saved) // 2 + sign_kept  # plus the backward's gradient buffers
+    return max(forward_end, backward) + matrix + tables
