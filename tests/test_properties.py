@@ -104,7 +104,7 @@ def test_torch_backend_finite_or_qllm_error(call, strategy):
     _check(QuantumLayer(spec, get_backend("torch", strategy=strategy)), x)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
 @given(calls())
 def test_pennylane_backend_finite_or_qllm_error(call):
     spec, x = call
@@ -112,7 +112,7 @@ def test_pennylane_backend_finite_or_qllm_error(call):
     _check(QuantumLayer(spec, "pennylane:default.qubit"), x)
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 @given(calls(), st.integers(1, 64))
 def test_torch_shots_finite_or_qllm_error(call, shots):
     spec, x = call
