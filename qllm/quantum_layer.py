@@ -36,6 +36,11 @@ class QuantumLayer(nn.Module):
     Any leading batch shape is accepted; the output follows the input's device and float dtype
     (float32 runs complex64, float64 runs complex128).
 
+    Randomness: the initial weights are drawn from torch's global RNG, as ``nn.Linear``'s are, so
+    ``torch.manual_seed`` fixes them (``qllm.train.train`` seeds it from ``TrainConfig.seed`` and
+    restores the caller's RNG state afterwards). Forward calls draw only from private generators
+    (shot sampler, SPSA), never from the global ones.
+
     >>> from qllm.circuits import build_circuit
     >>> layer = QuantumLayer(build_circuit(n_qubits=4, n_layers=2))
     >>> layer(torch.rand(8, 16, 4)).shape
