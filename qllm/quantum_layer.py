@@ -38,8 +38,9 @@ class QuantumLayer(nn.Module):
 
     Randomness: the initial weights are drawn from torch's global RNG, as ``nn.Linear``'s are, so
     ``torch.manual_seed`` fixes them (``qllm.train.train`` seeds it from ``TrainConfig.seed`` and
-    restores the caller's RNG state afterwards). Forward calls draw only from private generators
-    (shot sampler, SPSA), never from the global ones.
+    restores the caller's RNG state afterwards). Forward calls on the native and Aer backends
+    draw only from private generators (shot sampler, SPSA, Aer job seeds); PennyLane devices with
+    shots seed themselves from NumPy's global RNG unless given a ``seed`` device option.
 
     >>> from qllm.circuits import build_circuit
     >>> layer = QuantumLayer(build_circuit(n_qubits=4, n_layers=2))
