@@ -65,6 +65,10 @@ class HybridTransformer(nn.Module):
         cfg = self.config
         if not torch.is_tensor(x):
             raise InputTypeError(f"x must be a torch.Tensor, got {type(x).__name__}")
+        device = self.pos.weight.device
+        if x.device != device:
+            raise InputError(f"x is on {x.device} but the model on {device}; use "
+                             f"x.to({str(device)!r}) or model.to(...)")
         if cfg.vocab_size is not None:
             if x.dim() != 2 or x.dtype not in (torch.int64, torch.int32):
                 raise InputError(f"x must be token ids of shape (B, T) and integer dtype, got "

@@ -85,6 +85,8 @@ CASES = [
     ("expval weights length", lambda: TORCH.expval(SPEC, X, torch.rand(3)), InputError, "weights"),
     ("expval inf weights", lambda: TORCH.expval(SPEC, X, torch.full_like(W, math.inf)),
      InputError, "weights"),
+    ("expval weights on another device", lambda: TORCH.expval(SPEC, X, W.to("meta")),
+     InputError, "device"),
     ("pennylane NaN inputs", lambda: get_backend("pennylane").expval(SPEC, _nan(), W), InputError,
      "inputs"),
     # -- QuantumLayer ---------------------------------------------------------------------------
@@ -136,6 +138,8 @@ CASES = [
                                            torch.tensor([0, 7])), InputError, "targets"),
     ("model targets dtype", lambda: TOKENS(torch.zeros(2, 3, dtype=torch.long),
                                            torch.rand(2)), InputError, "targets"),
+    ("model x on another device", lambda: TOKENS(torch.zeros(1, 2, dtype=torch.long,
+                                                             device="meta")), InputError, "x"),
     ("model config type", lambda: HybridTransformer({"input_dim": 4}), ConfigError, "config"),
     # -- data ------------------------------------------------------------------------------------
     ("task name", lambda: load_task("nope"), DataError, "nope"),

@@ -58,6 +58,11 @@ class Backend:
         Validates both tensors, checks the memory budget, then runs ``_expval``.
         """
         check_angles(inputs, "inputs", spec.n_inputs)
+        if torch.is_tensor(weights) and weights.device != inputs.device:
+            from qllm.errors import InputError
+
+            raise InputError(f"weights are on {weights.device} but inputs on {inputs.device}; "
+                             "move both to one device")
         check_angles(weights, "weights", spec.n_weights)
         if inputs.dim() != 2:
             raise_shape(inputs)
