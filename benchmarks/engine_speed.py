@@ -1,0 +1,254 @@
+"""Native engine speed: forward + backward time per training step against PennyLane.
+
+Workload: ``build_circuit(n, layers)`` (angle encoding + hardware-efficient RY/RZ + CNOT ring),
+B tokens per step, loss = sum of all expectation values, gradients for inputs and weights.
+Peers, timed in the same run: PennyLane ``default.qubit`` (torch interface, backprop, parameter
+broadcasting); optionally ``lightning.qubit`` (adjoint) and the ``aer`` backend (forward only:
+its gradients are parameter-shift, 2P+1 circuits per token). Peers that start OpenMP runtimes
+(lightning, Aer) run in a child process so they cannot slow torch here (see NOTES.md).
+
+    python benchmarks/engine_speed.py                    # n = 4..10, B = 1024, 2 layers
+    python benchmarks/engine_speed.py --full             # n = 4..12, B = 16384, 4 layers
+    python benchmarks/engine_speed.py --lightning --aer --out results/engine_speed.json
+    python benchmarks/engine_speed.py --device cuda      # also the fused path's FLOP rate
+
+Times are medians over ``--repeats`` after warm-up (the three native strategies timed in turns);
+ratios are peer time / native ("auto") time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+import warnings
+
+import torch
+
+from qllm.circuits import build_circuit
+from qllm.engine import simulate
+from qllm.engine.fused import choose_fused
+from qllm.engine.plan import make_plan
+from qllm.results import machine, versions, write_json
+
+STRATEGIES = ("auto", "fused", "gates")
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_time(step, repeats: int, warmup: int, device: str) -> tuple[float, list[float]]:
+    for _ in range(warmup):
+        step()
+    sync(device)
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times), times
+
+
+def round_robin_times(steps: dict, repeats: int, warmup: int, device: str) -> dict:
+    """Median seconds per named step, timed in turns (a, b, c, a, b, c, ...) so that drift in
+    machine load hits every step alike."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict = {name: [] for name in steps}
+    for _ in range(repeats):
+        for name, step in steps.items():
+            sync(device)
+            t = time.perf_counter()
+            step()
+            sync(device)
+            times[name].append(time.perf_counter() - t)
+    return {name: (statistics.median(ts), ts) for name, ts in times.items()}
+
+
+def make_inputs(n: int, batch: int, spec, device: str, dtype):
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(batch, n, generator=g) * 3.0).to(device, dtype).requires_grad_(True)
+    w = (torch.rand(spec.n_weights, generator=g) * 6.0).to(device, dtype).requires_grad_(True)
+    return x, w
+
+
+def native_step(spec, x, w, strategy: str):
+    def step():
+        x.grad = w.grad = None
+        simulate(spec, x, w, strategy).sum().backward()
+    return step
+
+
+def pennylane_step(spec, x, w, device_name: str, diff_method: str):
+    import pennylane as qml
+
+    dev = qml.device(device_name, wires=spec.n_qubits)
+    qnode = qml.QNode(spec.to_pennylane(), dev, interface="torch", diff_method=diff_method)
+
+    def step():
+        x.grad = w.grad = None
+        with torch.device(x.device):  # default.qubit makes |0..0> on the default device
+            torch.stack(qnode(x, w), -1).sum().backward()
+    return step
+
+
+def aer_forward(spec, x, w):
+    from qllm.backends import get_backend
+
+    backend = get_backend("aer")
+    xd, wd = x.detach().cpu().double(), w.detach().cpu().double()
+
+    def step():
+        backend.expval(spec, xd, wd)
+    return step
+
+
+def time_peer(peer: str, n: int, batch: int, layers: int, repeats: int, device: str, dtype):
+    """Median seconds of one step of ``peer`` (run in this process)."""
+    spec = build_circuit(n, layers)
+    x, w = make_inputs(n, batch, spec, device, dtype)
+    if peer == "default.qubit":
+        step = pennylane_step(spec, x, w, "default.qubit", "backprop")
+    elif peer == "lightning.qubit":
+        step = pennylane_step(spec, x.detach().cpu().double().requires_grad_(True),
+                              w.detach().cpu().double().requires_grad_(True), "lightning.qubit",
+                              "adjoint")
+    elif peer == "aer":
+        step = aer_forward(spec, x, w)
+    else:
+        raise ValueError(peer)
+    return median_time(step, repeats, 1, device)
+
+
+def time_peer_in_child(peer: str, n: int, batch: int, layers: int, repeats: int):
+    """Run ``time_peer`` in a fresh interpreter (its OpenMP threads stay out of this process)."""
+    cmd = [sys.executable, __file__, "--child", peer, "--child-n", str(n), "--batch", str(batch),
+           "--layers", str(layers), "--peer-repeats", str(repeats)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600)
+    if res.returncode != 0:
+        return None, res.stderr.strip().splitlines()[-1:] or ["failed"]
+    med, times = json.loads(res.stdout.strip().splitlines()[-1])
+    return med, times
+
+
+def matmul_rate(batch: int, dim: int, device: str, dtype) -> float:
+    """Measured FLOP/s of a [B, dim] x [dim, dim] product in the engine's complex dtype."""
+    a = torch.randn(batch, dim, dtype=dtype, device=device)
+    b = torch.randn(dim, dim, dtype=dtype, device=device)
+    med, _ = median_time(lambda: a @ b, 10, 3, device)
+    return 8 * batch * dim * dim / med  # complex multiply-add = 8 real FLOPs
+
+
+def fused_flops(spec, batch: int) -> int:
+    """Real FLOPs of the fused path's batch products (forward + two in backward)."""
+    plan = make_plan(spec)
+    dim = 2**spec.n_qubits
+    fixed = sum(1 for seg in plan.segments if not seg.data)
+    return 3 * 8 * batch * dim * dim * fixed
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--full", action="store_true", help="n up to 12, B = 16384, 4 layers")
+    p.add_argument("--qubits", type=int, nargs="*", help="override the qubit counts")
+    p.add_argument("--batch", type=int, help="tokens per step (default 1024, 16384 with --full)")
+    p.add_argument("--layers", type=int, help="ansatz layers (default 2, 4 with --full)")
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--dtype", default="float32", choices=["float32", "float64"])
+    p.add_argument("--repeats", type=int, default=21, help="timed native steps per point")
+    p.add_argument("--peer-repeats", type=int, default=3, help="timed peer steps per point")
+    p.add_argument("--peer-max-qubits", type=int, default=10,
+                   help="skip the PennyLane peers above this many qubits (minutes per step)")
+    p.add_argument("--lightning", action="store_true", help="also lightning.qubit (adjoint)")
+    p.add_argument("--aer", action="store_true", help="also the aer backend (forward only)")
+    p.add_argument("--out", default="results/engine_speed.json")
+    p.add_argument("--child", help=argparse.SUPPRESS)
+    p.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    warnings.filterwarnings("ignore")
+    batch = args.batch or (16384 if args.full else 1024)
+    layers = args.layers or (4 if args.full else 2)
+    dtype = getattr(torch, args.dtype)
+    if args.child:
+        med, times = time_peer(args.child, args.child_n, batch, layers, args.peer_repeats, "cpu",
+                               dtype)
+        print(json.dumps([med, times]))
+        return 0
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda but torch.cuda.is_available() is False")
+    qubits = args.qubits or ([4, 6, 8, 10, 12] if args.full else [4, 6, 8, 10])
+    peers = ["default.qubit"] + (["lightning.qubit"] if args.lightning else [])
+    if args.aer:
+        try:
+            import qllm.backends.aer_backend  # noqa: F401
+            peers.append("aer")
+        except ImportError:
+            print("aer: qllm.backends.aer_backend not available, skipped")
+    cdtype = torch.complex64 if dtype == torch.float32 else torch.complex128
+    rows = []
+    print(f"engine_speed: B={batch}, layers={layers}, {args.dtype}, device={args.device}, "
+          f"torch threads={torch.get_num_threads()}; forward+backward ms per step (median)")
+    for n in qubits:
+        spec = build_circuit(n, layers)
+        x, w = make_inputs(n, batch, spec, args.device, dtype)
+        row = {"n_qubits": n, "native": {}, "peers": {}}
+        timed = round_robin_times({s: native_step(spec, x, w, s) for s in STRATEGIES},
+                                  args.repeats, 2, args.device)
+        for strategy, (med, times) in timed.items():
+            row["native"][strategy] = {"median_s": med, "times_s": times}
+        seg0 = [s for s in make_plan(spec).segments if not s.data]
+        row["auto_fuses"] = bool(seg0) and choose_fused(n, seg0[0], batch, "auto")
+        for peer in peers:
+            if n > args.peer_max_qubits:
+                row["peers"][peer] = None
+                continue
+            if peer == "default.qubit":
+                med, times = time_peer(peer, n, batch, layers, args.peer_repeats, args.device, dtype)
+            else:
+                med, times = time_peer_in_child(peer, n, batch, layers, args.peer_repeats)
+            row["peers"][peer] = None if med is None else {"median_s": med, "times_s": times,
+                                                           "forward_only": peer == "aer"}
+        if args.device == "cuda":
+            t_fused = row["native"]["fused"]["median_s"]
+            row["fused_flop_rate"] = fused_flops(spec, batch) / t_fused
+            row["matmul_flop_rate"] = matmul_rate(batch, 2**n, args.device, cdtype)
+        rows.append(row)
+        print_row(row, peers, args.device == "cuda")
+    data = {"benchmark": "engine_speed",
+            "config": {"batch": batch, "layers": layers, "qubits": qubits, "dtype": args.dtype,
+                       "device": args.device, "repeats": args.repeats,
+                       "peer_repeats": args.peer_repeats, "circuit": "build_circuit(n, layers)"
+                       " = angle encoding + hardware_efficient (RY, RZ, CNOT ring)",
+                       "loss": "sum of expectation values; grads for inputs and weights"},
+            "versions": versions(), "machine": machine(), "rows": rows}
+    print(f"wrote {write_json(args.out, data)}")
+    return 0
+
+
+def print_row(row: dict, peers: list[str], cuda: bool) -> None:
+    nat = {s: row["native"][s]["median_s"] * 1e3 for s in STRATEGIES}
+    parts = [f"n={row['n_qubits']:>2}", " ".join(f"{s} {nat[s]:8.2f}" for s in STRATEGIES),
+             f"(auto {'fuses' if row['auto_fuses'] else 'gates'})"]
+    for peer in peers:
+        r = row["peers"].get(peer)
+        if r is None:
+            parts.append(f"| {peer}: skipped")
+        else:
+            ms = r["median_s"] * 1e3
+            label = peer + (" fwd only" if r.get("forward_only") else "")
+            parts.append(f"| {label} {ms:9.1f} = {ms / nat['auto']:6.1f}x")
+    if cuda:
+        parts.append(f"| fused {row['fused_flop_rate'] / 1e12:.2f} TFLOP/s of matmul "
+                     f"{row['matmul_flop_rate'] / 1e12:.2f}")
+    print("  ".join(parts), flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
