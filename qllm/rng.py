@@ -48,17 +48,17 @@ def global_rng_state() -> dict:
 
 
 def set_global_rng_state(state: dict) -> None:
-    """Inverse of ``global_rng_state``."""
-    torch.set_rng_state(state["torch"])
+    """Inverse of ``global_rng_state`` (state tensors may have been loaded onto a GPU)."""
+    torch.set_rng_state(state["torch"].cpu())
     n = state["numpy"]
-    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), int(n["pos"]),
+    np.random.set_state(("MT19937", n["keys"].cpu().numpy().astype(np.uint32), int(n["pos"]),
                          int(n["has_gauss"]), float(n["cached_gaussian"])))
     p = state["python"]
     random.setstate((p["version"], tuple(int(k) for k in p["keys"].tolist()), p["gauss_next"]))
     if "cuda" in state and torch.cuda.is_available():
         cuda = list(state["cuda"])[:torch.cuda.device_count()]
         for i, s in enumerate(cuda):
-            torch.cuda.set_rng_state(s, i)
+            torch.cuda.set_rng_state(s.cpu(), i)
 
 
 def seed_global(seed: int) -> None:
@@ -155,7 +155,7 @@ def set_generator_states(module: torch.nn.Module, states: dict) -> list[str]:
                 continue
             g = container[dict_key[:-1]] = torch.Generator(state["device"])
         if "torch" in state:
-            g.set_state(state["torch"])
+            g.set_state(state["torch"].cpu())
         else:
             g.bit_generator.state = state["numpy"]
     return unmatched
