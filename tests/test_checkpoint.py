@@ -79,6 +79,7 @@ class _Payload:
         return (open, (self.marker, "w"))
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_crafted_pickle_is_refused_and_its_payload_never_runs(tmp_path):
     marker = tmp_path / "pwned"
     raw = tmp_path / "raw.pt"
@@ -148,3 +149,4 @@ def test_rng_state_round_trips_through_a_weights_only_checkpoint(tmp_path):
     assert torch.equal(expected[0], got[0])
     assert np.array_equal(expected[1], got[1])
     assert expected[2:] == got[2:]
+
