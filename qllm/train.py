@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from qllm.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from qllm.checkpoint import (_check_plain, load_checkpoint, rng_state, save_checkpoint,
+                             set_rng_state)
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError
@@ -113,6 +114,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
     if resume and (ckpt_path is None or not ckpt_path.exists()):
         raise CheckpointError(f"resume needs a checkpoint at {str(ckpt_path)!r}, found none")
     device = _device(train_cfg.device)
+    if out_dir is not None:  # fail now, not at the first checkpoint an epoch later
+        _check_plain({"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()},
+                     "state")
     task = task or load_task(train_cfg.task, **train_cfg.task_options)
     model_cfg = model_config_for(task, model_cfg)
     with preserve_global_rng(device):

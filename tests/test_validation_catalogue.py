@@ -190,6 +190,9 @@ def test_bad_files_raise_named_errors(tmp_path):
     cases.append((lambda: train(ModelConfig(input_dim=4), cfg, out_dir=tmp_path / "run",
                                 resume=True), CheckpointError, "checkpoint"))
     cases.append((lambda: train({"input_dim": 4}, cfg), ConfigError, "model_cfg"))
+    unsaveable = ModelConfig(input_dim=4, quantum={"backend_options": {"noise": object()}})
+    cases.append((lambda: train(unsaveable, cfg, out_dir=tmp_path / "run2"), CheckpointError,
+                  "backend_options"))
     for call, error, needle in cases:
         with pytest.raises(error, match=None) as info:
             call()
