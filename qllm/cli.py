@@ -60,7 +60,8 @@ def cmd_train(args) -> int:
         from qllm.checkpoint import load_checkpoint
         from qllm.config import ModelConfig, TrainConfig
 
-        state = load_checkpoint(Path(args.out) / "checkpoint.pt")
+        state = load_checkpoint(Path(args.out) / "checkpoint.pt",
+                                require=("model_config", "train_config"))
         model_cfg = ModelConfig.from_dict(state["model_config"])
         train_cfg = TrainConfig.from_dict(state["train_config"])
     else:
@@ -76,9 +77,15 @@ def _load_model(path):
     from qllm.config import ModelConfig, TrainConfig
     from qllm.model import HybridTransformer
 
-    state = load_checkpoint(path)
+    from qllm.errors import CheckpointError
+
+    state = load_checkpoint(path, require=("model", "model_config", "train_config"))
     model = HybridTransformer(ModelConfig.from_dict(state["model_config"]))
-    model.load_state_dict(state["model"])
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match its model config: "
+                              f"{str(e).splitlines()[0][:300]}") from None
     return model, TrainConfig.from_dict(state["train_config"])
 
 

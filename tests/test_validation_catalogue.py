@@ -209,10 +209,14 @@ def test_bad_files_raise_named_errors(tmp_path):
     (["train", "--config", "/no/such/config.json"], "config.json"),
     (["eval", "/no/such/checkpoint.pt"], "checkpoint.pt"),
     (["cost", "/no/such/model.json"], "model.json"),
+    (["eval", "{tmp}/foreign.pt"], "lacks"),
+    (["train", "--resume"], "checkpoint"),
 ], ids=lambda v: " ".join(v) if isinstance(v, list) else v)
 def test_cli_reports_bad_arguments(argv, needle, tmp_path, capsys):
     from qllm.cli import main
 
+    save_checkpoint(tmp_path / "foreign.pt", {"weights": torch.zeros(2)})  # ours, but no model
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     if argv[0] == "train":
         argv = argv + ["--out", str(tmp_path / "run")]
     assert main(argv) == 2
