@@ -84,7 +84,7 @@ def test_rbs_pyramid_preserves_hamming_weight():
     for q in range(n):  # start in |e_q>, a unary state
         prep = CircuitSpec(n, (Op("X", (q,)),))
         state = simulate_state(prep.compose(spec), torch.zeros(1, 0, dtype=torch.float64), w)[0]
-        weights = torch.tensor([bin(k).count("1") for k in range(2**n)])
+        weights = torch.tensor([k.bit_count() for k in range(2**n)])
         assert float(state[weights != 1].abs().max()) < 1e-12
         assert abs(float(state.norm()) - 1) < 1e-12
 
@@ -103,7 +103,9 @@ def test_reupload_repeats_the_encoding():
     plain = build_circuit(3, 3)
     again = build_circuit(3, 3, reupload=True)
     assert plain.n_weights == again.n_weights and plain.n_inputs == again.n_inputs == 3
-    count = lambda s: sum(op.uses_input for op in s.ops)  # noqa: E731
+    def count(s):
+        return sum(op.uses_input for op in s.ops)
+
     assert count(again) == 3 * count(plain)
     assert build_circuit(3, 1, encoding="dense_angle").n_inputs == 6
 

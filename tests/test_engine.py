@@ -92,7 +92,7 @@ def test_gradients_match_pennylane_backprop(seed):
 
     ref_x, ref_w = grads(lambda a, b: pennylane_expval(spec, a, b))
     for strategy in STRATEGIES:
-        gx, gw = grads(lambda a, b: simulate(spec, a, b, strategy))
+        gx, gw = grads(lambda a, b, s=strategy: simulate(spec, a, b, s))
         np.testing.assert_allclose(gx.numpy(), ref_x.numpy(), atol=1e-6, err_msg=strategy)
         np.testing.assert_allclose(gw.numpy(), ref_w.numpy(), atol=1e-6, err_msg=strategy)
 

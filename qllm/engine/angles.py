@@ -45,7 +45,7 @@ class Sources:
             self.inputs.append(p.indices)
         return True, self.inputs.index(p.indices)
 
-    def group(self, ops: list[Op]) -> "AngleGroup":
+    def group(self, ops: list[Op]) -> AngleGroup:
         g = AngleGroup(self, ops)
         self.groups.append(g)
         return g
