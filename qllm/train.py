@@ -17,6 +17,7 @@ checkpoint + a new process + 60 steps give bit-identical weights and losses to 1
 from __future__ import annotations
 
 import math
+import warnings
 import time
 from pathlib import Path
 
@@ -256,9 +257,12 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> di
 
 
 def _cost(model: HybridTransformer, task: TaskData) -> dict | None:
-    """The cost report, if the cost module is available (it transpiles: keep it cheap)."""
+    """The cost report. Qiskit is a core dependency, but a stripped environment (e.g. a GPU
+    image with torch and PennyLane only) should still train: then the report is None."""
+    from qllm.cost import cost_report
+
     try:
-        from qllm.cost import cost_report
-    except ImportError:
+        return cost_report(model, seq_len=task.seq_len).to_dict()
+    except ImportError as e:
+        warnings.warn(f"no cost report: {e}", stacklevel=2)
         return None
-    return cost_report(model, seq_len=task.seq_len).to_dict()
