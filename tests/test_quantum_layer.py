@@ -106,7 +106,7 @@ def test_too_many_qubits_refused_before_allocating():
 def test_inits():
     spec = build_circuit(3, 2)
     assert torch.all(QuantumLayer(spec, init="zeros").weights == 0)
-    u = QuantumLayer(spec, init="uniform").weights
+    u = QuantumLayer(spec, init="uniform").weights.detach()
     assert float(u.min()) >= 0 and float(u.max()) < 2 * torch.pi
     assert float(QuantumLayer(spec, init="normal", init_scale=0.01).weights.abs().max()) < 0.1
 
