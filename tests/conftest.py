@@ -22,3 +22,12 @@ def _seed_everything():
 def gen() -> torch.Generator:
     """A seeded torch Generator for tests that draw their own tensors."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny models run far faster on one thread (no OpenMP spinning on a loaded machine)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

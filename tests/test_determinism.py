@@ -15,21 +15,14 @@ import random
 import numpy as np
 import pytest
 import torch
-
 from qllm.circuits import build_circuit
+
 from qllm.config import ModelConfig, TrainConfig
 from qllm.quantum_layer import QuantumLayer
 from qllm.rng import generator_states, seed_generators
 from qllm.train import train
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny models run far faster on one thread (no OpenMP spinning on a loaded machine)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 MODEL = ModelConfig(input_dim=4, n_embd=8, n_head=2, n_layer=1, ffn="quantum", dropout=0.1,
                     quantum={"n_qubits": 2, "n_layers": 1, "gradient": "spsa"})
