@@ -27,8 +27,8 @@ import time
 import warnings
 
 import torch
-
 from qllm.circuits import build_circuit
+
 from qllm.engine import simulate
 from qllm.engine.fused import choose_fused
 from qllm.engine.plan import make_plan

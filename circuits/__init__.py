@@ -9,11 +9,19 @@ builders, and ``build_circuit`` that combines them by name.
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
-from qllm.circuits.ansatze import (ANSATZE, basic_entangler, hardware_efficient, rbs_pyramid,
-                                   rx_ry_cnot, sim14, strongly_entangling)
+from qllm.circuits.ansatze import (
+    ANSATZE,
+    basic_entangler,
+    hardware_efficient,
+    rbs_pyramid,
+    rx_ry_cnot,
+    sim14,
+    strongly_entangling,
+)
 from qllm.circuits.encodings import ENCODINGS, angle_encoding, dense_angle_encoding, iqp_encoding
+
 from qllm.errors import SpecError
 from qllm.spec import CircuitSpec
 

@@ -75,9 +75,8 @@ def cmd_train(args) -> int:
 def _load_model(path):
     from qllm.checkpoint import load_checkpoint
     from qllm.config import ModelConfig, TrainConfig
-    from qllm.model import HybridTransformer
-
     from qllm.errors import CheckpointError
+    from qllm.model import HybridTransformer
 
     state = load_checkpoint(path, require=("model", "model_config", "train_config"))
     model = HybridTransformer(ModelConfig.from_dict(state["model_config"]))

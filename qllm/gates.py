@@ -9,8 +9,8 @@ arithmetic, all others return the complex dtype matching the parameters.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

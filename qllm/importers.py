@@ -19,8 +19,8 @@ gate table (``qllm.gates.GATES``). The spec then runs on every qllm backend.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from numbers import Integral
-from typing import Callable
 
 import torch
 

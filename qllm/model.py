@@ -128,7 +128,7 @@ class HybridTransformer(nn.Module):
     def quantum_layers(self) -> list[QuantumLayer]:
         return [m for m in self.modules() if isinstance(m, QuantumLayer)]
 
-    def set_backend(self, backend: str, **options) -> "HybridTransformer":
+    def set_backend(self, backend: str, **options) -> HybridTransformer:
         """Run every quantum sublayer on another backend (weights unchanged)."""
         from qllm.backends import get_backend
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import contextlib
 import random
 import zlib
-from typing import Iterator
+from collections.abc import Iterator
 
 import numpy as np
 import torch

@@ -12,8 +12,8 @@ observables. Every backend takes the same spec, and it exports to PennyLane and 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Sequence
 
 import torch
 
@@ -154,7 +154,7 @@ class CircuitSpec:
         """True when every gate is real: the statevector stays real."""
         return all(gate(op.gate).real for op in self.ops)
 
-    def compose(self, other: "CircuitSpec", name: str | None = None) -> "CircuitSpec":
+    def compose(self, other: CircuitSpec, name: str | None = None) -> CircuitSpec:
         """``self`` then ``other`` on the same qubits; ``other``'s weights come after ours and both
         read the same data vector; the observables are ``other``'s."""
         if other.n_qubits != self.n_qubits:
@@ -171,7 +171,7 @@ class CircuitSpec:
                            self.n_weights + other.n_weights,
                            name or "+".join(s for s in (self.name, other.name) if s))
 
-    def with_observables(self, observables: Sequence[str]) -> "CircuitSpec":
+    def with_observables(self, observables: Sequence[str]) -> CircuitSpec:
         return replace(self, observables=tuple(observables))
 
     # -- angles ----------------------------------------------------------------------------

@@ -17,22 +17,26 @@ checkpoint + a new process + 60 steps give bit-identical weights and losses to 1
 from __future__ import annotations
 
 import math
-import warnings
 import time
+import warnings
 from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
 
-from qllm.checkpoint import (_check_plain, load_checkpoint, rng_state, save_checkpoint,
-                             set_rng_state)
+from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError
 from qllm.model import HybridTransformer
 from qllm.results import machine, versions, write_json
-from qllm.rng import (generator_states, preserve_global_rng, seed_generators, seed_global,
-                      set_generator_states)
+from qllm.rng import (
+    generator_states,
+    preserve_global_rng,
+    seed_generators,
+    seed_global,
+    set_generator_states,
+)
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "history", "losses", "wall_time_s",
                    "rng", "generators", "model_config", "train_config")

@@ -20,9 +20,9 @@ import time
 
 import pytest
 import torch
+from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
-from qllm.circuits import build_circuit
 from qllm.errors import BackendError, MemoryBudgetError
 from qllm.memory import budget_bytes
 from qllm.quantum_layer import QuantumLayer

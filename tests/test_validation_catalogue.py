@@ -12,14 +12,22 @@ import math
 
 import pytest
 import torch
+from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
 from qllm.checkpoint import load_checkpoint, save_checkpoint
-from qllm.circuits import build_circuit
 from qllm.config import ModelConfig, QuantumConfig, TrainConfig
 from qllm.data import load_task
-from qllm.errors import (BackendError, CheckpointError, ConfigError, DataError, InputError,
-                         InputTypeError, QllmError, SpecError)
+from qllm.errors import (
+    BackendError,
+    CheckpointError,
+    ConfigError,
+    DataError,
+    InputError,
+    InputTypeError,
+    QllmError,
+    SpecError,
+)
 from qllm.gates import gate
 from qllm.model import HybridTransformer
 from qllm.quantum_layer import QuantumLayer

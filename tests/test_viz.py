@@ -7,14 +7,14 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
+from qllm.circuits import build_circuit
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from qllm.circuits import build_circuit
+from qllm import viz
 from qllm.config import ModelConfig, QuantumConfig
 from qllm.data import load_task
 from qllm.errors import ConfigError, InputError
 from qllm.model import HybridTransformer
-from qllm import viz
 
 matplotlib.use("Agg")
 

@@ -10,7 +10,7 @@ Names: ``torch`` (native engine), ``pennylane:<device>`` (any PennyLane device),
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from qllm.backends.base import Backend, ExecutionStats
 from qllm.errors import BackendError

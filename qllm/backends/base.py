@@ -3,9 +3,8 @@ expectation values [B, n_observables] and records what it ran."""
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-
 import math
+from dataclasses import asdict, dataclass
 
 import torch
 
@@ -79,7 +78,7 @@ class Backend:
                 f"{float(weights.abs().max()) if weights.numel() else 0.0:.3g}); rescale the inputs")
         return out
 
-    def set_memory_budget(self, memory_budget_gb: float | None) -> "Backend":
+    def set_memory_budget(self, memory_budget_gb: float | None) -> Backend:
         """Refuse calls whose estimate exceeds ``memory_budget_gb`` GiB (None: the default)."""
         if memory_budget_gb is not None and (
                 isinstance(memory_budget_gb, bool) or not isinstance(memory_budget_gb, (int, float))

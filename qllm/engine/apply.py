@@ -9,8 +9,7 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.plan import (BLOCK_QUBITS, Diag, Layer, Mat, Micro, Perm, Step,  # noqa: F401
-                              blocks, on_device)
+from qllm.engine.plan import BLOCK_QUBITS, Diag, Layer, Mat, Micro, Perm, Step, blocks, on_device  # noqa: F401
 from qllm.gates import gate
 
 
