@@ -128,12 +128,13 @@ class HybridTransformer(nn.Module):
     def quantum_layers(self) -> list[QuantumLayer]:
         return [m for m in self.modules() if isinstance(m, QuantumLayer)]
 
-    def set_backend(self, backend: str, **options) -> HybridTransformer:
-        """Run every quantum sublayer on another backend (weights unchanged)."""
-        from qllm.backends import get_backend
+    def set_backend(self, backend: str, backend_options: dict | None = None,
+                    **options) -> HybridTransformer:
+        """Run every quantum sublayer on another backend (weights unchanged); options as for
+        ``QuantumLayer`` (a dict, or keywords)."""
+        from qllm.quantum_layer import use_backend
 
-        for layer in self.quantum_layers():
-            layer.backend = get_backend(backend, **options)
+        use_backend(self, backend, backend_options=backend_options, **options)
         return self
 
     def cost_report(self, seq_len: int | None = None, **kwargs):

@@ -31,7 +31,9 @@ class QuantumLayer(nn.Module):
             hardware-style gradients for inputs and weights, all shifted circuits in one job).
         spsa_samples / spsa_epsilon / spsa_seed: SPSA directions per sample, perturbation size,
             and the seed of its direction generator.
-        backend_options: passed to the backend factory when ``backend`` is a name.
+        backend_options: a dict passed to the backend factory when ``backend`` is a name
+            (e.g. ``{"backend": "fake_manila"}`` for ``pennylane:qiskit.remote``); further
+            keyword arguments are merged into it.
 
     Any leading batch shape is accepted; the output follows the input's device and float dtype
     (float32 runs complex64, float64 runs complex128).
@@ -50,14 +52,17 @@ class QuantumLayer(nn.Module):
 
     def __init__(self, spec: CircuitSpec, backend: str | Backend = "torch", init: str = "uniform",
                  init_scale: float = 0.1, gradient: str = "backprop", spsa_samples: int = 1,
-                 spsa_epsilon: float = 0.01, spsa_seed: int | None = None, **backend_options):
+                 spsa_epsilon: float = 0.01, spsa_seed: int | None = None,
+                 backend_options: dict | None = None, **options):
         super().__init__()
         if not isinstance(spec, CircuitSpec):
             raise ConfigError(f"spec must be a CircuitSpec, got {type(spec).__name__}")
         if init not in INITS:
             raise ConfigError(f"init {init!r} is not one of {INITS}")
         self.spec = spec
-        self.backend = get_backend(backend, **backend_options)
+        # A dict as well as keywords: PennyLane's qiskit.remote takes a device option named
+        # "backend", which a keyword could not carry past this method's own `backend`.
+        self.backend = get_backend(backend, **{**(backend_options or {}), **options})
         from qllm.gradients import check_backprop, make_gradient
 
         self.gradient = gradient
@@ -102,7 +107,8 @@ class QuantumLayer(nn.Module):
                 f"backend={self.backend.name!r}, gradient={self.gradient!r}")
 
 
-def use_backend(module: torch.nn.Module, backend, gradient: str | None = None, **options) -> int:
+def use_backend(module: torch.nn.Module, backend, gradient: str | None = None,
+                backend_options: dict | None = None, **options) -> int:
     """Swap the backend of every ``QuantumLayer`` inside ``module`` (e.g. for
     ``qllm eval --backend aer:fake_manila --shots 4096``).
 
@@ -112,8 +118,9 @@ def use_backend(module: torch.nn.Module, backend, gradient: str | None = None, *
         gradient: also switch each layer's gradient method ("backprop", "parameter-shift",
             "spsa"); None keeps it. Evaluate under ``torch.no_grad()`` when the new backend
             cannot backprop and the gradient stays "backprop".
-        **options: backend options (``shots``, ``seed``, ...); each layer gets its own backend
-            built from the name, so stats stay per layer.
+        backend_options / **options: backend options (``shots``, ``seed``, ...; the dict can
+            hold a device option named ``backend``); each layer gets its own backend built from
+            the name, so stats stay per layer.
 
     Returns:
         The number of layers changed.
@@ -123,7 +130,7 @@ def use_backend(module: torch.nn.Module, backend, gradient: str | None = None, *
     n = 0
     for layer in module.modules():
         if isinstance(layer, QuantumLayer):
-            layer.backend = get_backend(backend, **options)
+            layer.backend = get_backend(backend, **{**(backend_options or {}), **options})
             if gradient is not None:
                 layer.gradient, layer.gradient_fn = gradient, make_gradient(gradient)
             n += 1

@@ -100,3 +100,30 @@ def test_qiskit_aer_through_the_backend():
     with torch.no_grad():
         torch.testing.assert_close(aer(x), native(x), atol=0.15, rtol=0)  # 1024 shots: 5 sigma
     assert aer.backend.stats.as_dict() == {"circuits": 2, "shots": 2048, "jobs": 1}
+
+
+def test_qiskit_remote_takes_a_device_option_named_backend():
+    """`backend` is both QuantumLayer's argument and qiskit.remote's device option: the dict
+    form carries it, from QuantumLayer and from a model config alike."""
+    from qllm.config import ModelConfig, QuantumConfig
+    from qllm.model import HybridTransformer
+
+    spec = build_circuit(2, 1)
+    exact = QuantumLayer(spec).double()
+    layer = QuantumLayer(spec, backend="pennylane:qiskit.remote", shots=4000,
+                         diff_method="parameter-shift",
+                         backend_options={"backend": "fake_manila", "seed_transpiler": 1}).double()
+    with torch.no_grad():
+        layer.weights.copy_(exact.weights)
+    x = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    out = layer(x)
+    assert out.shape == (3, 2)
+    # shots (sigma ~ 0.016) plus FakeManila's calibrated noise: close to, not equal to, exact
+    assert float((out - exact(x)).abs().max()) < 0.25
+    cfg = ModelConfig(input_dim=4, ffn="quantum", n_layer=1, quantum=QuantumConfig(
+        n_qubits=2, n_layers=1, backend="pennylane:qiskit.remote",
+        backend_options={"backend": "fake_manila", "shots": 100, "diff_method": "parameter-shift"}))
+    model = HybridTransformer(cfg)
+    assert all(q.backend.name == "pennylane:qiskit.remote" for q in model.quantum_layers())
+    with torch.no_grad():
+        assert model(torch.rand(1, 2, 4)).shape == (1, 10)

@@ -21,7 +21,7 @@ def make_vqc(qcfg, observables=None) -> QuantumLayer:
     """A QuantumLayer from a QuantumConfig (one fresh set of circuit weights)."""
     return QuantumLayer(qcfg.build_spec(observables), qcfg.backend, init=qcfg.init,
                         gradient=qcfg.gradient, spsa_samples=qcfg.spsa_samples,
-                        **qcfg.backend_options)
+                        backend_options=qcfg.backend_options)
 
 
 class QuantumFFN(nn.Module):
