@@ -180,35 +180,25 @@ def run_train_job(job: dict, out_dir: Path, path: Path) -> dict:
     work = out_dir / "work" / job["run_id"]
     with contextlib.redirect_stdout(io.StringIO()):  # per-epoch lines would interleave
         try:
-            res = train(model_cfg, train_cfg, out_dir=work,
+            res = train(model_cfg, train_cfg, out_dir=work, cost_options=job["cost"],
                         resume=(work / "checkpoint.pt").exists())
         except CheckpointError:  # a checkpoint that cannot be read: start this run again
             (work / "checkpoint.pt").unlink(missing_ok=True)
-            res = train(model_cfg, train_cfg, out_dir=work)
-    model = res.pop("model")
-    res["cost"] = cost_ledger(model, res, job["cost"])
+            res = train(model_cfg, train_cfg, out_dir=work, cost_options=job["cost"])
+    res.pop("model")
+    res["cost"] = {"ledger": cost_ledger(res["cost"], job["cost"]), "report": res["cost"]}
     record = {"job": {k: v for k, v in job.items() if k not in ("model", "train")}, **res}
     write_json(path, record)
     return record
 
 
-def cost_ledger(model, res: dict, cost: dict) -> dict:
-    """The cost report under ``cost`` settings, scaled to this run's epoch, and the headline
-    columns of the ledger (qubits, transpiled 2-qubit gates, executions and QPU seconds)."""
-    from qllm.cost import cost_report
-    from qllm.data import load_task
-
-    tcfg = res["train_config"]
-    task = load_task(tcfg["task"], **tcfg["task_options"])
-    steps_per_epoch = -(-len(task.x_train) // tcfg["batch_size"])
-    report = cost_report(model, seq_len=task.seq_len, shots=cost["shots"], target=cost["target"],
-                         gradient=cost["gradient"], profile=cost["profile"],
-                         batch_size=tcfg["batch_size"], steps_per_epoch=steps_per_epoch,
-                         epochs=tcfg["epochs"]).to_dict()
+def cost_ledger(report: dict, cost: dict) -> dict:
+    """The headline columns of a run's cost report (made by ``train`` under the job's ``cost``
+    settings): qubits, transpiled 2-qubit gates, executions and QPU seconds."""
     q = report["quantum"]
     proj = report["projections"].get(cost["profile"], {})
     total = next((c for c in report["classical"] if c["name"] == "total"), {})
-    ledger = {
+    return {
         "qubits": max((r["n_qubits"] for r in q), default=0),
         "quantum_layers": len(q),
         "two_qubit_gates": sum((r["transpiled"] or {}).get("n_2q", 0) for r in q),
@@ -218,9 +208,8 @@ def cost_ledger(model, res: dict, cost: dict) -> dict:
         "executions_per_token": proj.get("per_inference_token", {}).get("executions", 0),
         "qpu_seconds_per_token": proj.get("per_inference_token", {}).get("qpu_seconds", 0.0),
         "flops_per_token": total.get("flops_per_token"),
-        "steps_per_epoch": steps_per_epoch, **cost,
+        "steps_per_epoch": report["settings"]["steps_per_epoch"], **cost,
     }
-    return {"ledger": ledger, "report": report}
 
 
 def noise_jobs(preset: str, out_dir: Path, task: str = "digits") -> list[dict]:

@@ -91,7 +91,8 @@ def model_config_for(task: TaskData, model_cfg: ModelConfig) -> ModelConfig:
 
 
 def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | None = None,
-          resume: bool = False, task: TaskData | None = None) -> dict:
+          resume: bool = False, task: TaskData | None = None,
+          cost_options: dict | None = None) -> dict:
     """Train a model; returns the results dict (also written to ``out_dir/results.json``).
 
     Args:
@@ -100,6 +101,9 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         out_dir: where ``checkpoint.pt`` and ``results.json`` go (None: nothing is written).
         resume: continue from ``out_dir/checkpoint.pt``.
         task: a loaded TaskData (default: ``load_task(train_cfg.task, **train_cfg.task_options)``).
+        cost_options: ``qllm.cost.cost_report`` options for the results' cost (``shots``,
+            ``target``, ``gradient``, ``profile``...); batch size, steps per epoch and epochs
+            come from this run.
     """
     if not isinstance(model_cfg, ModelConfig):
         raise ConfigError(f"model_cfg must be a ModelConfig, got {type(model_cfg).__name__}")
@@ -109,6 +113,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         raise ConfigError(f"out_dir must be a folder path or None, got {type(out_dir).__name__}")
     if not isinstance(resume, bool):
         raise ConfigError(f"resume must be True or False, got {resume!r}")
+    if cost_options is not None and not isinstance(cost_options, dict):
+        raise ConfigError(f"cost_options must be a dict or None, got {type(cost_options).__name__}")
     if task is not None and not isinstance(task, TaskData):
         raise DataError(f"task must be a TaskData (see qllm.data.load_task), got "
                         f"{type(task).__name__}")
@@ -126,7 +132,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
     model_cfg = model_config_for(task, model_cfg)
     with preserve_global_rng(device):
         seed_global(train_cfg.seed)
-        return _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device)
+        return _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device,
+                      cost_options or {})
 
 
 def _device(name: str) -> torch.device:
@@ -156,7 +163,7 @@ def _check_resumable(path: Path, state: dict, model_cfg: ModelConfig, train_cfg:
                               f"(fields {diff} differ); resume with the config it holds")
 
 
-def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> dict:
+def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options) -> dict:
     model = HybridTransformer(model_cfg).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -253,20 +260,23 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device) -> di
         "final": final, "history": history, "losses": losses, "wall_time_s": wall,
         "steps": step, "versions": versions(), "machine": machine(),
     }
-    results["cost"] = _cost(model, task)
+    results["cost"] = _cost(model, task, cost_options, batch_size=train_cfg.batch_size,
+                            steps_per_epoch=steps_per_epoch, epochs=train_cfg.epochs)
     if out_dir is not None:
         write_json(out_dir / "results.json", results)
     results["model"] = model
     return results
 
 
-def _cost(model: HybridTransformer, task: TaskData) -> dict | None:
-    """The cost report. Qiskit is a core dependency, but a stripped environment (e.g. a GPU
-    image with torch and PennyLane only) should still train: then the report is None."""
+def _cost(model: HybridTransformer, task: TaskData, options: dict, **run) -> dict | None:
+    """The cost report of this run (``run``: its batch size, steps per epoch and epochs, so the
+    per-epoch and full-run projections are this run's). Qiskit is a core dependency, but a
+    stripped environment (e.g. a GPU image with torch and PennyLane only) should still train:
+    then the report is None."""
     from qllm.cost import cost_report
 
     try:
-        return cost_report(model, seq_len=task.seq_len).to_dict()
+        return cost_report(model, seq_len=task.seq_len, **options, **run).to_dict()
     except ImportError as e:
         warnings.warn(f"no cost report: {e}", stacklevel=2)
         return None
