@@ -27,21 +27,14 @@ CREDENTIAL_KEYS = ("token", "api_key", "apikey", "password", "secret", "access_k
                    "secret_access_key", "ibmqx_token", "auth")
 MASK = "***"
 _MIN_SECRET = 6  # shorter values would mask innocent text
-_extra_secrets: set[str] = set()
 _KEY_VALUE = re.compile(
     r"(?i)\b(token|api[_-]?key|apikey|password|secret|authorization|bearer)(\s*[=:]\s*|\s+)"
     r"(['\"]?)(?!\*\*\*)([^\s'\",;&}]+)")
 
 
-def register_secret(value: str) -> None:
-    """Treat ``value`` as a secret from now on (masked by ``redact``)."""
-    if isinstance(value, str) and len(value) >= _MIN_SECRET:
-        _extra_secrets.add(value)
-
-
 def secret_values() -> list[str]:
-    """Every secret currently known: token environment variables and registered values."""
-    vals = {os.environ.get(v, "") for v in TOKEN_ENV_VARS} | _extra_secrets
+    """Every secret currently known: the values of the token environment variables."""
+    vals = {os.environ.get(v, "") for v in TOKEN_ENV_VARS}
     return sorted((v for v in vals if len(v) >= _MIN_SECRET), key=len, reverse=True)
 
 
