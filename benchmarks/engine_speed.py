@@ -10,10 +10,12 @@ its gradients are parameter-shift, 2P+1 circuits per token). Peers that start Op
     python benchmarks/engine_speed.py                    # n = 4..10, B = 1024, 2 layers
     python benchmarks/engine_speed.py --full             # n = 4..12, B = 16384, 4 layers
     python benchmarks/engine_speed.py --lightning --aer --out results/engine_speed.json
-    python benchmarks/engine_speed.py --device cuda      # also the fused path's FLOP rate
+    python benchmarks/engine_speed.py --device cuda      # + CUDA graphs, the fused FLOP rate
 
-Times are medians over ``--repeats`` after warm-up (the three native strategies timed in turns);
-ratios are peer time / native ("auto") time.
+Times are medians over ``--repeats`` after warm-up (the native variants timed in turns); ratios
+are peer time / native ("auto") time. On CUDA the native strategies also run with CUDA graphs
+(``auto+graphs``, ``fused+graphs``: the backend option ``cuda_graphs=True``), and a second ratio
+is taken against ``auto+graphs``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from qllm.circuits import build_circuit
 
 from qllm.engine import simulate
 from qllm.engine.fused import choose_fused
+from qllm.engine.graphs import GraphCache
 from qllm.engine.plan import make_plan
 from qllm.results import machine, versions, write_json
 
@@ -83,6 +86,15 @@ def native_step(spec, x, w, strategy: str):
     def step():
         x.grad = w.grad = None
         simulate(spec, x, w, strategy).sum().backward()
+    return step
+
+
+def graphed_step(spec, x, w, strategy: str):
+    graphs = GraphCache()
+
+    def step():
+        x.grad = w.grad = None
+        graphs.simulate(spec, x, w, strategy).sum().backward()
     return step
 
 
@@ -168,6 +180,8 @@ def main(argv=None) -> int:
                    help="skip the PennyLane peers above this many qubits (minutes per step)")
     p.add_argument("--lightning", action="store_true", help="also lightning.qubit (adjoint)")
     p.add_argument("--aer", action="store_true", help="also the aer backend (forward only)")
+    p.add_argument("--tf32", action="store_true",
+                   help="allow TF32 matrix products on CUDA (faster, ~1e-3 relative error)")
     p.add_argument("--out", default="results/engine_speed.json")
     p.add_argument("--child", help=argparse.SUPPRESS)
     p.add_argument("--child-n", type=int, help=argparse.SUPPRESS)
@@ -183,6 +197,7 @@ def main(argv=None) -> int:
         return 0
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda but torch.cuda.is_available() is False")
+    torch.backends.cuda.matmul.allow_tf32 = args.tf32
     qubits = args.qubits or ([4, 6, 8, 10, 12] if args.full else [4, 6, 8, 10])
     peers = ["default.qubit"] + (["lightning.qubit"] if args.lightning else [])
     if args.aer:
@@ -199,8 +214,10 @@ def main(argv=None) -> int:
         spec = build_circuit(n, layers)
         x, w = make_inputs(n, batch, spec, args.device, dtype)
         row = {"n_qubits": n, "native": {}, "peers": {}}
-        timed = round_robin_times({s: native_step(spec, x, w, s) for s in STRATEGIES},
-                                  args.repeats, 2, args.device)
+        variants = {s: native_step(spec, x, w, s) for s in STRATEGIES}
+        if args.device == "cuda":
+            variants.update({f"{s}+graphs": graphed_step(spec, x, w, s) for s in ("auto", "fused")})
+        timed = round_robin_times(variants, args.repeats, 2, args.device)
         for strategy, (med, times) in timed.items():
             row["native"][strategy] = {"median_s": med, "times_s": times}
         seg0 = [s for s in make_plan(spec).segments if not s.data]
@@ -216,14 +233,14 @@ def main(argv=None) -> int:
             row["peers"][peer] = None if med is None else {"median_s": med, "times_s": times,
                                                            "forward_only": peer == "aer"}
         if args.device == "cuda":
-            t_fused = row["native"]["fused"]["median_s"]
+            t_fused = min(row["native"][s]["median_s"] for s in ("fused", "fused+graphs"))
             row["fused_flop_rate"] = fused_flops(spec, batch) / t_fused
             row["matmul_flop_rate"] = matmul_rate(batch, 2**n, args.device, cdtype)
         rows.append(row)
         print_row(row, peers, args.device == "cuda")
     data = {"benchmark": "engine_speed",
             "config": {"batch": batch, "layers": layers, "qubits": qubits, "dtype": args.dtype,
-                       "device": args.device, "repeats": args.repeats,
+                       "device": args.device, "tf32": args.tf32, "repeats": args.repeats,
                        "peer_repeats": args.peer_repeats, "circuit": "build_circuit(n, layers)"
                        " = angle encoding + hardware_efficient (RY, RZ, CNOT ring)",
                        "loss": "sum of expectation values; grads for inputs and weights"},
@@ -233,8 +250,8 @@ def main(argv=None) -> int:
 
 
 def print_row(row: dict, peers: list[str], cuda: bool) -> None:
-    nat = {s: row["native"][s]["median_s"] * 1e3 for s in STRATEGIES}
-    parts = [f"n={row['n_qubits']:>2}", " ".join(f"{s} {nat[s]:8.2f}" for s in STRATEGIES),
+    nat = {s: r["median_s"] * 1e3 for s, r in row["native"].items()}
+    parts = [f"n={row['n_qubits']:>2}", " ".join(f"{s} {t:8.2f}" for s, t in nat.items()),
              f"(auto {'fuses' if row['auto_fuses'] else 'gates'})"]
     for peer in peers:
         r = row["peers"].get(peer)
@@ -243,7 +260,10 @@ def print_row(row: dict, peers: list[str], cuda: bool) -> None:
         else:
             ms = r["median_s"] * 1e3
             label = peer + (" fwd only" if r.get("forward_only") else "")
-            parts.append(f"| {label} {ms:9.1f} = {ms / nat['auto']:6.1f}x")
+            ratio = f"{ms / nat['auto']:6.1f}x"
+            if "auto+graphs" in nat:
+                ratio += f" ({ms / nat['auto+graphs']:.1f}x graphed)"
+            parts.append(f"| {label} {ms:9.1f} = {ratio}")
     if cuda:
         parts.append(f"| fused {row['fused_flop_rate'] / 1e12:.2f} TFLOP/s of matmul "
                      f"{row['matmul_flop_rate'] / 1e12:.2f}")

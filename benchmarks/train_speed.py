@@ -4,12 +4,13 @@ Each variant runs forward + backward + AdamW step on the same random batch; the 
 median step time and its ratio to the classical twin measured in the same run.
 
     python benchmarks/train_speed.py                      # CPU, digits-shaped batch (32 x 16 x 4)
-    python benchmarks/train_speed.py --device cuda --batch 256
+    python benchmarks/train_speed.py --device cuda --batch 256 --cuda-graphs
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import statistics
 import time
 
@@ -59,6 +60,8 @@ def main(argv=None) -> dict:
     p.add_argument("--steps", type=int, default=20)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
+    p.add_argument("--cuda-graphs", action="store_true",
+                   help="quantum sublayers replay CUDA graphs (backend option cuda_graphs=True)")
     p.add_argument("--out", default="results/train_speed.json")
     args = p.parse_args(argv)
     device = torch.device(args.device)
@@ -67,8 +70,12 @@ def main(argv=None) -> dict:
     y = torch.randint(0, 10, (args.batch,), device=device)
     rows = []
     for name in args.variants:
+        variant = dict(VARIANTS[name])
+        if args.cuda_graphs and "quantum" in variant:
+            variant["quantum"] = dataclasses.replace(variant["quantum"],
+                                                     backend_options={"cuda_graphs": True})
         cfg = ModelConfig(input_dim=4, n_classes=10, block_size=args.seq_len, n_embd=args.n_embd,
-                          n_head=4, n_layer=args.n_layer, **VARIANTS[name])
+                          n_head=4, n_layer=args.n_layer, **variant)
         model = HybridTransformer(cfg).to(device)
         times = time_steps(model, x, y, args.steps, args.warmup)
         rows.append({"variant": name, "median_ms": 1e3 * statistics.median(times),

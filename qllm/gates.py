@@ -116,8 +116,7 @@ def _controlled(base: Callable[[torch.Tensor], torch.Tensor]):
     def matrix(p):
         m = base(p)
         out = torch.zeros(*m.shape[:-2], 4, 4, dtype=m.dtype, device=m.device)
-        out[..., 0, 0] = 1
-        out[..., 1, 1] = 1
+        out.diagonal(0, -2, -1)[..., :2].fill_(1)  # fill_, not "= 1": no host copy (CUDA graphs)
         out[..., 2:, 2:] = m
         return out
 

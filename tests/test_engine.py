@@ -215,3 +215,17 @@ def test_rotated_layers_absorb_their_qubit_order():
     k = torch.arange(2**7)
     z = torch.stack([1.0 - 2.0 * ((k >> (6 - q)) & 1).double() for q in range(7)], -1)
     np.testing.assert_allclose((probs @ z).numpy(), simulate(spec, x, wts).numpy(), atol=1e-12)
+
+
+def test_cuda_graphs_option_runs_eagerly_on_cpu():
+    """cuda_graphs=True only changes CUDA training calls; CPU calls are the plain engine."""
+    from qllm.backends import get_backend
+
+    g = torch.Generator().manual_seed(4)
+    spec = build_circuit(4, 2)
+    x = torch.rand(16, 4, generator=g, requires_grad=True)
+    w = torch.rand(spec.n_weights, generator=g, requires_grad=True)
+    backend = get_backend("torch", cuda_graphs=True)
+    out = backend.expval(spec, x, w)
+    torch.testing.assert_close(out, simulate(spec, x, w), atol=0, rtol=0)
+    assert out.grad_fn is not None and not backend.graphs.graphs

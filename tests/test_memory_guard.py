@@ -88,10 +88,13 @@ MEASURE = textwrap.dedent("""
 
     n, batch, layers, budget = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
     opts = {} if budget == "none" else {"memory_budget_gb": float(budget)}
+    if len(sys.argv) > 5:
+        opts["chunk_size"] = sys.argv[5] if sys.argv[5] == "auto" else int(sys.argv[5])
     QuantumLayer(build_circuit(2, 1))(torch.rand(2, 2)).sum().backward()  # load kernels first
     layer = QuantumLayer(build_circuit(n, layers), **opts)
     x = torch.rand(batch, layer.n_inputs, generator=torch.Generator().manual_seed(n))
-    estimate = layer.backend.estimate_bytes(layer.spec, batch, x.dtype)
+    chunk = layer.backend.chunk_for(layer.spec, batch, x.dtype, x.device)
+    estimate = layer.backend.estimate_bytes(layer.spec, chunk, x.dtype)
     with open("/proc/self/statm") as f:
         base = int(f.read().split()[1]) * resource.getpagesize()
     out = layer(x)
@@ -101,7 +104,7 @@ MEASURE = textwrap.dedent("""
     # forked parent (pytest) at the moment of the fork
     with open("/proc/self/status") as f:
         peak = next(int(line.split()[1]) * 1024 for line in f if line.startswith("VmHWM:"))
-    print(json.dumps({"n": n, "estimate": estimate, "measured": peak - base}))
+    print(json.dumps({"n": n, "chunk": chunk, "estimate": estimate, "measured": peak - base}))
 """)
 
 
@@ -112,7 +115,7 @@ ENV = {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536", "OMP_NUM_THREADS": "1"}
 
 
 def _measure_all(jobs):
-    """Run ``(n, batch, layers, budget_gb)`` jobs two at a time; returns their JSON lines."""
+    """Run ``(n, batch, layers, budget_gb[, chunk_size])`` jobs two at a time; returns their JSON lines."""
     results, pending = [], list(jobs)
     while pending:
         procs = [subprocess.Popen([sys.executable, "-c", MEASURE, *map(str, job)],
@@ -150,3 +153,46 @@ def test_largest_accepted_n_really_runs_within_budget():
     (row,) = _measure_all([(largest, batch, 1, budget_gb)])
     assert row["estimate"] <= budget_gb * 2**30
     assert row["measured"] <= 1.2 * budget_gb * 2**30
+
+
+# -- chunking: bounded memory at any batch size ---------------------------------------------
+@pytest.mark.parametrize("chunk_size", [8, "auto"])
+def test_chunked_values_and_gradients_equal_the_whole_batch(chunk_size):
+    g = torch.Generator().manual_seed(3)
+    spec = build_circuit(5, 2, "iqp", "sim14")
+    x = torch.rand(37, spec.n_inputs, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.rand(spec.n_weights, generator=g, dtype=torch.float64, requires_grad=True)
+    up = torch.rand(37, spec.n_observables, generator=g, dtype=torch.float64)
+    whole = get_backend("torch")
+    # a budget that fits 8 tokens but not 16 makes "auto" chunk as well
+    budget = whole.estimate_bytes(spec, 12, torch.float64) / 2**30
+    chunked = get_backend("torch", chunk_size=chunk_size, memory_budget_gb=budget)
+    assert chunked.chunk_for(spec, 37, torch.float64, "cpu") in (8, 10)
+    ref = whole.expval(spec, x, w)
+    ref_g = torch.autograd.grad((ref * up).sum(), (x, w))
+    out = chunked.expval(spec, x, w)
+    out_g = torch.autograd.grad((out * up).sum(), (x, w))
+    torch.testing.assert_close(out, ref, atol=1e-12, rtol=0)
+    for a, b in zip(out_g, ref_g):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    with torch.no_grad():
+        torch.testing.assert_close(chunked.expval(spec, x, w), ref, atol=1e-12, rtol=0)
+
+
+def test_chunk_size_auto_trains_past_the_whole_batch_limit_within_budget():
+    budget_gb, batch, n = 0.25, 64, 17
+    spec = build_circuit(n, 1)
+    with pytest.raises(MemoryBudgetError, match="chunk_size"):
+        QuantumLayer(spec, "torch", memory_budget_gb=budget_gb)(torch.rand(batch, n))
+    (row,) = _measure_all([(n, batch, 1, budget_gb, "auto")])
+    assert 1 < row["chunk"] < batch
+    assert row["estimate"] <= budget_gb * 2**30
+    assert row["measured"] <= 1.2 * budget_gb * 2**30
+
+
+@pytest.mark.parametrize("bad", [0, -4, 2.5, "half", True])
+def test_bad_chunk_size_is_refused(bad):
+    with pytest.raises(BackendError, match="chunk_size"):
+        get_backend("torch", chunk_size=bad)
+    with pytest.raises(BackendError, match="exact simulation only"):
+        get_backend("torch", chunk_size=16, shots=100)

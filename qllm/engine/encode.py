@@ -28,7 +28,7 @@ def product_state(plan: Plan, ctx: AngleContext, dtype) -> torch.Tensor:
     B, n, device = ctx.B, plan.n_qubits, ctx.shared.device
     if plan.prefix is None:
         state = torch.zeros(B, 2**n, dtype=dtype, device=device)
-        state[:, 0] = 1
+        state[:, 0].fill_(1)
         return state
     vec = None  # [n, 2] or [B, n, 2]
     for step in plan.prefix.steps:
