@@ -5,11 +5,14 @@ B tokens per step, loss = sum of all expectation values, gradients for inputs an
 Peers, timed in the same run: PennyLane ``default.qubit`` (torch interface, backprop, parameter
 broadcasting); optionally ``lightning.qubit`` (adjoint) and the ``aer`` backend (forward only:
 its gradients are parameter-shift, 2P+1 circuits per token). Peers that start OpenMP runtimes
-(lightning, Aer) run in a child process so they cannot slow torch here (see NOTES.md).
+(lightning, Aer) run in a child process so they cannot slow torch here (see NOTES.md), and so
+does torchquantum, in its own venv (``make torchquantum-env``: it needs qiskit < 1.0); its first
+4 tokens' values are checked against the native engine.
 
     python benchmarks/engine_speed.py                    # n = 4..10, B = 1024, 2 layers
     python benchmarks/engine_speed.py --full             # n = 4..12, B = 16384, 4 layers
     python benchmarks/engine_speed.py --lightning --aer --out results/engine_speed.json
+    make torchquantum-env && python benchmarks/engine_speed.py --torchquantum
     python benchmarks/engine_speed.py --device cuda      # + CUDA graphs, the fused FLOP rate
 
 Times are medians over ``--repeats`` after warm-up (the native variants timed in turns); ratios
@@ -27,6 +30,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import torch
 from qllm.circuits import build_circuit
@@ -150,6 +154,24 @@ def time_peer_in_child(peer: str, n: int, batch: int, layers: int, repeats: int)
     return med, times
 
 
+def time_torchquantum(python: str, n: int, batch: int, layers: int, repeats: int, spec, device,
+                      dtype):
+    """torchquantum's median step (benchmarks/torchquantum/peer.py under ``python``), and whether
+    its values for the first 4 tokens match the native engine's to 1e-4."""
+    peer = Path(__file__).parent / "torchquantum" / "peer.py"
+    cmd = [python, str(peer), str(n), str(batch), str(layers), str(repeats),
+           str(torch.get_num_threads())]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=3600, check=False)
+    if res.returncode != 0:
+        return None, (res.stderr.strip().splitlines() or ["failed"])[-1]
+    out = json.loads(res.stdout.strip().splitlines()[-1])
+    x, w = make_inputs(n, batch, spec, "cpu", torch.float32)
+    with torch.no_grad():
+        ours = simulate(spec, x[:4], w)
+    out["matches_native"] = bool(torch.allclose(torch.tensor(out.pop("check")), ours, atol=1e-4))
+    return out, None
+
+
 def matmul_rate(batch: int, dim: int, device: str, dtype) -> float:
     """Measured FLOP/s of a [B, dim] x [dim, dim] product in the engine's complex dtype."""
     a = torch.randn(batch, dim, dtype=dtype, device=device)
@@ -180,6 +202,9 @@ def main(argv=None) -> int:
                    help="skip the PennyLane peers above this many qubits (minutes per step)")
     p.add_argument("--lightning", action="store_true", help="also lightning.qubit (adjoint)")
     p.add_argument("--aer", action="store_true", help="also the aer backend (forward only)")
+    p.add_argument("--torchquantum", nargs="?", const=".venv-tq/bin/python", metavar="PYTHON",
+                   help="also torchquantum, run by this interpreter (default .venv-tq/bin/python,"
+                        " made by `make torchquantum-env`)")
     p.add_argument("--tf32", action="store_true",
                    help="allow TF32 matrix products on CUDA (faster, ~1e-3 relative error)")
     p.add_argument("--out", default="results/engine_speed.json")
@@ -200,6 +225,10 @@ def main(argv=None) -> int:
     torch.backends.cuda.matmul.allow_tf32 = args.tf32
     qubits = args.qubits or ([4, 6, 8, 10, 12] if args.full else [4, 6, 8, 10])
     peers = ["default.qubit"] + (["lightning.qubit"] if args.lightning else [])
+    if args.torchquantum:
+        if args.device != "cpu":
+            p.error("--torchquantum runs on CPU only here (its venv has a CPU torch)")
+        peers.append("torchquantum")
     if args.aer:
         try:
             import qllm.backends.aer_backend  # noqa: F401
@@ -225,6 +254,13 @@ def main(argv=None) -> int:
         for peer in peers:
             if n > args.peer_max_qubits:
                 row["peers"][peer] = None
+                continue
+            if peer == "torchquantum":
+                res, err = time_torchquantum(args.torchquantum, n, batch, layers, args.repeats,
+                                             spec, args.device, dtype)
+                row["peers"][peer] = res
+                if err:
+                    print(f"torchquantum failed at n={n}: {err}")
                 continue
             if peer == "default.qubit":
                 med, times = time_peer(peer, n, batch, layers, args.peer_repeats, args.device, dtype)
@@ -260,6 +296,8 @@ def print_row(row: dict, peers: list[str], cuda: bool) -> None:
         else:
             ms = r["median_s"] * 1e3
             label = peer + (" fwd only" if r.get("forward_only") else "")
+            if r.get("matches_native") is False:
+                label += " (VALUES DIFFER)"
             ratio = f"{ms / nat['auto']:6.1f}x"
             if "auto+graphs" in nat:
                 ratio += f" ({ms / nat['auto+graphs']:.1f}x graphed)"
