@@ -1,0 +1,41 @@
+"""The benchmark scripts run end to end at toy sizes (their full runs are in benchmarks/README.md)."""
+
+import importlib.util
+import json
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCH / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_max_qubits_trains_until_the_stop_and_records_memory(tmp_path):
+    out = tmp_path / "mq.json"
+    data = load("max_qubits").main(["--start", "3", "--stop", "4", "--batch", "8",
+                                    "--out", str(out)])
+    assert data["largest_n"] == 4
+    assert [r["status"] for r in data["rows"]] == ["trained", "trained"]
+    for row in data["rows"]:
+        assert row["chunk"] == 8 and row["peak"] > row["estimate_bytes"] > 0  # peak: whole process
+    assert json.loads(out.read_text())["largest_n"] == 4
+
+
+def test_max_qubits_stops_at_the_first_refused_n(tmp_path):
+    mq = load("max_qubits")
+    total_gb = mq.total_memory("cpu") / 2**30
+    # leave 1 MiB of budget: the 20-qubit estimate (GiBs) is refused without running anything
+    data = mq.main(["--start", "20", "--stop", "21", "--reserve-gb", str(total_gb - 2**-10),
+                    "--out", str(tmp_path / "mq.json")])
+    assert data["largest_n"] is None
+    assert len(data["rows"]) == 1 and data["rows"][0]["status"].startswith("refused")
+
+
+def test_max_qubits_chunked_reports_the_chunk(tmp_path):
+    data = load("max_qubits").main(["--start", "3", "--stop", "3", "--batch", "8",
+                                    "--chunk-size", "4", "--out", str(tmp_path / "mq.json")])
+    assert data["rows"][0]["status"] == "trained" and data["rows"][0]["chunk"] == 4
