@@ -7,6 +7,7 @@ The budget defaults to half of the free memory (RAM, or GPU memory for CUDA tens
 from __future__ import annotations
 
 import os
+import time
 
 import torch
 
@@ -28,6 +29,17 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
     return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
 
 
+_FREE_CACHE: dict = {}  # device -> (time, bytes): free memory is read at most once a second
+
+
+def _cached_available(device) -> int:
+    key, now = str(torch.device(device)), time.monotonic()
+    hit = _FREE_CACHE.get(key)
+    if hit is None or now - hit[0] > 1.0:
+        hit = _FREE_CACHE[key] = (now, available_bytes(device))
+    return hit[1]
+
+
 def budget_bytes(device: torch.device | str = "cpu") -> int:
     env = os.environ.get("QLLM_MEMORY_BUDGET_GB")
     if env:
@@ -38,7 +50,7 @@ def budget_bytes(device: torch.device | str = "cpu") -> int:
         if not gb > 0 or gb == float("inf"):
             raise MemoryBudgetError(f"QLLM_MEMORY_BUDGET_GB must be a number of GiB > 0, got {env!r}")
         return int(gb * 2**30)
-    return available_bytes(device) // 2
+    return _cached_available(device) // 2
 
 
 def check_budget(need: float, what: str, hint: str, device: torch.device | str = "cpu",

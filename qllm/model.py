@@ -14,6 +14,7 @@ from qllm.config import ModelConfig
 from qllm.errors import ConfigError, InputError, InputTypeError
 from qllm.layers import FFNS, MIXERS
 from qllm.quantum_layer import QuantumLayer
+from qllm.validate import all_finite
 
 
 class Block(nn.Module):
@@ -80,7 +81,7 @@ class HybridTransformer(nn.Module):
             if x.dim() != 3 or x.shape[-1] != cfg.input_dim or not x.is_floating_point():
                 raise InputError(f"x must be float features of shape (B, T, {cfg.input_dim}), got "
                                  f"{tuple(x.shape)} {x.dtype}")
-            if not bool(torch.isfinite(x).all()):
+            if not all_finite(x):
                 raise InputError("x contains NaN or inf")
         if x.shape[1] > cfg.block_size:
             raise InputError(f"sequence length {x.shape[1]} exceeds block_size={cfg.block_size} "

@@ -11,7 +11,7 @@ import torch
 from qllm.errors import BackendError
 from qllm.memory import check_budget
 from qllm.spec import CircuitSpec
-from qllm.validate import check_angles
+from qllm.validate import all_finite, check_angles
 
 
 @dataclass
@@ -69,7 +69,7 @@ class Backend:
             return inputs.new_zeros(0, spec.n_observables) + (inputs.sum() + weights.sum()) * 0
         self.check_memory(spec, inputs)
         out = self._expval(spec, inputs, weights)
-        if not bool(torch.isfinite(out).all()):
+        if not all_finite(out):
             from qllm.errors import InputError
 
             raise InputError(
