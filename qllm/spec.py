@@ -110,6 +110,18 @@ class CircuitSpec:
     n_weights: int | None = None
     name: str = field(default="", compare=False)
 
+    def __hash__(self) -> int:
+        # Cached: plans, estimates and graph caches look the spec up on every forward call, and
+        # hashing all ops costs ~20 us each time. Same fields as the generated hash (no name).
+        h = self.__dict__.get("_hash")
+        if h is None:
+            h = hash((self.n_qubits, self.ops, self.observables, self.n_inputs, self.n_weights))
+            object.__setattr__(self, "_hash", h)
+        return h
+
+    def __getstate__(self) -> dict:  # str hashes differ between processes: never pickle one
+        return {k: v for k, v in self.__dict__.items() if k != "_hash"}
+
     def __post_init__(self):
         if not isinstance(self.n_qubits, int) or isinstance(self.n_qubits, bool) or self.n_qubits < 1:
             raise SpecError(f"n_qubits must be an int >= 1, got {self.n_qubits!r}")
