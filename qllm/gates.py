@@ -64,7 +64,8 @@ def _mat(entries: list[torch.Tensor], d: int) -> torch.Tensor:
 
 
 def _cs(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cos(theta / 2), torch.sin(theta / 2)
+    half = theta * 0.5
+    return torch.cos(half), torch.sin(half)
 
 
 def _phase(angle: torch.Tensor) -> torch.Tensor:

@@ -1,8 +1,10 @@
 """Product-state prefix: single-qubit gates that act before any multi-qubit gate on their qubit.
 
-Each qubit's 2-vector is its gates applied to |0> (2x2 times 2-vector written out elementwise: no
-batched 2x2 matrix products); the batch state is their Kronecker product, built as a balanced tree
-so that only the last outer product (e.g. 16 x 16 for 8 qubits) touches the full 2^n state.
+Each qubit's 2-vector is its gates applied to |0> (one broadcast matrix-vector product per step:
+fewer autograd ops than writing the 2x2 product out elementwise); the batch state is their
+Kronecker product, built as a balanced tree so that only the last outer product (e.g. 16 x 16 for
+8 qubits) touches the full 2^n state. The tree splits a list of per-qubit vectors (one unbind)
+rather than slicing the [B, n, 2] tensor: slicing's backward allocates a zero tensor per slice.
 """
 
 from __future__ import annotations
@@ -14,13 +16,13 @@ from qllm.engine.apply import step_matrices
 from qllm.engine.plan import Plan
 
 
-def _kron_vectors(vecs: torch.Tensor) -> torch.Tensor:
-    """``[B, m, 2]`` per-qubit vectors -> ``[B, 2^m]`` (qubit 0 most significant)."""
-    m = vecs.shape[1]
-    if m == 1:
-        return vecs[:, 0]
-    hi, lo = _kron_vectors(vecs[:, : m // 2]), _kron_vectors(vecs[:, m // 2:])
-    return (hi[:, :, None] * lo[:, None, :]).flatten(1)  # [B, 2^(m//2) * 2^(m - m//2)]
+def _kron_vectors(vecs: list[torch.Tensor]) -> torch.Tensor:
+    """Per-qubit ``[B, 2]`` vectors -> ``[B, 2^m]`` (the first qubit most significant)."""
+    if len(vecs) == 1:
+        return vecs[0]
+    half = len(vecs) // 2
+    hi, lo = _kron_vectors(vecs[:half]), _kron_vectors(vecs[half:])
+    return (hi[:, :, None] * lo[:, None, :]).flatten(1)  # [B, 2^half * 2^(m - half)]
 
 
 def product_state(plan: Plan, ctx: AngleContext, dtype) -> torch.Tensor:
@@ -31,10 +33,15 @@ def product_state(plan: Plan, ctx: AngleContext, dtype) -> torch.Tensor:
         state[:, 0].fill_(1)
         return state
     vec = None  # [n, 2] or [B, n, 2]
+    pending = None  # product of shared (weight-only) steps not yet applied to a per-token vec
     for step in plan.prefix.steps:
         m = step_matrices(step, ctx, dtype)
-        if vec is None:
-            vec = m[..., :, 0]  # applied to |0>
-        else:
-            vec = m[..., :, 0] * vec[..., 0:1] + m[..., :, 1] * vec[..., 1:2]
-    return _kron_vectors(vec.expand(B, n, 2))
+        if vec is not None and vec.dim() == 3 and m.dim() == 3:  # shared after data: defer
+            pending = m if pending is None else m @ pending  # [n, 2, 2]: no batch
+            continue
+        if pending is not None:
+            vec, pending = (pending @ vec.unsqueeze(-1)).squeeze(-1), None
+        vec = m[..., :, 0] if vec is None else (m @ vec.unsqueeze(-1)).squeeze(-1)
+    if pending is not None:
+        vec = (pending @ vec.unsqueeze(-1)).squeeze(-1)
+    return _kron_vectors(list(vec.expand(B, n, 2).unbind(1)))

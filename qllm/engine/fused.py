@@ -9,11 +9,13 @@ with a cost model whose constants were measured on a 2-core CPU (benchmarks/engi
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.apply import apply_micro
-from qllm.engine.plan import Diag, Layer, Mat, Perm, Segment
+from qllm.engine.apply import apply_micro, kron, layer_matrices
+from qllm.engine.plan import Diag, Layer, Mat, Perm, Segment, on_device, rotation_index
 
 # Cost model, in microseconds: a launched op (forward + backward) costs LAUNCH_US; a micro-op
 # touches its rows at ELEM_NS per amplitude; a matrix product runs at MATMUL_NS per multiply-add.
@@ -22,11 +24,57 @@ ELEM_NS = 1.0
 MATMUL_NS = 0.02
 
 
+DENSE_QUBITS = 8  # up to here a single-qubit layer's matrix is built densely (see below)
+
+
 def segment_matrix(seg: Segment, ctx: AngleContext, n: int, dtype, device) -> torch.Tensor:
-    m = torch.eye(2**n, dtype=dtype, device=device)
+    """``[2^n, 2^n]`` with row k = U|k>.
+
+    Up to DENSE_QUBITS qubits a single-qubit layer's matrix is the Kronecker product of its 2x2s
+    (n - 1 small products: a few dozen autograd ops instead of the ~150 of running the batch
+    machinery on the identity, which dominate a small circuit's step) and is multiplied in;
+    leading permutations only reorder its rows. Past that, each micro-op runs on the identity
+    (2^n * 2^n * 16 per block instead of a 2^n-cubed product)."""
+    dense = n <= DENSE_QUBITS
+    m, gather, inverse = None, None, None  # while m is None the product so far is `gather`
     for micro in seg.micros:
-        m = apply_micro(m, micro, ctx, n)
-    return m  # [2^n, 2^n], row k = U|k>
+        if m is None and isinstance(micro, Perm):
+            g = on_device(micro.gather, device)
+            gather, inverse = (g, on_device(micro.inverse, device)) if gather is None \
+                else (gather[g], None)
+        elif dense and isinstance(micro, Layer):
+            k = layer_matrix(micro, ctx, n, dtype, device)
+            if m is not None:
+                m = m @ k
+            else:  # P @ K for P = eye[:, gather]: the rows of K, reordered
+                m = k if gather is None else k[torch.argsort(gather) if inverse is None else inverse]
+        else:
+            if m is None:
+                m = torch.eye(2**n, dtype=dtype, device=device)
+                m = m if gather is None else m[:, gather]
+            m = apply_micro(m, micro, ctx, n)
+    if m is None:
+        m = torch.eye(2**n, dtype=dtype, device=device)
+        m = m if gather is None else m[:, gather]
+    return m
+
+
+@lru_cache(maxsize=64)
+def _unrotation(n: int, h: int) -> torch.Tensor:
+    return torch.argsort(rotation_index(n, h))
+
+
+def layer_matrix(layer: Layer, ctx: AngleContext, n: int, dtype, device) -> torch.Tensor:
+    """``M`` with ``apply_layer(state) == state @ M`` for a layer without data: the Kronecker
+    product of the transposed 2x2s (identity on other qubits), columns in the layer's output
+    order (rotated layers leave their first block's qubits last)."""
+    u = layer_matrices(layer, ctx, dtype).transpose(-1, -2)  # [q, 2, 2]
+    per_qubit = dict(zip(layer.qubits, u.unbind(0)))
+    eye = torch.eye(2, dtype=dtype, device=device)
+    k = kron([per_qubit.get(q, eye) for q in range(n)])
+    if layer.rotated:
+        k = k[:, on_device(_unrotation(n, layer.blocks[0][1]), device)]
+    return k
 
 
 def micro_cost_us(micro, rows: int, n: int) -> float:
@@ -45,6 +93,22 @@ def micro_cost_us(micro, rows: int, n: int) -> float:
     return 8 * LAUNCH_US + 6 * amps * ELEM_NS / 1e3
 
 
+def build_cost_us(seg: Segment, n: int) -> float:
+    """Estimated forward + backward time of ``segment_matrix`` (same branches)."""
+    dim, cost, started = 2**n, 0.0, False
+    for m in seg.micros:
+        if not started and isinstance(m, Perm):
+            cost += LAUNCH_US
+        elif n <= DENSE_QUBITS and isinstance(m, Layer):
+            cost += (4 * len(m.steps) + 2 * n) * LAUNCH_US  # its 2x2s and Kronecker products
+            cost += 3 * dim**3 * MATMUL_NS / 1e3 if started else 0.0
+            started = True
+        else:
+            cost += micro_cost_us(m, dim, n)
+            started = True
+    return cost
+
+
 def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str) -> bool:
     """Fuse a fixed segment when building its matrix plus one B x 2^n x 2^n matrix product
     (three with the backward) is estimated cheaper than running its micro-ops on the batch."""
@@ -56,6 +120,5 @@ def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str) -> bool
         return False
     dim = 2**n_qubits
     gates = sum(micro_cost_us(m, batch, n_qubits) for m in seg.micros)
-    build = sum(micro_cost_us(m, dim, n_qubits) for m in seg.micros)
-    fused = build + 3 * LAUNCH_US + 3 * batch * dim * dim * MATMUL_NS / 1e3
+    fused = build_cost_us(seg, n_qubits) + 3 * LAUNCH_US + 3 * batch * dim * dim * MATMUL_NS / 1e3
     return fused < gates
