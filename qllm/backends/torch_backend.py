@@ -31,10 +31,10 @@ class TorchBackend(Backend):
             costs a capture per new batch shape and one step's memory per graph kept.
         chunk_size: None (default: the whole batch at once), a number of tokens, or "auto" (the
             whole batch if its estimate fits 90% of the memory budget, else the largest chunk
-            that does; the 10% is headroom for the allocator's fragmentation). With autograd each chunk's forward is recomputed in the backward
-            (``torch.utils.checkpoint``), so one chunk's activations are alive at a time: memory
-            stays bounded at any batch size for the cost of a second forward. Exact values only
-            (not with shots or noise).
+            that does; the 10% is headroom for the allocator's fragmentation). With autograd
+            each chunk's forward is recomputed in the backward (``torch.utils.checkpoint``), so
+            one chunk's activations are alive at a time: memory stays bounded at any batch size
+            for the cost of a second forward. Exact values only (not with shots or noise).
     """
 
     name = "torch"

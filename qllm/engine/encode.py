@@ -39,9 +39,13 @@ def product_state(plan: Plan, ctx: AngleContext, dtype) -> torch.Tensor:
         if vec is not None and vec.dim() == 3 and m.dim() == 3:  # shared after data: defer
             pending = m if pending is None else m @ pending  # [n, 2, 2]: no batch
             continue
-        if pending is not None:
-            vec, pending = (pending @ vec.unsqueeze(-1)).squeeze(-1), None
-        vec = m[..., :, 0] if vec is None else (m @ vec.unsqueeze(-1)).squeeze(-1)
-    if pending is not None:
-        vec = (pending @ vec.unsqueeze(-1)).squeeze(-1)
+        vec = _apply(pending, vec)
+        pending = None
+        vec = m[..., :, 0] if vec is None else _apply(m, vec)
+    vec = _apply(pending, vec)
     return _kron_vectors(list(vec.expand(B, n, 2).unbind(1)))
+
+
+def _apply(m: torch.Tensor | None, vec: torch.Tensor | None) -> torch.Tensor | None:
+    """2x2 matrices ``[.., n, 2, 2]`` times 2-vectors ``[.., n, 2]`` (None: nothing to apply)."""
+    return vec if m is None or vec is None else (m @ vec.unsqueeze(-1)).squeeze(-1)

@@ -37,6 +37,11 @@ def segment_matrix(seg: Segment, ctx: AngleContext, n: int, dtype, device) -> to
     (2^n * 2^n * 16 per block instead of a 2^n-cubed product)."""
     dense = n <= DENSE_QUBITS
     m, gather, inverse = None, None, None  # while m is None the product so far is `gather`
+
+    def permutation() -> torch.Tensor:
+        eye = torch.eye(2**n, dtype=dtype, device=device)
+        return eye if gather is None else eye[:, gather]
+
     for micro in seg.micros:
         if m is None and isinstance(micro, Perm):
             g = on_device(micro.gather, device)
@@ -49,14 +54,8 @@ def segment_matrix(seg: Segment, ctx: AngleContext, n: int, dtype, device) -> to
             else:  # P @ K for P = eye[:, gather]: the rows of K, reordered
                 m = k if gather is None else k[torch.argsort(gather) if inverse is None else inverse]
         else:
-            if m is None:
-                m = torch.eye(2**n, dtype=dtype, device=device)
-                m = m if gather is None else m[:, gather]
-            m = apply_micro(m, micro, ctx, n)
-    if m is None:
-        m = torch.eye(2**n, dtype=dtype, device=device)
-        m = m if gather is None else m[:, gather]
-    return m
+            m = apply_micro(permutation() if m is None else m, micro, ctx, n)
+    return permutation() if m is None else m
 
 
 @lru_cache(maxsize=64)

@@ -18,6 +18,7 @@ import weakref
 from collections import OrderedDict
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from qllm.engine.simulate import simulate
 
@@ -69,6 +70,7 @@ class _Replay(torch.autograd.Function):
         return graph.out.clone()
 
     @staticmethod
+    @once_differentiable  # the replayed gradients carry no graph: a double backward must fail
     def backward(ctx, grad_out):
         graph = ctx.graph
         if ctx.generation != graph.generation:
