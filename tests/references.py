@@ -40,3 +40,22 @@ def qiskit_expval(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor
         sv = Statevector(qc.assign_parameters(binding))
         out.append([float(np.real(sv.expectation_value(o))) for o in obs])
     return np.array(out)
+
+
+def assert_shot_means_unbiased(backend, shots: int, cases) -> None:
+    """For ``(spec, inputs, weights)`` cases: each shot estimate lies within 5 sigma of the exact
+    value, the grand mean of the errors within 5 sigma of zero, and the estimates really sample."""
+    from qllm.engine import simulate
+
+    diffs, variances = [], []
+    for i, (spec, x, wt) in enumerate(cases):
+        exact = simulate(spec, x, wt)
+        est = backend.expval(spec, x, wt)
+        var = (1 - exact**2).clamp_min(1.0 / shots) / shots  # variance of a +-1 mean
+        z = (est - exact) / var.sqrt()
+        assert z.abs().max() < 5, f"case {i}: z = {z}"
+        diffs.append((est - exact).flatten())
+        variances.append(var.flatten())
+    d, v = torch.cat(diffs), torch.cat(variances)
+    assert abs(d.mean()) < 5 * v.sum().sqrt() / len(d)  # the grand mean is unbiased
+    assert d.abs().max() > 0  # shots really sample

@@ -16,6 +16,7 @@ from qllm.errors import BackendError
 from qllm.quantum_layer import QuantumLayer, use_backend
 from qllm.spec import CircuitSpec, Op, inp, w
 from tests.random_specs import random_spec
+from tests.references import assert_shot_means_unbiased
 
 DT = torch.float64
 
@@ -49,20 +50,9 @@ def test_density_matrix_method_matches_statevector_without_noise():
 def test_shot_means_lie_within_5_sigma_of_exact_over_50_specs():
     shots = 2000
     backend = get_backend("aer", shots=shots, seed=11)
-    diffs, variances = [], []
-    for seed in range(50):
-        spec = random_spec(100 + seed, max_qubits=4)
-        x, wt = _data(spec, 2, seed)
-        exact = simulate(spec, x, wt)
-        est = backend.expval(spec, x, wt)
-        var = (1 - exact**2).clamp_min(1.0 / shots) / shots  # variance of a +-1 mean
-        z = (est - exact) / var.sqrt()
-        assert z.abs().max() < 5, f"spec {100 + seed}: z = {z}"
-        diffs.append((est - exact).flatten())
-        variances.append(var.flatten())
-    d, v = torch.cat(diffs), torch.cat(variances)
-    assert abs(d.mean()) < 5 * v.sum().sqrt() / len(d)  # the grand mean is unbiased
-    assert d.abs().max() > 0  # shots really sample
+    specs = [random_spec(100 + seed, max_qubits=4) for seed in range(50)]
+    assert_shot_means_unbiased(backend, shots,
+                               [(spec, *_data(spec, 2, seed)) for seed, spec in enumerate(specs)])
 
 
 def test_same_seed_same_counts_different_seed_different_counts():

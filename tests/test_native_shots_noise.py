@@ -16,6 +16,7 @@ from qllm.errors import BackendError
 from qllm.export import pauli_observable
 from qllm.gates import gate
 from tests.random_specs import random_spec
+from tests.references import assert_shot_means_unbiased
 
 DT = torch.float64
 
@@ -108,19 +109,9 @@ def test_native_shots_are_unbiased_within_5_sigma_over_50_specs():
     shots = 1000
     backend = get_backend("torch", shots=shots, seed=3)
     assert not backend.supports_backprop
-    diffs, variances = [], []
-    for seed in range(50):
-        spec = random_spec(300 + seed, max_qubits=5)
-        x, wt = _data(spec, 4, seed)
-        exact = simulate(spec, x, wt)
-        est = backend.expval(spec, x, wt)
-        var = (1 - exact**2).clamp_min(1.0 / shots) / shots
-        assert ((est - exact).abs() < 5 * var.sqrt()).all(), seed
-        diffs.append((est - exact).flatten())
-        variances.append(var.flatten())
-    d, v = torch.cat(diffs), torch.cat(variances)
-    assert abs(d.mean()) < 5 * v.sum().sqrt() / len(d)
-    assert d.abs().max() > 0
+    specs = [random_spec(300 + seed, max_qubits=5) for seed in range(50)]
+    assert_shot_means_unbiased(backend, shots,
+                               [(spec, *_data(spec, 4, seed)) for seed, spec in enumerate(specs)])
 
 
 def test_shots_with_noise_are_unbiased_around_the_exact_noisy_value():

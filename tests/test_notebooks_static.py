@@ -41,6 +41,13 @@ def code_tree(cell: dict) -> ast.Module:
     return ast.parse("\n".join(lines))
 
 
+def code_nodes(path: Path):
+    """Every AST node of every code cell of a notebook."""
+    for cell in load(path)["cells"]:
+        if cell["cell_type"] == "code":
+            yield from ast.walk(code_tree(cell))
+
+
 def test_the_numbered_notebooks_exist():
     names = [p.stem for p in NOTEBOOKS]
     assert names[:len(EXPECTED)] == EXPECTED
@@ -68,34 +75,28 @@ def test_last_cell_says_what_to_try_next(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_only_qllm_and_plotting_imports(path):
-    for cell in load(path)["cells"]:
-        if cell["cell_type"] != "code":
+    for node in code_nodes(path):
+        if isinstance(node, ast.Import):
+            roots = [a.name.split(".")[0] for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            roots = [(node.module or "").split(".")[0]]
+            assert node.level == 0, "no relative imports in notebooks"
+        else:
             continue
-        for node in ast.walk(code_tree(cell)):
-            if isinstance(node, ast.Import):
-                roots = [a.name.split(".")[0] for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
-                roots = [(node.module or "").split(".")[0]]
-                assert node.level == 0, "no relative imports in notebooks"
-            else:
-                continue
-            allowed = ALLOWED_IMPORTS | EXTRA_IMPORTS.get(path.stem, set())
-            bad = set(roots) - allowed
-            assert not bad, f"{path.name} imports {sorted(bad)}; allowed: {sorted(allowed)}"
+        allowed = ALLOWED_IMPORTS | EXTRA_IMPORTS.get(path.stem, set())
+        bad = set(roots) - allowed
+        assert not bad, f"{path.name} imports {sorted(bad)}; allowed: {sorted(allowed)}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_no_library_code_in_notebooks(path):
-    for cell in load(path)["cells"]:
-        if cell["cell_type"] != "code":
-            continue
-        for node in ast.walk(code_tree(cell)):
-            assert not isinstance(node, ast.ClassDef), \
-                f"{path.name} defines class {node.name}: put it in a qllm module"
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                n = node.end_lineno - node.lineno + 1
-                assert n <= MAX_FUNCTION_LINES, \
-                    f"{path.name}: function {node.name} has {n} lines; put it in a qllm module"
+    for node in code_nodes(path):
+        assert not isinstance(node, ast.ClassDef), \
+            f"{path.name} defines class {node.name}: put it in a qllm module"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            n = node.end_lineno - node.lineno + 1
+            assert n <= MAX_FUNCTION_LINES, \
+                f"{path.name}: function {node.name} has {n} lines; put it in a qllm module"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
