@@ -36,6 +36,9 @@ class GateDef:
     # Frequencies of each parameter (differences of generator eigenvalues): they fix the
     # parameter-shift rule (two terms for {1}, four for {0.5, 1}).
     frequencies: tuple[float, ...] = (1.0,)
+    # dU/dtheta_k = U(theta + pi e_k) / 2 for every parameter: each is the angle of a Pauli
+    # rotation exp(-i theta P / 2) (engine/shift.py builds derivatives as evaluations).
+    shift_rule: bool = False
     pennylane: str = ""
     qiskit: str = ""
 
@@ -162,12 +165,13 @@ _SWAP = np.eye(4)[[0, 2, 1, 3]]
 _CZ = np.diag([1.0, 1.0, 1.0, -1.0])
 
 GATES: dict[str, GateDef] = {g.name: g for g in [
-    GateDef("RX", 1, 1, _rx, pennylane="RX", qiskit="rx"),
-    GateDef("RY", 1, 1, _ry, real=True, pennylane="RY", qiskit="ry"),
-    GateDef("RZ", 1, 1, _rz, diag_phases=(-0.5, 0.5), pennylane="RZ", qiskit="rz"),
+    GateDef("RX", 1, 1, _rx, shift_rule=True, pennylane="RX", qiskit="rx"),
+    GateDef("RY", 1, 1, _ry, real=True, shift_rule=True, pennylane="RY", qiskit="ry"),
+    GateDef("RZ", 1, 1, _rz, diag_phases=(-0.5, 0.5), shift_rule=True,
+            pennylane="RZ", qiskit="rz"),
     GateDef("PhaseShift", 1, 1, _phaseshift, diag_phases=(0.0, 1.0), pennylane="PhaseShift",
             qiskit="p"),
-    GateDef("Rot", 1, 3, _rot, pennylane="Rot", qiskit="rot"),
+    GateDef("Rot", 1, 3, _rot, shift_rule=True, pennylane="Rot", qiskit="rot"),
     GateDef("U3", 1, 3, _u3, pennylane="U3", qiskit="u"),
     GateDef("H", 1, 0, _const(_H), real=True, pennylane="Hadamard", qiskit="h"),
     GateDef("X", 1, 0, _const(_X), real=True, permutation=(1, 0), pennylane="PauliX", qiskit="x"),
@@ -190,9 +194,12 @@ GATES: dict[str, GateDef] = {g.name: g for g in [
             qiskit="cry"),
     GateDef("CRZ", 2, 1, _controlled(_rz), diag_phases=(0.0, 0.0, -0.5, 0.5),
             frequencies=(0.5, 1.0), pennylane="CRZ", qiskit="crz"),
-    GateDef("RXX", 2, 1, _pauli_pair(np.kron(_X, _X)), pennylane="IsingXX", qiskit="rxx"),
-    GateDef("RYY", 2, 1, _pauli_pair(np.kron(_Y, _Y)), pennylane="IsingYY", qiskit="ryy"),
-    GateDef("RZZ", 2, 1, _rzz, diag_phases=(-0.5, 0.5, 0.5, -0.5), pennylane="IsingZZ",
+    GateDef("RXX", 2, 1, _pauli_pair(np.kron(_X, _X)), shift_rule=True,
+            pennylane="IsingXX", qiskit="rxx"),
+    GateDef("RYY", 2, 1, _pauli_pair(np.kron(_Y, _Y)), shift_rule=True,
+            pennylane="IsingYY", qiskit="ryy"),
+    GateDef("RZZ", 2, 1, _rzz, diag_phases=(-0.5, 0.5, 0.5, -0.5), shift_rule=True,
+            pennylane="IsingZZ",
             qiskit="rzz"),
     # RBS(theta) = PennyLane SingleExcitation(-2 theta) = Qiskit XXPlusYYGate(2 theta, pi/2).
     GateDef("RBS", 2, 1, _rbs, real=True, frequencies=(1.0, 2.0), pennylane="SingleExcitation",

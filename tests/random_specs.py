@@ -75,3 +75,43 @@ def all_gates_spec(seed: int, n_qubits: int = 3) -> CircuitSpec:
                                          for _ in range(g.n_params))))
     return CircuitSpec(n_qubits, tuple(ops) + base.ops, base.observables, base.n_inputs,
                        base.n_weights, name=f"all_gates{seed}")
+
+
+_ENCODERS = ["RY", "RY", "RY", "RX", "RZ", "Rot", "H", "SX", "PhaseShift"]
+_ROTATIONS = ["RX", "RY", "RZ", "Rot"]
+_ENTANGLERS = ["CNOT"] * 6 + ["SWAP", "CZ", "RZZ"]
+
+
+def product_spec(seed: int, n_qubits: int | None = None) -> CircuitSpec:
+    """The shape of a quantum FFN circuit, drawn at random: one or two single-qubit gates per
+    qubit first (mostly reading data), then layers of single-qubit rotations (mostly reading
+    weights, sometimes one weight twice) each followed by a ring of one entangler, read out by
+    Z/I strings. Most draws take the engine's product-state core with its shift-rule backward;
+    some (a CZ or RZZ ring, a PhaseShift, a constant or a weight in the encoding) take its
+    autograd fallbacks."""
+    rng = random.Random(seed)
+    n = n_qubits if n_qubits is not None else rng.randint(1, 6)
+    n_inputs, n_weights = rng.randint(1, 4), rng.randint(2, 12)
+    entangler = rng.choice(_ENTANGLERS)
+
+    def angle(data: float) -> Param:
+        if rng.random() < data:
+            return inp(rng.randrange(n_inputs), rng.choice([1.0, 1.0, 0.5]))
+        return w(rng.randrange(n_weights), rng.choice([1.0, -0.7])) if rng.random() < 0.9 \
+            else const(0.3)
+
+    ops, depth = [], rng.randint(1, 2)
+    for q in range(n):
+        for name in rng.sample(_ENCODERS, depth):
+            ops.append(Op(name, (q,), tuple(angle(0.95) for _ in range(GATES[name].n_params))))
+    for _ in range(rng.randint(1, 3)):
+        qubits = range(n) if rng.random() < 0.7 else rng.sample(range(n), rng.randint(1, n))
+        for q in qubits:
+            for name in rng.sample(_ROTATIONS, rng.randint(1, 2)):
+                ops.append(Op(name, (q,), tuple(angle(0.0) for _ in range(GATES[name].n_params))))
+        for q in range(n if n > 2 else n - 1):
+            params = (w(rng.randrange(n_weights)),) if GATES[entangler].n_params else ()
+            ops.append(Op(entangler, (q, (q + 1) % n), params))
+    n_obs = rng.randint(1, n)
+    observables = tuple("".join(rng.choice("IZZ") for _ in range(n)) for _ in range(n_obs))
+    return CircuitSpec(n, tuple(ops), observables, n_inputs, n_weights, name=f"product{seed}")

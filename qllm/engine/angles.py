@@ -86,15 +86,21 @@ class AngleContext:
         self.shared = weights  # [S]
         self._mixed: torch.Tensor | None = None
 
+    def data_columns(self) -> torch.Tensor:
+        """``[B, D]``: column i is ``sources.inputs[i]`` (a feature, or a product of features)."""
+        if self.sources.inputs == [(i,) for i in range(self.inputs.shape[1])]:
+            return self.inputs
+        cols = []
+        for t in self.sources.inputs:
+            c = self.inputs[:, t[0]]
+            for i in t[1:]:
+                c = c * self.inputs[:, i]
+            cols.append(c)
+        return torch.stack(cols, 1)
+
     def mixed(self) -> torch.Tensor:
         if self._mixed is None:
-            cols = []
-            for t in self.sources.inputs:
-                c = self.inputs[:, t[0]]
-                for i in t[1:]:
-                    c = c * self.inputs[:, i]
-                cols.append(c)
-            self._mixed = torch.cat([self.shared.expand(self.B, -1), torch.stack(cols, 1)], 1)
+            self._mixed = torch.cat([self.shared.expand(self.B, -1), self.data_columns()], 1)
         return self._mixed  # [B, S + D]
 
     def angles(self, g: AngleGroup) -> torch.Tensor:

@@ -42,11 +42,14 @@ def layer_matrices(layer: Layer, ctx: AngleContext, dtype) -> torch.Tensor:
 
 
 def kron(factors: list[torch.Tensor]) -> torch.Tensor:
-    """Kronecker product of ``[..., a, b]`` factors (the first is the most significant)."""
-    out = factors[0]
-    for f in factors[1:]:
-        out = (out[..., :, None, :, None] * f[..., None, :, None, :]).flatten(-4, -3).flatten(-2, -1)
-    return out
+    """Kronecker product of ``[..., a, b]`` factors (the first is the most significant), as a
+    balanced tree: only the last product is full size."""
+    if len(factors) == 1:
+        return factors[0]
+    half = len(factors) // 2
+    hi, lo = kron(factors[:half]), kron(factors[half:])
+    out = hi.unsqueeze(-1).unsqueeze(-3) * lo.unsqueeze(-2).unsqueeze(-4)  # [.., a, c, b, d]
+    return out.flatten(-4, -3).flatten(-2, -1)
 
 
 def _realified(mat: torch.Tensor) -> torch.Tensor:

@@ -22,6 +22,7 @@ import torch
 
 from qllm.engine.fused import choose_fused
 from qllm.engine.plan import Diag, Layer, Mat, Perm, make_plan
+from qllm.engine.product import uses_product_core
 from qllm.spec import CircuitSpec
 
 PLAN_FREE_QUBITS = 22
@@ -64,6 +65,8 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
         return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
     plan = make_plan(spec)
+    if uses_product_core(plan, batch, strategy):
+        return _product_core_bytes(plan, state, real_bytes, grad)
     saved = matrix = tables = 0
     for seg in plan.segments:
         if choose_fused(n, seg, batch, strategy):
@@ -87,3 +90,14 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     forward_end = state * (2 + saved) + sign_build  # product state, saved inputs, probabilities
     backward = state * (9 + 2 * saved) // 2 + sign_kept  # plus the backward's gradient buffers
     return max(forward_end, backward) + matrix + tables
+
+
+def _product_core_bytes(plan, state: int, real_bytes: int, grad: bool) -> int:
+    """``ProductExpval`` (product.py): the product state, the state after M (a view of it when
+    there is no M) and the probabilities; the backward adds gradients of the last two (in place
+    of the probabilities). M and its saved layer matrices are 2^n x 2^n."""
+    dim, n_obs = 2**plan.n_qubits, len(plan.observables)
+    fused = bool(plan.segments)
+    matrix = 2 * real_bytes * dim * dim * (2 * len(plan.segments[0].micros) + 3) if fused else 0
+    states = (3 if fused else 2) + (1 if grad and fused else 0)
+    return state * states + matrix + dim * n_obs * 24

@@ -63,17 +63,25 @@ def _unrotation(n: int, h: int) -> torch.Tensor:
     return torch.argsort(rotation_index(n, h))
 
 
+def unrotation(layer: Layer, n: int, device) -> torch.Tensor | None:
+    """Column order of a rotated layer's matrix (None when the layer is not rotated)."""
+    return on_device(_unrotation(n, layer.blocks[0][1]), device) if layer.rotated else None
+
+
+def layer_kron(layer: Layer, u: torch.Tensor, n: int) -> torch.Tensor:
+    """The Kronecker product of the transposed 2x2s ``u [q, 2, 2]`` (identity on other qubits)."""
+    per_qubit = dict(zip(layer.qubits, u.transpose(-1, -2).unbind(-3)))
+    eye = torch.eye(2, dtype=u.dtype, device=u.device)
+    return kron([per_qubit.get(q, eye) for q in range(n)])
+
+
 def layer_matrix(layer: Layer, ctx: AngleContext, n: int, dtype, device) -> torch.Tensor:
     """``M`` with ``apply_layer(state) == state @ M`` for a layer without data: the Kronecker
-    product of the transposed 2x2s (identity on other qubits), columns in the layer's output
-    order (rotated layers leave their first block's qubits last)."""
-    u = layer_matrices(layer, ctx, dtype).transpose(-1, -2)  # [q, 2, 2]
-    per_qubit = dict(zip(layer.qubits, u.unbind(0)))
-    eye = torch.eye(2, dtype=dtype, device=device)
-    k = kron([per_qubit.get(q, eye) for q in range(n)])
-    if layer.rotated:
-        k = k[:, on_device(_unrotation(n, layer.blocks[0][1]), device)]
-    return k
+    product of the transposed 2x2s, columns in the layer's output order (rotated layers leave
+    their first block's qubits last)."""
+    k = layer_kron(layer, layer_matrices(layer, ctx, dtype), n)
+    cols = unrotation(layer, n, device)
+    return k if cols is None else k[:, cols]
 
 
 def micro_cost_us(micro, rows: int, n: int) -> float:

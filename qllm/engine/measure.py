@@ -63,6 +63,14 @@ def _signs(n: int, z_masks: tuple[int, ...], gather_key, device, dtype,
     return s.to(device, dtype)
 
 
+def sign_table(observables: tuple[str, ...], sign_gather, device, dtype,
+               interleaved: bool = False) -> torch.Tensor:
+    """``[2^n, n_obs]`` +-1 table of Z/I-only observables (rows doubled when ``interleaved``)."""
+    key = None if sign_gather is None else _GatherKey(sign_gather)
+    return _signs(len(observables[0]), tuple(_masks(o)[1] for o in observables), key, device,
+                  dtype, interleaved)
+
+
 def expectations(state: torch.Tensor, observables: tuple[str, ...],
                  sign_gather: torch.Tensor | None = None) -> torch.Tensor:
     """``[B, n_obs]`` expectation values, real dtype of ``state``.

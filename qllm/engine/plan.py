@@ -120,6 +120,7 @@ class Plan:
     segments: list[Segment]
     sign_gather: torch.Tensor | None  # folded trailing permutation (Z-only observables)
     observables: tuple[str, ...]
+    cache: dict = field(default_factory=dict)  # derived per-plan data (e.g. FixedMatrix stages)
 
 
 _ON_DEVICE: dict = {}

@@ -5,19 +5,25 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.apply import apply_micro
-from qllm.engine.encode import product_state
+from qllm.engine.apply import apply_micro, kron
+from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors, split_prefix
 from qllm.engine.fused import choose_fused, segment_matrix
-from qllm.engine.measure import expectations
+from qllm.engine.measure import expectations, sign_table
 from qllm.engine.plan import Plan, make_plan
+from qllm.engine.product import ProductExpval, uses_product_core
+from qllm.engine.shift import DataVectors, FixedMatrix, data_shifts, fixed_stages
 from qllm.gates import complex_dtype
 from qllm.spec import CircuitSpec
 
 
-def _run(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor, strategy: str) -> torch.Tensor:
+def _context(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor):
     real_dtype = inputs.dtype
     dtype = real_dtype if plan.real else complex_dtype(real_dtype)
-    ctx = AngleContext(plan.sources, inputs, weights.to(inputs.device, real_dtype))
+    return AngleContext(plan.sources, inputs, weights.to(inputs.device, real_dtype)), dtype
+
+
+def _run(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor, strategy: str) -> torch.Tensor:
+    ctx, dtype = _context(plan, inputs, weights)
     n = plan.n_qubits
     state = product_state(plan, ctx, dtype)
     for seg in plan.segments:
@@ -46,8 +52,40 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
         spec: the circuit.
         inputs: ``[B, n_inputs]`` float32 (complex64 simulation) or float64 (complex128).
         weights: ``[n_weights]``, cast to the dtype of ``inputs``.
-        strategy: "auto" (cost model), "fused" or "gates" (see fused.py).
+        strategy: "auto" (cost model), "fused" or "gates" (see fused.py). Under "auto", circuits
+            of the quantum-FFN shape (product-state prefix, one fused fixed segment, Z/I
+            observables) run through a hand-written backward (product.py, shift.py): first
+            derivatives only; "fused" and "gates" are plain autograd to any order.
     """
     plan = make_plan(spec)
+    if uses_product_core(plan, inputs.shape[0], strategy):
+        return _product_core(plan, inputs, weights)
     state = _run(plan, inputs, weights, strategy)
     return expectations(state, plan.observables, plan.sign_gather)
+
+
+def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The same values by ``ProductExpval`` (product.py): one autograd node for the batch part,
+    and one (``FixedMatrix``, shift.py) for the weight matrix where the segment qualifies."""
+    ctx, dtype = _context(plan, inputs, weights)
+    n = plan.n_qubits
+    if "stages" not in plan.cache:
+        head, tail = split_prefix(plan)
+        plan.cache["stages"] = head, data_shifts(plan, head), fixed_stages(plan, tail)
+    head, shifts, stages = plan.cache["stages"]
+    if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
+        vecs, M = qubit_vectors(plan, ctx, dtype), None
+    elif stages is not None:
+        if shifts is not None:
+            vecs = DataVectors.apply(ctx.data_columns(), shifts, plan, head, dtype)
+        else:
+            vecs, _ = prefix_vectors(plan, ctx, dtype, head)
+        M = FixedMatrix.apply(ctx.shared, stages, n, dtype)
+    else:
+        vecs, pending = prefix_vectors(plan, ctx, dtype)
+        M = segment_matrix(plan.segments[0], ctx, n, dtype, inputs.device)
+        if pending is not None:  # the prefix's trailing weight-only steps, as M's first factor
+            M = kron(list(pending.transpose(-1, -2).unbind(0))).to(M.dtype) @ M
+    interleaved = vecs.is_complex() or (M is not None and M.is_complex())
+    signs = sign_table(plan.observables, plan.sign_gather, inputs.device, inputs.dtype, interleaved)
+    return ProductExpval.apply(vecs, M, signs)

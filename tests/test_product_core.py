@@ -1,0 +1,123 @@
+"""The engine's product-state core (engine/product.py) and its shift-rule backward (engine/shift.py)
+against PennyLane default.qubit and against plain autograd ("gates"), on seeded random circuits of
+the quantum-FFN shape: values, input and weight gradients, complex128 and complex64, chunking."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from qllm.circuits import build_circuit
+
+from qllm.backends import get_backend
+from qllm.engine import simulate
+from qllm.engine.plan import make_plan
+from qllm.errors import BackendError
+from qllm.gates import GATES
+from tests.random_specs import product_spec
+from tests.references import pennylane_expval
+
+N_SPECS = 60
+BATCH = 256
+
+
+def _draw(spec, batch: int, seed: int, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    x = ((torch.rand(batch, spec.n_inputs, generator=g, dtype=dtype) - 0.5) * 2 * np.pi)
+    wts = ((torch.rand(spec.n_weights, generator=g, dtype=dtype) - 0.5) * 2 * np.pi)
+    coef = torch.randn(batch, spec.n_observables, generator=g, dtype=dtype)
+    return x.requires_grad_(), wts.requires_grad_(), coef
+
+
+def _value_and_grads(fn, x, wts, coef):
+    out = fn(x, wts)
+    gx, gw = torch.autograd.grad((out * coef).sum(), (x, wts), allow_unused=True)
+    return out, (torch.zeros_like(x) if gx is None else gx), (torch.zeros_like(wts) if gw is None else gw)
+
+
+def _paths(spec) -> tuple[bool, bool]:
+    """(the weight matrix used FixedMatrix, the prefix used DataVectors) for the last call."""
+    cache = make_plan(spec).cache.get("stages")
+    return (False, False) if cache is None else (cache[2] is not None, cache[1] is not None)
+
+
+@pytest.mark.parametrize("gate", [g for g in GATES.values() if g.n_params], ids=lambda g: g.name)
+def test_shift_rule_flag_is_exactly_the_gates_whose_derivative_is_a_shift(gate):
+    theta = torch.tensor([0.3, -1.1, 2.4][:gate.n_params], dtype=torch.float64)
+    jac = torch.autograd.functional.jacobian(lambda t: torch.view_as_real(gate.matrix(t).to(torch.complex128)),
+                                             theta)  # [d, d, 2, P]
+    holds = all(torch.allclose(torch.view_as_real(gate.matrix(theta + np.pi * torch.eye(
+        gate.n_params, dtype=torch.float64)[k]).to(torch.complex128)) / 2, jac[..., k], atol=1e-12)
+        for k in range(gate.n_params))
+    assert gate.shift_rule == holds, gate.name
+
+
+@pytest.mark.parametrize("seed", range(N_SPECS))
+def test_random_product_circuit_matches_pennylane_and_autograd(seed):
+    spec = product_spec(seed)
+    x, wts, coef = _draw(spec, BATCH, seed)  # a batch large enough for "auto" to fuse
+    got = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x, wts, coef)
+    ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    if seed % 4 == 0:  # the independent reference, on a quarter of the draws (it is slow)
+        x3 = x[:3].detach().requires_grad_()
+        got3 = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x3, wts, coef[:3])
+        pl = _value_and_grads(lambda a, b: pennylane_expval(spec, a, b), x3, wts, coef[:3])
+        for a, b in zip(got3, pl):
+            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-8)
+    x32, w32 = x.detach().float().requires_grad_(), wts.detach().float().requires_grad_()
+    got32 = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x32, w32, coef.float())
+    for a, b in zip(got32, ref):
+        np.testing.assert_allclose(a.detach().double().numpy(), b.detach().numpy(), atol=2e-4)
+
+
+def test_random_product_circuits_exercise_both_shift_rule_paths_and_the_fallbacks():
+    paths = []
+    for seed in range(N_SPECS):
+        spec = product_spec(seed)
+        simulate(spec, *[t.detach() for t in _draw(spec, BATCH, seed)[:2]])
+        paths.append(_paths(spec))
+    fixed = sum(f for f, _ in paths)
+    data = sum(d for f, d in paths if f)
+    assert fixed >= N_SPECS // 5 and data >= N_SPECS // 10, paths  # the shift-rule paths
+    assert fixed <= N_SPECS - 10, paths  # and the autograd fallbacks
+
+
+@pytest.mark.parametrize("encoding,ansatz,reupload", [
+    ("angle", "hardware_efficient", False), ("angle_rx", "strongly_entangling", False),
+    ("dense_angle", "hardware_efficient", False), ("angle", "hardware_efficient", True),
+    ("angle", "rx_ry_cnot", False), ("angle", "basic_entangler", False), ("iqp", "sim14", False)])
+def test_library_circuits_match_autograd(encoding, ansatz, reupload):
+    spec = build_circuit(6, 2, encoding, ansatz, reupload)
+    x, wts, coef = _draw(spec, 16, 7)
+    got = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x, wts, coef)
+    ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_default_qffn_circuit_takes_the_shift_rule_paths():
+    spec = build_circuit(6, 2)
+    simulate(spec, torch.rand(8, 6), torch.rand(spec.n_weights))
+    assert _paths(spec) == (True, True)
+
+
+def test_chunked_core_equals_the_whole_batch():
+    spec = build_circuit(5, 2)
+    x, wts, coef = _draw(spec, 37, 3)
+    whole = _value_and_grads(lambda a, b: get_backend("torch").expval(spec, a, b), x, wts, coef)
+    chunked = _value_and_grads(lambda a, b: get_backend("torch", chunk_size=8).expval(spec, a, b),
+                               x, wts, coef)
+    for a, b in zip(chunked, whole):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
+def test_second_derivatives_need_a_plain_autograd_strategy():
+    spec = build_circuit(6, 2)
+    x, wts, _ = _draw(spec, BATCH, 0)
+    with pytest.raises(BackendError, match="first derivatives only.*strategy='fused' or 'gates'"):
+        torch.autograd.grad(simulate(spec, x, wts, "auto").sum(), wts, create_graph=True)
+    (gw,) = torch.autograd.grad(simulate(spec, x, wts, "fused").sum(), wts, create_graph=True)
+    (hw,) = torch.autograd.grad(gw.sum(), wts)
+    assert torch.isfinite(hw).all()
