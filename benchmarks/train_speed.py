@@ -1,7 +1,9 @@
 """Time per training step of hybrid transformers against their classical twin (same widths).
 
 Each variant runs forward + backward + AdamW step on the same random batch; the table shows the
-median step time and its ratio to the classical twin measured in the same run.
+median step time and its ratio to the classical twin measured in the same run. The variants take
+their steps in turn (round robin), so a machine that speeds up or slows down during the run
+moves every variant alike and the ratios hold.
 
     python benchmarks/train_speed.py                      # CPU, digits-shaped batch (32 x 16 x 4)
     python benchmarks/train_speed.py --device cuda --batch 256 --cuda-graphs
@@ -34,10 +36,10 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize()
 
 
-def time_steps(model: HybridTransformer, x, y, steps: int, warmup: int) -> list[float]:
+def make_step(model: HybridTransformer, x, y):
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    times = []
-    for i in range(warmup + steps):
+
+    def step() -> float:
         sync(x.device)
         t = time.perf_counter()
         _, loss = model(x, y)
@@ -45,8 +47,20 @@ def time_steps(model: HybridTransformer, x, y, steps: int, warmup: int) -> list[
         loss.backward()
         opt.step()
         sync(x.device)
-        if i >= warmup:
-            times.append(time.perf_counter() - t)
+        return time.perf_counter() - t
+
+    return step
+
+
+def time_round_robin(steps: dict, n_steps: int, warmup: int) -> dict[str, list[float]]:
+    """Seconds per step of each variant, the variants stepping in turn."""
+    for step in steps.values():
+        for _ in range(warmup):
+            step()
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for _ in range(n_steps):
+        for name, step in steps.items():
+            times[name].append(step())
     return times
 
 
@@ -57,7 +71,7 @@ def main(argv=None) -> dict:
     p.add_argument("--seq-len", type=int, default=16)
     p.add_argument("--n-embd", type=int, default=32)
     p.add_argument("--n-layer", type=int, default=2)
-    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument("--cuda-graphs", action="store_true",
@@ -68,7 +82,7 @@ def main(argv=None) -> dict:
     torch.manual_seed(0)
     x = torch.rand(args.batch, args.seq_len, 4, device=device)
     y = torch.randint(0, 10, (args.batch,), device=device)
-    rows = []
+    models, steps = {}, {}
     for name in args.variants:
         variant = dict(VARIANTS[name])
         if args.cuda_graphs and "quantum" in variant:
@@ -76,10 +90,12 @@ def main(argv=None) -> dict:
                                                      backend_options={"cuda_graphs": True})
         cfg = ModelConfig(input_dim=4, n_classes=10, block_size=args.seq_len, n_embd=args.n_embd,
                           n_head=4, n_layer=args.n_layer, **variant)
-        model = HybridTransformer(cfg).to(device)
-        times = time_steps(model, x, y, args.steps, args.warmup)
-        rows.append({"variant": name, "median_ms": 1e3 * statistics.median(times),
-                     "params": model.num_params(), "quantum_params": model.num_params(True)})
+        models[name] = HybridTransformer(cfg).to(device)
+        steps[name] = make_step(models[name], x, y)
+    times = time_round_robin(steps, args.steps, args.warmup)
+    rows = [{"variant": name, "median_ms": 1e3 * statistics.median(times[name]),
+             "params": m.num_params(), "quantum_params": m.num_params(True)}
+            for name, m in models.items()]
     base = next((r["median_ms"] for r in rows if r["variant"] == "classical"), None)
     print(f"train step, {args.batch} x {args.seq_len} tokens, n_embd={args.n_embd}, "
           f"{args.n_layer} blocks, device={args.device}")

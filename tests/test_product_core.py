@@ -37,7 +37,7 @@ def _value_and_grads(fn, x, wts, coef):
 
 def _paths(spec) -> tuple[bool, bool]:
     """(the weight matrix used FixedMatrix, the prefix used DataVectors) for the last call."""
-    cache = make_plan(spec).cache.get("stages")
+    cache = make_plan(spec).cache.get("core")
     return (False, False) if cache is None else (cache[2] is not None, cache[1] is not None)
 
 

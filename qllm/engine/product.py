@@ -19,12 +19,11 @@ the "fused" and "gates" strategies stay plain autograd for higher orders.
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from qllm.engine.encode import kron_vectors
 from qllm.engine.fused import choose_fused
 from qllm.engine.plan import Plan
-from qllm.errors import BackendError
+from qllm.engine.shift import core_parts, first_order
 
 
 def _kron_grads(vecs, i: int, j: int, memo: dict, grad: torch.Tensor) -> list[torch.Tensor]:
@@ -38,23 +37,6 @@ def _kron_grads(vecs, i: int, j: int, memo: dict, grad: torch.Tensor) -> list[to
     grad_hi = (g @ lo.conj().unsqueeze(-1)).squeeze(-1)
     grad_lo = (hi.conj().unsqueeze(1) @ g).squeeze(1)
     return _kron_grads(vecs, i, mid, memo, grad_hi) + _kron_grads(vecs, mid, j, memo, grad_lo)
-
-
-def first_order(backward):
-    """Mark a hand-written backward first-order only, with an error that names the way out when
-    a second derivative is asked for (``create_graph=True``)."""
-
-    @once_differentiable
-    def wrapped(ctx, *grads):
-        return backward(ctx, *grads)
-
-    def check(ctx, *grads):
-        if torch.is_grad_enabled():  # a backward with create_graph=True
-            raise BackendError("strategy 'auto' computes first derivatives only (a hand-written "
-                             "backward); for higher derivatives use strategy='fused' or 'gates'")
-        return wrapped(ctx, *grads)
-
-    return check
 
 
 class ProductExpval(torch.autograd.Function):
@@ -108,7 +90,10 @@ class ProductExpval(torch.autograd.Function):
 
 def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
     """Whether ``simulate`` runs ``plan`` through ``ProductExpval``: under "auto", for a prefix,
-    at most one fixed segment that the cost model fuses, and diagonal observables only."""
-    return (strategy == "auto" and plan.prefix is not None and len(plan.segments) <= 1
-            and all(choose_fused(plan.n_qubits, s, batch, strategy) for s in plan.segments)
-            and all(set(o) <= {"I", "Z"} for o in plan.observables))
+    at most one fixed segment that the cost model fuses (with ``FixedMatrix`` its build is
+    cheaper), and diagonal observables only."""
+    if strategy != "auto" or plan.prefix is None or len(plan.segments) > 1 \
+            or any(set(o) - {"I", "Z"} for o in plan.observables):
+        return False
+    shift_rule = core_parts(plan)[2] is not None
+    return all(choose_fused(plan.n_qubits, s, batch, strategy, shift_rule) for s in plan.segments)

@@ -21,13 +21,31 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import torch
+from torch.autograd.function import once_differentiable
 
 from qllm.engine.apply import layer_matrices
-from qllm.engine.encode import prefix_vectors
+from qllm.engine.encode import prefix_vectors, split_prefix
 from qllm.engine.fused import DENSE_QUBITS, layer_kron, unrotation
 from qllm.engine.plan import Layer, Perm, Plan, Step, on_device
-from qllm.engine.product import first_order
+from qllm.errors import BackendError
 from qllm.gates import gate
+
+
+def first_order(backward):
+    """Mark a hand-written backward first-order only, with an error that names the way out when
+    a second derivative is asked for (``create_graph=True``)."""
+
+    @once_differentiable
+    def wrapped(ctx, *grads):
+        return backward(ctx, *grads)
+
+    def check(ctx, *grads):
+        if torch.is_grad_enabled():  # a backward with create_graph=True
+            raise BackendError("strategy 'auto' computes first derivatives only (a hand-written "
+                               "backward); for higher derivatives use strategy='fused' or 'gates'")
+        return wrapped(ctx, *grads)
+
+    return check
 
 
 class ShiftedAngles:
@@ -165,6 +183,15 @@ def data_shifts(plan: Plan, head: list[Step]) -> ShiftedAngles | None:
         return None
     shifted = ShiftedAngles(head, plan.sources.n_weights, per_qubit=True)
     return shifted if shifted.R > 1 else None
+
+
+def core_parts(plan: Plan) -> tuple:
+    """(the prefix steps that read data, their ``data_shifts``, the ``fixed_stages`` of the
+    rest), cached on the plan; a None means that part runs on plain autograd."""
+    if "core" not in plan.cache:
+        head, tail = split_prefix(plan) if plan.prefix is not None else ([], [])
+        plan.cache["core"] = head, data_shifts(plan, head), fixed_stages(plan, tail)
+    return plan.cache["core"]
 
 
 @lru_cache(maxsize=32)

@@ -6,12 +6,12 @@ import torch
 
 from qllm.engine.angles import AngleContext
 from qllm.engine.apply import apply_micro, kron
-from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors, split_prefix
+from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors
 from qllm.engine.fused import choose_fused, segment_matrix
 from qllm.engine.measure import expectations, sign_table
 from qllm.engine.plan import Plan, make_plan
 from qllm.engine.product import ProductExpval, uses_product_core
-from qllm.engine.shift import DataVectors, FixedMatrix, data_shifts, fixed_stages
+from qllm.engine.shift import DataVectors, FixedMatrix, core_parts
 from qllm.gates import complex_dtype
 from qllm.spec import CircuitSpec
 
@@ -69,10 +69,7 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> to
     and one (``FixedMatrix``, shift.py) for the weight matrix where the segment qualifies."""
     ctx, dtype = _context(plan, inputs, weights)
     n = plan.n_qubits
-    if "stages" not in plan.cache:
-        head, tail = split_prefix(plan)
-        plan.cache["stages"] = head, data_shifts(plan, head), fixed_stages(plan, tail)
-    head, shifts, stages = plan.cache["stages"]
+    head, shifts, stages = core_parts(plan)
     if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
         vecs, M = qubit_vectors(plan, ctx, dtype), None
     elif stages is not None:
