@@ -39,6 +39,7 @@ from qllm.engine import simulate
 from qllm.engine.fused import choose_fused
 from qllm.engine.graphs import GraphCache
 from qllm.engine.plan import make_plan
+from qllm.engine.product import uses_product_core
 from qllm.results import machine, versions, write_json
 
 STRATEGIES = ("auto", "fused", "gates")
@@ -188,6 +189,15 @@ def fused_flops(spec, batch: int) -> int:
     return 3 * 8 * batch * dim * dim * fixed
 
 
+def auto_path(spec, batch: int) -> str:
+    """What strategy "auto" runs: the product-state core, fused segments, or gate by gate."""
+    plan = make_plan(spec)
+    if uses_product_core(plan, batch, "auto"):
+        return "core"
+    fixed = [s for s in plan.segments if not s.data]
+    return "fuses" if fixed and choose_fused(plan.n_qubits, fixed[0], batch, "auto") else "gates"
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--full", action="store_true", help="n up to 12, B = 16384, 4 layers")
@@ -249,8 +259,7 @@ def main(argv=None) -> int:
         timed = round_robin_times(variants, args.repeats, 2, args.device)
         for strategy, (med, times) in timed.items():
             row["native"][strategy] = {"median_s": med, "times_s": times}
-        seg0 = [s for s in make_plan(spec).segments if not s.data]
-        row["auto_fuses"] = bool(seg0) and choose_fused(n, seg0[0], batch, "auto")
+        row["auto_path"] = auto_path(spec, batch)
         for peer in peers:
             if n > args.peer_max_qubits:
                 row["peers"][peer] = None
@@ -288,7 +297,7 @@ def main(argv=None) -> int:
 def print_row(row: dict, peers: list[str], cuda: bool) -> None:
     nat = {s: r["median_s"] * 1e3 for s, r in row["native"].items()}
     parts = [f"n={row['n_qubits']:>2}", " ".join(f"{s} {t:8.2f}" for s, t in nat.items()),
-             f"(auto {'fuses' if row['auto_fuses'] else 'gates'})"]
+             f"(auto: {row['auto_path']})"]
     for peer in peers:
         r = row["peers"].get(peer)
         if r is None:

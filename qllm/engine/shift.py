@@ -213,8 +213,9 @@ class FixedMatrix(torch.autograd.Function):
     """``M`` ``[2^n, 2^n]`` (``state @ M`` applies the stages) from the shared angle vector.
 
     Backward of a layer K = kron(f_q) (f_q = u_q^T unitary) given dL/dK = G: the gradient of
-    factor q is f_q tr_(not q)(K^H G) (unitarity removes the other factors), one matrix product
-    and a gather for all qubits; each angle's is then Re <dL/du_q, u_q(theta + pi) / 2>.
+    factor q is f_q tr_(not q)(K^H G) (unitarity removes the other factors), a gather for all
+    qubits; K^H G = (M_before K)^H dL/dM is one matrix product with the saved forward product.
+    Each angle's gradient is then Re <dL/du_q, u_q(theta + pi) / 2>.
     """
 
     @staticmethod
@@ -228,9 +229,11 @@ class FixedMatrix(torch.autograd.Function):
             u_all = layer_matrices(stage.layer, stage.shifted.bind(shared), dtype)  # [R, q, 2, 2]
             u_all = u_all.to(dtype)
             k_raw = layer_kron(stage.layer, u_all[0] if u_all.dim() == 4 else u_all, n)
-            k = k_raw if stage.cols is None else k_raw[:, on_device(stage.cols, device)]
-            saved.append((M, k, k_raw, u_all))
-            M = k[on_device(stage.inverse_rows, device)] if M is None else M @ k
+            # M before the layer's column order: its adjoint turns dL/dM into K^H dL/dK
+            M = k_raw[on_device(stage.inverse_rows, device)] if M is None else M @ k_raw
+            saved.append((M, k_raw, u_all))
+            if stage.cols is not None:
+                M = M[:, on_device(stage.cols, device)]
         ctx.saved, ctx.stages, ctx.shape, ctx.n = saved, stages, shared.shape, n
         return M
 
@@ -243,17 +246,15 @@ class FixedMatrix(torch.autograd.Function):
             if isinstance(stage, Perm):
                 grad = grad[:, on_device(stage.inverse, device)]
                 continue
-            before, k, k_raw, u_all = saved.pop()
-            if before is None:  # M = I[:, rows] @ K: the rows of K reordered
-                grad_k = grad[on_device(stage.rows, device)]
-            else:
-                grad_k = before.T.conj() @ grad
-                grad = grad @ k.T.conj()
+            m_raw, k_raw, u_all = saved.pop()
+            if stage.cols is not None:
+                grad = grad[:, on_device(stage.inverse_cols, device)]
+            grad_m = grad
+            if stage.rows is None:  # not the first layer: dL/dM_before = dL/dM K^H
+                grad = grad @ k_raw.T.conj()
             if stage.shifted.R == 1:
                 continue  # nothing to differentiate
-            if stage.cols is not None:
-                grad_k = grad_k[:, on_device(stage.inverse_cols, device)]
-            y = (k_raw.T.conj() @ grad_k).flatten()
+            y = (m_raw.T.conj() @ grad_m).flatten()  # K^H dL/dK = (M_before K)^H dL/dM
             trace = y[on_device(_trace_index(ctx.n), device)].sum(-1)  # [n, 2, 2]
             u = u_all[0]
             grad_u = u.transpose(-1, -2) @ trace[on_device(stage.qubits, device)]  # transposed
