@@ -84,9 +84,8 @@ def expectations(state: torch.Tensor, observables: tuple[str, ...],
     out: list[torch.Tensor | None] = [None] * len(observables)
     zonly = [i for i, (x, _, _) in enumerate(masks) if x == 0]
     if zonly:
-        key = None if sign_gather is None else _GatherKey(sign_gather)
-        signs = _signs(n, tuple(masks[i][1] for i in zonly), key, state.device, real_dtype,
-                       state.is_complex())
+        signs = sign_table(tuple(observables[i] for i in zonly), sign_gather, state.device,
+                           real_dtype, state.is_complex())
         if state.is_complex():  # |a + ib|^2 = a^2 + b^2: square the interleaved real view
             v = torch.view_as_real(state).reshape(state.shape[0], -1)
             probs = v * v  # (a product: the backward of square() is slower)

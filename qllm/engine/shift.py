@@ -1,17 +1,23 @@
-"""A fixed segment's 2^n x 2^n matrix with a hand-written backward (parameter-shift derivatives).
+"""Hand-written backwards by the parameter-shift rule: the weight matrix and the encoded vectors
+of the product-state core (product.py).
 
 Why: building a small circuit's weight matrix takes a few dozen tiny ops, and autograd's backward
-through them costs about twice their forward (at ~10 us per op this is most of a 6-qubit step).
-For single-qubit layers of Pauli rotations (RX, RY, RZ, Rot) every derivative is another
-evaluation: dR/dtheta = R(theta + pi) / 2. So ``FixedMatrix`` evaluates each layer's Kronecker
-matrix once at the weights and once per weight angle shifted by pi, as one batch (the same ops,
-larger tensors), and its backward is two matrix products and one contraction per layer:
+through them costs about twice their forward (at 5-10 us per op this was most of a 6-qubit
+step). For Pauli rotations (RX, RY, RZ, Rot; ``GateDef.shift_rule``) every derivative is another
+evaluation, dR/dtheta = R(theta + pi) / 2, so the forward also evaluates each single-qubit 2x2
+at every angle shifted by pi (one batch: the same ops, a few more rows) and the backward only
+contracts:
 
-    M = K_1 P_1 K_2 P_2 ...  (K_l Kronecker layers, P_l permutations)
-    dL/dtheta = Re <dL/dK_l, dK_l/dtheta>,  dL/dK_l = (K_1 .. P_(l-1))^H dL/dM (P_l .. )^H.
+- ``FixedMatrix``: M = K_1 P_1 K_2 P_2 ... (K_l = kron of a layer's 2x2s, P_l permutations).
+  With G = dL/dK_l, factor q's gradient is f_q tr_(not q)(K_l^H G) since the other factors are
+  unitary, and K_l^H G = (K_1 .. K_l)^H dL/dM (P_l ..)^H is one matrix product with a product
+  the forward kept; per layer two matrix products, one gather and a few 2x2 products.
+- ``DataVectors``: each qubit's encoded 2-vector; row r shifts every qubit's r-th data angle at
+  once (a qubit's vector depends on its own angles only).
 
-Only dense segments qualify (n <= DENSE_QUBITS, permutations and single-qubit layers of
-shift-rule or parameter-free gates); ``fixed_stages`` says None otherwise.
+Only dense segments qualify (n <= DENSE_QUBITS; permutations and single-qubit layers of
+shift-rule or parameter-free gates) and encodings whose every angle reads data through a
+shift-rule gate; ``core_parts`` says None otherwise, and those parts run on plain autograd.
 """
 
 from __future__ import annotations
@@ -83,12 +89,10 @@ class ShiftedAngles:
         self.R = 1 + max(self.row, default=0)
         self._tables: dict = {}
 
-    def bind(self, values: torch.Tensor) -> ShiftedAngles:
-        """Use ``values``: the shared vector ``[S]``, or the data columns ``[B, D]``."""
-        self.values = values
-        self.shared = values  # (device, dtype and new_zeros, as AngleContext.shared)
-        self.B = self.R * (values.shape[0] if values.dim() == 2 else 1)
-        return self
+    def bind(self, values: torch.Tensor) -> _Bound:
+        """An AngleContext stand-in over ``values``: the shared vector ``[S]``, or the data
+        columns ``[B, D]``."""
+        return _Bound(self, values)
 
     def tables(self, device, dtype) -> dict:
         """Per group: its pi shifts ``[R, E]`` and source indices; per shifted angle: row,
@@ -109,14 +113,15 @@ class ShiftedAngles:
             self._tables[key] = t
         return self._tables[key]
 
-    def angles(self, group) -> torch.Tensor:
-        t = self.tables(self.values.device, self.values.dtype)
-        _, scale = group.tensors(self.values.device, self.values.dtype)
-        base = self.values[..., t["index"][id(group)]]  # [E] or [B, E]
+    def angles(self, group, values: torch.Tensor, rows: int) -> torch.Tensor:
+        """``[rows, m, P]``: the group's angles from ``values``, every shift row stacked."""
+        t = self.tables(values.device, values.dtype)
+        _, scale = group.tensors(values.device, values.dtype)
+        base = values[..., t["index"][id(group)]]  # [E] or [B, E]
         base = base if group.unit_scale else base * scale
         shift = t["shift"][id(group)]  # [R, E]
         out = base + (shift if base.dim() == 1 else shift[:, None, :])
-        return out.view(self.B, *group.shape)
+        return out.view(rows, *group.shape)
 
     def contract(self, grad: torch.Tensor, derivs: torch.Tensor) -> torch.Tensor:
         """Scatter each shifted angle's derivative to its source: ``derivs [A, ...]`` per
@@ -124,6 +129,18 @@ class ShiftedAngles:
         t = self.tables(derivs.device, grad.dtype)
         scale = t["scale"].view(-1, *[1] * (derivs.dim() - 1))
         return grad.index_add_(-1, t["source"], (derivs * scale).movedim(0, -1))
+
+
+class _Bound:
+    """``ShiftedAngles`` over given values, with the AngleContext interface the step code reads
+    (``angles``, ``B``: the shift rows times the tokens, ``shared``: device and dtype)."""
+
+    def __init__(self, shifted: ShiftedAngles, values: torch.Tensor):
+        self.shifted, self.shared = shifted, values
+        self.B = shifted.R * (values.shape[0] if values.dim() == 2 else 1)
+
+    def angles(self, group) -> torch.Tensor:
+        return self.shifted.angles(group, self.shared, self.B)
 
 
 def _shift_rule(steps: list[Step], data: bool) -> bool:
