@@ -122,3 +122,28 @@ def test_cuda_graphs_stale_backward_is_an_error():
     graphed.expval(spec, x, w).sum().backward()
     with pytest.raises(RuntimeError, match="cuda_graphs=False"):
         first.backward()
+
+
+@cuda
+@pytest.mark.parametrize("graphs", [False, True])
+def test_product_core_on_cuda_matches_cpu_autograd(graphs):
+    from qllm.backends import get_backend
+    from qllm.engine.plan import make_plan
+
+    g = torch.Generator().manual_seed(2)
+    spec = build_circuit(6, 2)  # the quantum FFN circuit: core, FixedMatrix and DataVectors
+    backend = get_backend("torch", cuda_graphs=graphs)
+    for _ in range(3):
+        x = torch.rand(512, 6, generator=g, dtype=torch.float64, requires_grad=True)
+        w = torch.rand(spec.n_weights, generator=g, dtype=torch.float64, requires_grad=True)
+        up = torch.rand(512, spec.n_observables, generator=g, dtype=torch.float64)
+        ref = simulate(spec, x, w, "gates")
+        ref_g = torch.autograd.grad((ref * up).sum(), (x, w))
+        xc, wc = (t.detach().cuda().requires_grad_() for t in (x, w))
+        out = backend.expval(spec, xc, wc)
+        got_g = torch.autograd.grad((out * up.cuda()).sum(), (xc, wc))
+        torch.testing.assert_close(out.cpu(), ref, atol=1e-10, rtol=0)
+        for a, b in zip(got_g, ref_g):
+            torch.testing.assert_close(a.cpu(), b, atol=1e-10, rtol=0)
+    head, shifts, stages = make_plan(spec).cache["core"]
+    assert shifts is not None and stages is not None
