@@ -73,9 +73,10 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> to
     if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
         vecs, M = qubit_vectors(plan, ctx, dtype), None
     elif stages is not None:
-        if shifts is not None:
-            vecs = DataVectors.apply(ctx.data_columns(), shifts, plan, head, dtype)
-        else:
+        columns = ctx.data_columns() if shifts is not None else None
+        if columns is not None and columns.requires_grad and torch.is_grad_enabled():
+            vecs = DataVectors.apply(columns, shifts, plan, head, dtype)
+        else:  # no input gradient wanted: no shifted vectors either
             vecs, _ = prefix_vectors(plan, ctx, dtype, head)
         M = FixedMatrix.apply(ctx.shared, stages, n, dtype)
     else:
