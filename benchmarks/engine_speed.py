@@ -190,12 +190,12 @@ def fused_flops(spec, batch: int) -> int:
 
 
 def auto_path(spec, batch: int) -> str:
-    """What strategy "auto" runs: the product-state core, fused segments, or gate by gate."""
+    """The path strategy "auto" takes: "core" (the product-state core), "fused" or "gates"."""
     plan = make_plan(spec)
     if uses_product_core(plan, batch, "auto"):
         return "core"
     fixed = [s for s in plan.segments if not s.data]
-    return "fuses" if fixed and choose_fused(plan.n_qubits, fixed[0], batch, "auto") else "gates"
+    return "fused" if fixed and choose_fused(plan.n_qubits, fixed[0], batch, "auto") else "gates"
 
 
 def main(argv=None) -> int:

@@ -39,3 +39,11 @@ def test_max_qubits_chunked_reports_the_chunk(tmp_path):
     data = load("max_qubits").main(["--start", "3", "--stop", "3", "--batch", "8",
                                     "--chunk-size", "4", "--out", str(tmp_path / "mq.json")])
     assert data["rows"][0]["status"] == "trained" and data["rows"][0]["chunk"] == 4
+
+
+def test_auto_choice_times_every_path_and_names_autos(tmp_path):
+    data = load("auto_choice").main(["--qubits", "3", "--batch", "16", "--repeats", "1",
+                                     "--out", str(tmp_path / "ac.json")])
+    (row,) = data["rows"]
+    assert set(row["ms"]) == {"gates", "fused", "core"} and row["auto"] in row["ms"]
+    assert row["auto_over_best"] >= 1.0 and data["worst_auto_over_best"] == row["auto_over_best"]

@@ -116,13 +116,9 @@ def build_cost_us(seg: Segment, n: int) -> float:
     return cost
 
 
-def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str,
-                 shift_rule: bool = False) -> bool:
+def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str) -> bool:
     """Fuse a fixed segment when building its matrix plus one B x 2^n x 2^n matrix product
-    (three with the backward) is estimated cheaper than running its micro-ops on the batch.
-    ``shift_rule``: the product-state core builds it with ``FixedMatrix`` (shift.py), measured
-    at about 0.3 of the autograd build, and its products run at about half the cost (real
-    product states; no conjugated copies)."""
+    (three with the backward) is estimated cheaper than running its micro-ops on the batch."""
     if seg.data:
         return False
     if strategy in ("fused", "gates"):
@@ -130,8 +126,11 @@ def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str,
     if n_qubits > 12:
         return False
     dim = 2**n_qubits
-    gates = sum(micro_cost_us(m, batch, n_qubits) for m in seg.micros)
-    build, products = build_cost_us(seg, n_qubits), 3 * batch * dim * dim * MATMUL_NS / 1e3
-    if shift_rule:
-        build, products = 0.3 * build, 0.5 * products
-    return build + 3 * LAUNCH_US + products < gates
+    gates = gates_cost_us(seg, n_qubits, batch)
+    fused = build_cost_us(seg, n_qubits) + 3 * LAUNCH_US + 3 * batch * dim * dim * MATMUL_NS / 1e3
+    return fused < gates
+
+
+def gates_cost_us(seg: Segment, n_qubits: int, batch: int) -> float:
+    """Estimated forward + backward time of running the segment's micro-ops on the batch."""
+    return sum(micro_cost_us(m, batch, n_qubits) for m in seg.micros)

@@ -21,9 +21,9 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.encode import kron_vectors
-from qllm.engine.fused import choose_fused
+from qllm.engine.fused import choose_fused, gates_cost_us
 from qllm.engine.plan import Plan
-from qllm.engine.shift import core_parts, first_order
+from qllm.engine.shift import core_cost_us, core_parts, first_order
 
 
 def _kron_grads(vecs, i: int, j: int, memo: dict, grad: torch.Tensor) -> list[torch.Tensor]:
@@ -88,12 +88,22 @@ class ProductExpval(torch.autograd.Function):
         return grad_vecs, grad_M, None
 
 
+def has_core_shape(plan: Plan) -> bool:
+    """A product-state prefix, at most one segment (fixed) and diagonal observables only."""
+    return (plan.prefix is not None and len(plan.segments) <= 1
+            and all(seg.fixed for seg in plan.segments)
+            and not any(set(o) - {"I", "Z"} for o in plan.observables))
+
+
 def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
-    """Whether ``simulate`` runs ``plan`` through ``ProductExpval``: under "auto", for a prefix,
-    at most one fixed segment that the cost model fuses (with ``FixedMatrix`` its build is
-    cheaper), and diagonal observables only."""
-    if strategy != "auto" or plan.prefix is None or len(plan.segments) > 1 \
-            or any(set(o) - {"I", "Z"} for o in plan.observables):
+    """Whether ``simulate`` runs ``plan`` through ``ProductExpval``: under "auto", for circuits
+    of its shape, when the segment's build (by ``FixedMatrix`` where it qualifies, else the
+    autograd fused path) plus the batch products is estimated cheaper than gate by gate."""
+    if strategy != "auto" or not has_core_shape(plan):
         return False
-    shift_rule = core_parts(plan)[2] is not None
-    return all(choose_fused(plan.n_qubits, s, batch, strategy, shift_rule) for s in plan.segments)
+    if not plan.segments:
+        return True
+    n, seg, stages = plan.n_qubits, plan.segments[0], core_parts(plan)[2]
+    if stages is not None:
+        return core_cost_us(stages, n, batch) < gates_cost_us(seg, n, batch)
+    return choose_fused(n, seg, batch, strategy)

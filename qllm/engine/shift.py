@@ -31,7 +31,7 @@ from torch.autograd.function import once_differentiable
 
 from qllm.engine.apply import layer_matrices
 from qllm.engine.encode import prefix_vectors, split_prefix
-from qllm.engine.fused import DENSE_QUBITS, layer_kron, unrotation
+from qllm.engine.fused import DENSE_QUBITS, LAUNCH_US, MATMUL_NS, layer_kron, unrotation
 from qllm.engine.plan import Layer, Perm, Plan, Step, on_device
 from qllm.errors import BackendError
 from qllm.gates import gate
@@ -200,6 +200,21 @@ def data_shifts(plan: Plan, head: list[Step]) -> ShiftedAngles | None:
         return None
     shifted = ShiftedAngles(head, plan.sources.n_weights, per_qubit=True)
     return shifted if shifted.R > 1 else None
+
+
+def core_cost_us(stages: list, n: int, batch: int) -> float:
+    """Estimated forward + backward time of ``FixedMatrix`` and the core's three B x 2^n x 2^n
+    products, in the units of fused.py's cost model. Fitted on this 2-core CPU (n = 4..8,
+    B = 64..4096, benchmarks/README.md): the layers' small ops cost about 0.3 of their autograd
+    build; each layer after the first adds three 2^n-cubed products and the first one; the
+    batch products run at about a quarter of the autograd fused path's (real product states,
+    no conjugated copies)."""
+    layers = [s for s in stages if isinstance(s, LayerStage)]
+    dim = 2**n
+    launches = sum(4 * len(s.layer.steps) + 2 * n for s in layers) * LAUNCH_US
+    cubes = (3 * len(layers) - 2) * dim**3
+    return 0.3 * launches + (0.75 * cubes + 0.7 * batch * dim * dim) * MATMUL_NS / 1e3 \
+        + 3 * LAUNCH_US
 
 
 def core_parts(plan: Plan) -> tuple:

@@ -10,8 +10,9 @@ from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors
 from qllm.engine.fused import choose_fused, segment_matrix
 from qllm.engine.measure import expectations, sign_table
 from qllm.engine.plan import Plan, make_plan
-from qllm.engine.product import ProductExpval, uses_product_core
+from qllm.engine.product import ProductExpval, has_core_shape, uses_product_core
 from qllm.engine.shift import DataVectors, FixedMatrix, core_parts
+from qllm.errors import BackendError
 from qllm.gates import complex_dtype
 from qllm.spec import CircuitSpec
 
@@ -62,6 +63,16 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
         return _product_core(plan, inputs, weights)
     state = _run(plan, inputs, weights, strategy)
     return expectations(state, plan.observables, plan.sign_gather)
+
+
+def simulate_core(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``simulate`` through the product-state core whatever the cost model says (benchmarks
+    compare it with the other strategies); the circuit must have its shape."""
+    plan = make_plan(spec)
+    if not has_core_shape(plan):
+        raise BackendError(f"{spec.name or 'this circuit'} is not of the product-state core's "
+                           "shape (single-qubit gates first, one fixed segment, Z/I observables)")
+    return _product_core(plan, inputs, weights)
 
 
 def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
