@@ -16,7 +16,10 @@ Why a plan: a sublayer's weights are shared by every token and most gates act on
   3. runs of micro-ops without data (fixed segments) may instead be fused into one 2^n x 2^n
      matrix per call and applied as one matrix product (see fused.py, which decides);
   4. when every observable is diagonal (Z/I only), trailing Perm and Diag micro-ops are not run:
-     phases do not change probabilities and a permutation folds into the sign table.
+     phases do not change probabilities and a permutation folds into the sign table;
+  5. a plan that is just a prefix, one fixed segment and diagonal observables (the quantum-FFN
+     shape) runs, under "auto", through product.py's core: three autograd nodes with
+     hand-written backwards (shift.py) instead of one per micro-op.
 """
 
 from __future__ import annotations
