@@ -10,7 +10,7 @@ import torch
 from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
-from qllm.engine import simulate
+from qllm.engine import simulate, simulate_core
 from qllm.engine.plan import make_plan
 from qllm.errors import BackendError
 from qllm.gates import GATES
@@ -134,3 +134,20 @@ def test_weight_gradients_without_input_gradients_match_autograd():
     with torch.no_grad():
         torch.testing.assert_close(simulate(spec, x, wts, "auto"), simulate(spec, x, wts, "gates"),
                                    atol=1e-12, rtol=0)
+
+
+@pytest.mark.parametrize("n", [8, 10])
+def test_forced_core_matches_autograd_up_to_its_largest_size(n):
+    spec = build_circuit(n, 2, "angle_rx", "strongly_entangling")
+    x, wts, coef = _draw(spec, 32, n)
+    got = _value_and_grads(lambda a, b: simulate_core(spec, a, b), x, wts, coef)
+    ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    assert _paths(spec) == (True, True)
+
+
+def test_forced_core_refuses_other_shapes():
+    spec = build_circuit(3, 1, observables=("XII",))
+    with pytest.raises(BackendError, match="product-state core"):
+        simulate_core(spec, torch.rand(4, 3), torch.rand(spec.n_weights))

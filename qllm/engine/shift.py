@@ -15,7 +15,7 @@ contracts:
 - ``DataVectors``: each qubit's encoded 2-vector; row r shifts every qubit's r-th data angle at
   once (a qubit's vector depends on its own angles only).
 
-Only dense segments qualify (n <= DENSE_QUBITS; permutations and single-qubit layers of
+Only dense segments qualify (n <= SHIFT_QUBITS; permutations and single-qubit layers of
 shift-rule or parameter-free gates) and encodings whose every angle reads data through a
 shift-rule gate; ``core_parts`` says None otherwise, and those parts run on plain autograd.
 """
@@ -31,10 +31,14 @@ from torch.autograd.function import once_differentiable
 
 from qllm.engine.apply import layer_matrices
 from qllm.engine.encode import prefix_vectors, split_prefix
-from qllm.engine.fused import DENSE_QUBITS, LAUNCH_US, MATMUL_NS, layer_kron, unrotation
+from qllm.engine.fused import LAUNCH_US, MATMUL_NS, layer_kron, unrotation
 from qllm.engine.plan import Layer, Perm, Plan, Step, on_device
 from qllm.errors import BackendError
 from qllm.gates import gate
+
+# FixedMatrix keeps a few 2^n x 2^n matrices per layer (16 MiB each at 10 qubits, complex128);
+# the cost model (core_cost_us) decides whether the core pays, and is fitted up to 8 qubits.
+SHIFT_QUBITS = 10
 
 
 def first_order(backward):
@@ -169,7 +173,7 @@ def fixed_stages(plan: Plan, tail: list[Step]) -> list | None:
     plan's single fixed segment (leading permutations folded into the first layer's rows).
     None unless every stage qualifies (see the module docstring)."""
     n = plan.n_qubits
-    if n > DENSE_QUBITS or len(plan.segments) != 1:
+    if n > SHIFT_QUBITS or len(plan.segments) != 1:
         return None
     micros = list(plan.segments[0].micros)
     if tail:
