@@ -3,7 +3,7 @@ auto's time over the best one's.
 
 Paths, forward + backward of ``build_circuit(n, layers)`` on B tokens (inputs and weights need
 gradients): "gates" and "fused" (plain autograd), and "core" (the product-state core with its
-hand-written backwards, ``qllm.engine.simulate_core``) whatever the cost model says. The cost
+hand-written backwards, strategy "core") whatever the cost model says. The cost
 model (``qllm/engine/fused.py``, ``core_cost_us`` in ``qllm/engine/shift.py``) was fitted on a
 2-core CPU; run this on other hardware to see how far its choices are from the best there.
 
@@ -20,16 +20,16 @@ from pathlib import Path
 import torch
 from qllm.circuits import build_circuit
 
-from qllm.engine import simulate, simulate_core
+from qllm.engine import simulate
 from qllm.results import machine, versions, write_json
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from engine_speed import auto_path, make_inputs, round_robin_times  # noqa: E402
 
 
-def step(fn, spec, x, w):
+def step(spec, x, w, strategy: str):
     def run():
-        fn(spec, x, w).sum().backward()
+        simulate(spec, x, w, strategy).sum().backward()
     return run
 
 
@@ -47,9 +47,7 @@ def main(argv=None) -> dict:
         spec = build_circuit(n, args.layers)
         for batch in args.batch:
             x, w = make_inputs(n, batch, spec, "cpu", torch.float32)
-            paths = {"gates": step(lambda s, a, b: simulate(s, a, b, "gates"), spec, x, w),
-                     "fused": step(lambda s, a, b: simulate(s, a, b, "fused"), spec, x, w),
-                     "core": step(simulate_core, spec, x, w)}
+            paths = {path: step(spec, x, w, path) for path in ("gates", "fused", "core")}
             ms = {k: 1e3 * v[0] for k, v in round_robin_times(paths, args.repeats, 1, "cpu").items()}
             auto, best = auto_path(spec, batch), min(ms, key=ms.get)
             rows.append({"n_qubits": n, "batch": batch, "ms": ms, "auto": auto, "best": best,

@@ -10,7 +10,7 @@ import torch
 from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
-from qllm.engine import simulate, simulate_core
+from qllm.engine import simulate
 from qllm.engine.plan import make_plan
 from qllm.errors import BackendError
 from qllm.gates import GATES
@@ -140,7 +140,7 @@ def test_weight_gradients_without_input_gradients_match_autograd():
 def test_forced_core_matches_autograd_up_to_its_largest_size(n):
     spec = build_circuit(n, 2, "angle_rx", "strongly_entangling")
     x, wts, coef = _draw(spec, 32, n)
-    got = _value_and_grads(lambda a, b: simulate_core(spec, a, b), x, wts, coef)
+    got = _value_and_grads(lambda a, b: simulate(spec, a, b, "core"), x, wts, coef)
     ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
@@ -149,5 +149,5 @@ def test_forced_core_matches_autograd_up_to_its_largest_size(n):
 
 def test_forced_core_refuses_other_shapes():
     spec = build_circuit(3, 1, observables=("XII",))
-    with pytest.raises(BackendError, match="product-state core"):
-        simulate_core(spec, torch.rand(4, 3), torch.rand(spec.n_weights))
+    with pytest.raises(BackendError, match="strategy 'core'.*product-state core's shape"):
+        simulate(spec, torch.rand(4, 3), torch.rand(spec.n_weights), "core")

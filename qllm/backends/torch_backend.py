@@ -12,12 +12,14 @@ from qllm.errors import BackendError
 from qllm.memory import budget_bytes, check_budget
 from qllm.spec import CircuitSpec
 
-STRATEGIES = ("auto", "fused", "gates")
+STRATEGIES = ("auto", "fused", "gates", "core")
 
 
 class TorchBackend(Backend):
     """Options:
-        strategy: "auto" (default), "fused" (fixed segments as one matrix product) or "gates".
+        strategy: "auto" (default), "fused" (fixed segments as one matrix product), "gates", or
+            "core" (the product-state core for quantum-FFN-shaped circuits, first derivatives
+            only; ``qllm.engine.simulate`` explains each).
         memory_budget_gb: refuse calls whose estimate exceeds this (default: half of free memory).
         shots: None (default) for exact expectation values, or a positive int: each sample's
             observables are estimated from ``shots`` draws per measurement setting

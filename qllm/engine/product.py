@@ -96,12 +96,13 @@ def has_core_shape(plan: Plan) -> bool:
 
 
 def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
-    """Whether ``simulate`` runs ``plan`` through ``ProductExpval``: under "auto", for circuits
-    of its shape, when the segment's build (by ``FixedMatrix`` where it qualifies, else the
-    autograd fused path) plus the batch products is estimated cheaper than gate by gate."""
-    if strategy != "auto" or not has_core_shape(plan):
+    """Whether ``simulate`` runs ``plan`` through ``ProductExpval``: always under "core" (for
+    circuits of its shape); under "auto" when the segment's build (by ``FixedMatrix`` where it
+    qualifies, else the autograd fused path) plus the batch products is estimated cheaper than
+    gate by gate."""
+    if strategy not in ("auto", "core") or not has_core_shape(plan):
         return False
-    if not plan.segments:
+    if not plan.segments or strategy == "core":
         return True
     n, seg, stages = plan.n_qubits, plan.segments[0], core_parts(plan)[2]
     if stages is not None:

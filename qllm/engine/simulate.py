@@ -53,26 +53,22 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
         spec: the circuit.
         inputs: ``[B, n_inputs]`` float32 (complex64 simulation) or float64 (complex128).
         weights: ``[n_weights]``, cast to the dtype of ``inputs``.
-        strategy: "auto" (cost model), "fused" or "gates" (see fused.py). Under "auto", circuits
-            of the quantum-FFN shape (product-state prefix, one fused fixed segment, Z/I
-            observables) run through a hand-written backward (product.py, shift.py): first
-            derivatives only; "fused" and "gates" are plain autograd to any order.
+        strategy: "auto" (cost model), "fused" or "gates" (see fused.py), or "core". Circuits of
+            the quantum-FFN shape (product-state prefix, one fixed segment, Z/I observables)
+            can run through the product-state core (product.py, shift.py) with hand-written
+            backwards, first derivatives only: "auto" takes it where the cost model says it
+            pays, "core" always (and refuses other shapes). "fused" and "gates" are plain
+            autograd to any order.
     """
     plan = make_plan(spec)
+    if strategy == "core" and not has_core_shape(plan):
+        raise BackendError(f"strategy 'core': {spec.name or 'this circuit'} is not of the "
+                           "product-state core's shape (single-qubit gates first, at most one "
+                           "segment without data, Z/I observables); use 'auto'")
     if uses_product_core(plan, inputs.shape[0], strategy):
         return _product_core(plan, inputs, weights)
     state = _run(plan, inputs, weights, strategy)
     return expectations(state, plan.observables, plan.sign_gather)
-
-
-def simulate_core(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """``simulate`` through the product-state core whatever the cost model says (benchmarks
-    compare it with the other strategies); the circuit must have its shape."""
-    plan = make_plan(spec)
-    if not has_core_shape(plan):
-        raise BackendError(f"{spec.name or 'this circuit'} is not of the product-state core's "
-                           "shape (single-qubit gates first, one fixed segment, Z/I observables)")
-    return _product_core(plan, inputs, weights)
 
 
 def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
