@@ -7,7 +7,7 @@ hand-written backwards, strategy "core") whatever the cost model says. The cost
 model (``qllm/engine/fused.py``, ``core_cost_us`` in ``qllm/engine/shift.py``) was fitted on a
 2-core CPU; run this on other hardware to see how far its choices are from the best there.
 
-    python benchmarks/auto_choice.py                                 # n = 4..8, B = 64..16384
+    python benchmarks/auto_choice.py                                 # n = 4..10, B = 64..16384
     python benchmarks/auto_choice.py --qubits 6 --batch 256 --repeats 5
 """
 
@@ -35,7 +35,7 @@ def step(spec, x, w, strategy: str):
 
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 7, 8])
+    p.add_argument("--qubits", type=int, nargs="+", default=[4, 6, 7, 8, 9, 10])
     p.add_argument("--batch", type=int, nargs="+", default=[64, 256, 1024, 4096, 16384])
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--repeats", type=int, default=7)

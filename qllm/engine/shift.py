@@ -37,7 +37,7 @@ from qllm.errors import BackendError
 from qllm.gates import gate
 
 # FixedMatrix keeps a few 2^n x 2^n matrices per layer (16 MiB each at 10 qubits, complex128);
-# the cost model (core_cost_us) decides whether the core pays, and is fitted up to 8 qubits.
+# the cost model (core_cost_us) decides whether the core pays.
 SHIFT_QUBITS = 10
 
 
@@ -208,16 +208,17 @@ def data_shifts(plan: Plan, head: list[Step]) -> ShiftedAngles | None:
 
 def core_cost_us(stages: list, n: int, batch: int) -> float:
     """Estimated forward + backward time of ``FixedMatrix`` and the core's three B x 2^n x 2^n
-    products, in the units of fused.py's cost model. Fitted on this 2-core CPU (n = 4..8,
-    B = 64..4096, benchmarks/README.md): the layers' small ops cost about 0.3 of their autograd
-    build; each layer after the first adds three 2^n-cubed products and the first one; the
-    batch products run at about a quarter of the autograd fused path's (real product states,
-    no conjugated copies)."""
+    products, in the units of fused.py's cost model. Fitted on this 2-core CPU (n = 4..10,
+    B = 64..16384; ``benchmarks/auto_choice.py``): the layers' small ops cost about 0.3 of
+    their autograd build; the first layer adds one 2^n-cubed product and each later one three,
+    at half the model's rate per multiply-add; the three batch products cost about 0.4 B 4^n
+    multiply-adds, a seventh of the autograd fused path's (real product states, no conjugated
+    copies, and at these sizes memory-bound rather than compute-bound)."""
     layers = [s for s in stages if isinstance(s, LayerStage)]
     dim = 2**n
     launches = sum(4 * len(s.layer.steps) + 2 * n for s in layers) * LAUNCH_US
     cubes = (3 * len(layers) - 2) * dim**3
-    return 0.3 * launches + (0.75 * cubes + 0.7 * batch * dim * dim) * MATMUL_NS / 1e3 \
+    return 0.3 * launches + (0.5 * cubes + 0.4 * batch * dim * dim) * MATMUL_NS / 1e3 \
         + 3 * LAUNCH_US
 
 
