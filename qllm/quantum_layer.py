@@ -107,6 +107,48 @@ class QuantumLayer(nn.Module):
                 f"backend={self.backend.name!r}, gradient={self.gradient!r}")
 
 
+def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:
+    """``layers[h](x[..., h, :])`` for every h, stacked: ``[..., H, n_outputs]``.
+
+    Why: attention runs a few VQCs per head on the same tokens, and at small n each call costs
+    its fixed overhead. Layers of one spec on the native backend (exact, backprop, no chunking
+    or CUDA graphs) run as one engine call (``qllm.engine.simulate_stacked``); any others run
+    one by one, with the same values and gradients either way. So do layers with forward hooks
+    (the cost report counts calls with them): a stacked call would skip their hooks.
+    """
+    first = layers[0]
+    if not all(_stacks_with(layer, first) for layer in layers):
+        return torch.stack([layer(x[..., h, :]) for h, layer in enumerate(layers)], -2)
+    from qllm.engine import simulate_stacked
+
+    spec, backend = first.spec, first.backend
+    check_angles(x, "x", spec.n_inputs)
+    H, lead = len(layers), x.shape[:-2]
+    flat = x.movedim(-2, 0).reshape(H, -1, spec.n_inputs)  # (H, tokens, n_inputs)
+    weights = torch.stack([layer.weights for layer in layers]).to(flat.device, flat.dtype)
+    check_angles(weights, "weights", spec.n_weights)
+    backend.check_memory(spec, flat.reshape(-1, spec.n_inputs))
+    out = simulate_stacked(spec, flat, weights, backend.strategy)
+    backend.check_output(out, flat, weights)
+    for layer in layers:
+        layer.backend.stats.add(flat.shape[1])
+    return out.reshape(H, *lead, -1).movedim(0, -2)
+
+
+def _stacks_with(layer: QuantumLayer, first: QuantumLayer) -> bool:
+    from torch.nn.modules import module
+
+    from qllm.backends.torch_backend import TorchBackend
+
+    hooked = (layer._forward_pre_hooks or layer._forward_hooks
+              or module._global_forward_pre_hooks or module._global_forward_hooks)
+    b, f = layer.backend, first.backend
+    return (not hooked and type(b) is TorchBackend and layer.spec == first.spec
+            and layer.gradient_fn is None
+            and b.measurement is None and b.graphs is None and b.chunk_size is None
+            and b.strategy == f.strategy and b.budget == f.budget)
+
+
 def use_backend(module: torch.nn.Module, backend, gradient: str | None = None,
                 backend_options: dict | None = None, **options) -> int:
     """Swap the backend of every ``QuantumLayer`` inside ``module`` (e.g. for

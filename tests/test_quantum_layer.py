@@ -120,3 +120,55 @@ def test_cuda_matches_cpu():
     out = layer.cuda()(x.cuda())
     assert out.device.type == "cuda"
     torch.testing.assert_close(out.cpu(), ref, atol=1e-10, rtol=0)
+
+
+def _loop_and_stacked(layers, x):
+    """Values and gradients of stacked_forward and of the plain per-layer loop."""
+    from qllm.quantum_layer import stacked_forward
+
+    results = []
+    for run in (stacked_forward, lambda ls, a: torch.stack([l(a[..., h, :]) for h, l in enumerate(ls)], -2)):
+        xi = x.detach().requires_grad_()
+        out = run(layers, xi)
+        coef = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
+        params = [xi] + [layer.weights for layer in layers]
+        results.append((out, torch.autograd.grad((out * coef).sum(), params)))
+    return results
+
+
+@pytest.mark.parametrize("encoding,ansatz", [("angle", "hardware_efficient"),
+                                             ("angle_rx", "strongly_entangling")])
+def test_stacked_layers_equal_the_loop(encoding, ansatz):
+    torch.manual_seed(0)
+    layers = [QuantumLayer(build_circuit(4, 2, encoding, ansatz)).double() for _ in range(6)]
+    x = torch.rand(8, 32, 6, 4, dtype=torch.float64)  # (B, T, H, n_inputs)
+    (out, grads), (ref, ref_grads) = _loop_and_stacked(layers, x)
+    assert out.shape == (8, 32, 6, 4)
+    torch.testing.assert_close(out, ref, atol=1e-10, rtol=0)
+    for a, b in zip(grads, ref_grads):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    assert all(layer.backend.stats.circuits == 2 * 8 * 32 for layer in layers)  # both runs counted
+
+
+def test_stacking_falls_back_to_the_loop_for_mixed_layers():
+    from qllm.quantum_layer import stacked_forward
+
+    torch.manual_seed(0)
+    layers = [QuantumLayer(build_circuit(3, 1)).double(),
+              QuantumLayer(build_circuit(3, 1), shots=100, seed=1, gradient="parameter-shift").double()]
+    x = torch.rand(5, 2, 3, dtype=torch.float64)
+    out = stacked_forward(layers, x)
+    torch.testing.assert_close(out[:, 0], layers[0](x[:, 0]), atol=1e-12, rtol=0)
+    assert out.shape == (5, 2, 3)
+    with pytest.raises(InputError, match="NaN"):
+        stacked_forward(layers[:1] * 2, torch.full((5, 2, 3), float("nan")))
+
+
+def test_stacking_keeps_forward_hooks_firing():
+    from qllm.quantum_layer import stacked_forward
+
+    layers = [QuantumLayer(build_circuit(3, 1)) for _ in range(3)]
+    calls = []
+    layers[1].register_forward_pre_hook(lambda module, args: calls.append(args[0].shape))
+    stacked_forward(layers, torch.rand(4, 5, 3, 3))
+    assert calls == [torch.Size([4, 5, 3])]  # layer 1 ran as itself, on its own slice

@@ -68,7 +68,10 @@ class Backend:
         if inputs.shape[0] == 0:  # nothing to run; keep the graph so backward() still works
             return inputs.new_zeros(0, spec.n_observables) + (inputs.sum() + weights.sum()) * 0
         self.check_memory(spec, inputs)
-        out = self._expval(spec, inputs, weights)
+        return self.check_output(self._expval(spec, inputs, weights), inputs, weights)
+
+    def check_output(self, out: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor):
+        """``out``, or an InputError when finite angles gave non-finite values (an overflow)."""
         if not all_finite(out):
             from qllm.errors import InputError
 

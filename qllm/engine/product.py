@@ -42,19 +42,21 @@ def _kron_grads(vecs, i: int, j: int, memo: dict, grad: torch.Tensor) -> list[to
 class ProductExpval(torch.autograd.Function):
     """``|kron(vecs) @ M|^2 @ signs``: vecs ``[B, n, 2]`` unit vectors, M ``[2^n, 2^n]`` or None
     (identity), signs ``[2^n, k]`` real (``[2^(n+1), k]``, rows doubled, when the state is
-    complex: it reads the interleaved real view)."""
+    complex: it reads the interleaved real view). With M ``[H, 2^n, 2^n]`` (H circuits of one
+    spec) the tokens are H blocks of B / H, block h read through M[h]."""
 
     @staticmethod
     def forward(ctx, vecs, M, signs):
         tree = {}  # the Kronecker tree's inner nodes, for the backward
         psi = kron_vectors(list(vecs.unbind(1)), memo=tree)
         tree.pop((0, vecs.shape[1]), None)  # the root is psi
+        B = psi.shape[0]
         if M is None:
             phi = psi
         elif M.is_complex() and not psi.is_complex():  # real x complex as one real product
-            phi = psi @ torch.view_as_real(M).flatten(1)
+            phi = (_blocks(psi, M) @ torch.view_as_real(M).flatten(-2)).reshape(B, -1)
         else:
-            phi = psi @ M
+            phi = (_blocks(psi, M) @ M).reshape(B, -1)
         view = torch.view_as_real(phi).flatten(1) if phi.is_complex() else phi  # [B, 2^n(x2)]
         # saved through save_for_backward only, so that torch.utils.checkpoint can free them
         ctx.keys = list(tree)
@@ -67,25 +69,34 @@ class ProductExpval(torch.autograd.Function):
         vecs, M, signs, psi, view, *nodes = ctx.saved_tensors
         grad_view = (grad @ signs.T).mul_(view).mul_(2)  # d|a|^2/da = 2a, per real component
         grad_M = grad_vecs = None
+        B = psi.shape[0]
         if M is None:
             grad_psi = grad_view if not psi.is_complex() else \
                 torch.view_as_complex(grad_view.view(*psi.shape, 2))
         elif M.is_complex() and not psi.is_complex():
-            m_real = torch.view_as_real(M).flatten(1)  # [2^n, 2^(n+1)]
+            m_real = torch.view_as_real(M).flatten(-2)  # [.., 2^n, 2^(n+1)]
+            g = _blocks(grad_view, M)
             if ctx.needs_input_grad[1]:
-                grad_M = torch.view_as_complex((psi.T @ grad_view).view(*M.shape, 2))
-            grad_psi = grad_view @ m_real.T
+                grad_M = torch.view_as_complex(
+                    (_blocks(psi, M).transpose(-1, -2) @ g).view(*M.shape, 2))
+            grad_psi = (g @ m_real.transpose(-1, -2)).reshape(B, -1)
         else:
             grad_phi = grad_view if not M.is_complex() else \
-                torch.view_as_complex(grad_view.view(psi.shape[0], -1, 2))
+                torch.view_as_complex(grad_view.view(B, -1, 2))
+            g = _blocks(grad_phi, M)
             if ctx.needs_input_grad[1]:
-                grad_M = psi.T.conj() @ grad_phi
-            grad_psi = grad_phi @ M.T.conj()
+                grad_M = _blocks(psi, M).transpose(-1, -2).conj() @ g
+            grad_psi = (g @ M.transpose(-1, -2).conj()).reshape(B, -1)
         if ctx.needs_input_grad[0]:
             tree = dict(zip(ctx.keys, nodes))
             grad_vecs = torch.stack(_kron_grads(list(vecs.unbind(1)), 0, vecs.shape[1], tree,
                                                 grad_psi), 1)
         return grad_vecs, grad_M, None
+
+
+def _blocks(t: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+    """``[B, d]`` as ``[H, B / H, d]`` for H stacked matrices M ``[H, .., ..]`` (else as is)."""
+    return t.view(M.shape[0], -1, t.shape[-1]) if M.dim() == 3 else t
 
 
 def has_core_shape(plan: Plan) -> bool:

@@ -246,8 +246,13 @@ def _trace_index(n: int) -> torch.Tensor:
     return torch.stack(out)
 
 
+def _adjoint(m: torch.Tensor) -> torch.Tensor:
+    return m.transpose(-1, -2).conj()
+
+
 class FixedMatrix(torch.autograd.Function):
-    """``M`` ``[2^n, 2^n]`` (``state @ M`` applies the stages) from the shared angle vector.
+    """``M`` ``[2^n, 2^n]`` (``state @ M`` applies the stages) from the shared angle vector
+    ``[S]``; from ``[H, S]`` (H circuits of one spec, each its own weights), ``[H, 2^n, 2^n]``.
 
     Backward of a layer K = kron(f_q) (f_q = u_q^T unitary) given dL/dK = G: the gradient of
     factor q is f_q tr_(not q)(K^H G) (unitarity removes the other factors), a gather for all
@@ -257,20 +262,22 @@ class FixedMatrix(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, shared, stages, n, dtype):
-        device = shared.device
+        device, lead = shared.device, shared.shape[:-1]  # () or (H,)
         M, saved = None, []
         for stage in stages:
             if isinstance(stage, Perm):  # M_new = M[:, gather]
-                M = M[:, on_device(stage.gather, device)]
+                M = M[..., on_device(stage.gather, device)]
                 continue
-            u_all = layer_matrices(stage.layer, stage.shifted.bind(shared), dtype)  # [R, q, 2, 2]
-            u_all = u_all.to(dtype)
-            k_raw = layer_kron(stage.layer, u_all[0] if u_all.dim() == 4 else u_all, n)
+            u_all = layer_matrices(stage.layer, stage.shifted.bind(shared), dtype).to(dtype)
+            if u_all.dim() == 3:  # parameter-free layer: [q, 2, 2]
+                u_all = u_all.expand(stage.shifted.R, *lead, *u_all.shape)
+            u_all = u_all.reshape(stage.shifted.R, *lead, *u_all.shape[-3:])  # [R, .., q, 2, 2]
+            k_raw = layer_kron(stage.layer, u_all[0], n)
             # M before the layer's column order: its adjoint turns dL/dM into K^H dL/dK
-            M = k_raw[on_device(stage.inverse_rows, device)] if M is None else M @ k_raw
+            M = k_raw[..., on_device(stage.inverse_rows, device), :] if M is None else M @ k_raw
             saved.append((M, k_raw, u_all))
             if stage.cols is not None:
-                M = M[:, on_device(stage.cols, device)]
+                M = M[..., on_device(stage.cols, device)]
         ctx.saved, ctx.stages, ctx.shape, ctx.n = saved, stages, shared.shape, n
         return M
 
@@ -281,23 +288,24 @@ class FixedMatrix(torch.autograd.Function):
         device, saved = grad.device, list(ctx.saved)
         for stage in reversed(ctx.stages):
             if isinstance(stage, Perm):
-                grad = grad[:, on_device(stage.inverse, device)]
+                grad = grad[..., on_device(stage.inverse, device)]
                 continue
             m_raw, k_raw, u_all = saved.pop()
             if stage.cols is not None:
-                grad = grad[:, on_device(stage.inverse_cols, device)]
+                grad = grad[..., on_device(stage.inverse_cols, device)]
             grad_m = grad
             if stage.rows is None:  # not the first layer: dL/dM_before = dL/dM K^H
-                grad = grad @ k_raw.T.conj()
+                grad = grad @ _adjoint(k_raw)
             if stage.shifted.R == 1:
                 continue  # nothing to differentiate
-            y = (m_raw.T.conj() @ grad_m).flatten()  # K^H dL/dK = (M_before K)^H dL/dM
-            trace = y[on_device(_trace_index(ctx.n), device)].sum(-1)  # [n, 2, 2]
-            u = u_all[0]
-            grad_u = u.transpose(-1, -2) @ trace[on_device(stage.qubits, device)]  # transposed
+            y = (_adjoint(m_raw) @ grad_m).flatten(-2)  # K^H dL/dK = (M_before K)^H dL/dM
+            trace = y[..., on_device(_trace_index(ctx.n), device)].sum(-1)  # [.., n, 2, 2]
+            u = u_all[0]  # [.., q, 2, 2]
+            grad_u = u.transpose(-1, -2) @ trace[..., on_device(stage.qubits, device), :, :]
             t = stage.shifted.tables(device, grad_shared.dtype)
-            du = u_all[t["row"], t["position"]]  # [A, 2, 2]: u_q at the shifted angle
-            derivs = (grad_u[t["position"]].transpose(-1, -2).conj() * du).real.sum((-1, -2))
+            du = u_all.movedim(-3, 1)[t["row"], t["position"]]  # [A, .., 2, 2] at the shifted angle
+            grad_du = grad_u[..., t["position"], :, :].movedim(-3, 0)  # transposed, [A, .., 2, 2]
+            derivs = (grad_du.transpose(-1, -2).conj() * du).real.sum((-1, -2))
             stage.shifted.contract(grad_shared, derivs * 0.5)
         return grad_shared, None, None, None
 

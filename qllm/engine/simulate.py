@@ -71,6 +71,34 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
     return expectations(state, plan.observables, plan.sign_gather)
 
 
+def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
+                     strategy: str = "auto") -> torch.Tensor:
+    """H circuits of one spec, each with its own weights: inputs ``[H, B, n_inputs]`` and
+    weights ``[H, n_weights]`` -> ``[H, B, n_observables]``, as ``simulate`` per circuit. Where
+    the product-state core takes the circuit with its shift-rule paths, all H run as one call
+    (one weight matrix per circuit, every token in one batch): H small circuits then cost about
+    one; otherwise they run one by one."""
+    H, B = inputs.shape[:2]
+    plan = make_plan(spec)
+    head, shifts, stages = core_parts(plan) if has_core_shape(plan) else (None, None, None)
+    if shifts is None or stages is None or not uses_product_core(plan, B, strategy):
+        return torch.stack([simulate(spec, inputs[h], weights[h], strategy) for h in range(H)])
+    flat = inputs.reshape(H * B, -1)
+    ctx, dtype = _context(plan, flat, weights[0])
+    shared = weights.to(flat.device, flat.dtype)[:, :plan.sources.n_weights]
+    if plan.sources.consts:
+        shared = torch.cat([shared, plan.sources.const_tensor(shared).expand(H, -1)], 1)
+    columns = ctx.data_columns()
+    if columns.requires_grad and torch.is_grad_enabled():
+        vecs = DataVectors.apply(columns, shifts, plan, head, dtype)
+    else:
+        vecs, _ = prefix_vectors(plan, ctx, dtype, head)
+    M = FixedMatrix.apply(shared, stages, plan.n_qubits, dtype)  # [H, 2^n, 2^n]
+    interleaved = vecs.is_complex() or M.is_complex()
+    signs = sign_table(plan.observables, plan.sign_gather, flat.device, flat.dtype, interleaved)
+    return ProductExpval.apply(vecs, M, signs).view(H, B, -1)
+
+
 def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The same values by ``ProductExpval`` (product.py): one autograd node for the batch part,
     and one (``FixedMatrix``, shift.py) for the weight matrix where the segment qualifies."""

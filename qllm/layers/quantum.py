@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qllm.quantum_layer import QuantumLayer
+from qllm.quantum_layer import QuantumLayer, stacked_forward
 
 
 def make_vqc(qcfg, observables=None) -> QuantumLayer:
@@ -51,7 +51,7 @@ class QuantumAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         angles = self.down(x).view(B, T, 3 * self.n_head, -1)  # (B, T, 3*nh, n_inputs)
-        out = torch.stack([vqc(angles[:, :, i]) for i, vqc in enumerate(self.vqcs)], 2)
+        out = stacked_forward(self.vqcs, angles)  # (B, T, 3*nh, hs): one engine call
         q, k, v = out.view(B, T, 3, self.n_head, self.hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
         y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
                                            dropout_p=self.dropout if self.training else 0.0)
@@ -61,7 +61,7 @@ class QuantumAttention(nn.Module):
         """Attention weights ``(B, nh, T, T)`` for inspection."""
         B, T, _ = x.shape
         angles = self.down(x).view(B, T, 3 * self.n_head, -1)
-        out = torch.stack([vqc(angles[:, :, i]) for i, vqc in enumerate(self.vqcs[:2 * self.n_head])], 2)
+        out = stacked_forward(self.vqcs[:2 * self.n_head], angles[:, :, :2 * self.n_head])
         q, k = out.view(B, T, 2, self.n_head, self.hs).permute(2, 0, 3, 1, 4)
         att = q @ k.transpose(-2, -1) / self.hs**0.5
         if self.causal:
@@ -86,8 +86,8 @@ class QSANNAttention(nn.Module):
     def attention_maps(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         B, T, _ = x.shape
         angles = self.down(x).view(B, T, self.n_head, -1)  # (B, T, nh, n_inputs)
-        q = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.q_vqcs)], 1)  # (B, nh, T, 1)
-        k = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.k_vqcs)], 1)
+        q = stacked_forward(self.q_vqcs, angles).transpose(1, 2)  # (B, nh, T, 1)
+        k = stacked_forward(self.k_vqcs, angles).transpose(1, 2)
         logits = -(q - k.transpose(-2, -1)) ** 2  # Gaussian kernel, (B, nh, T, T)
         if self.causal:
             mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
@@ -97,6 +97,6 @@ class QSANNAttention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
         att, angles = self.attention_maps(x)
-        v = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.v_vqcs)], 1)  # (B, nh, T, hs)
+        v = stacked_forward(self.v_vqcs, angles).transpose(1, 2)  # (B, nh, T, hs)
         y = att @ v  # (B, nh, T, hs)
         return self.proj(y.transpose(1, 2).reshape(B, T, -1))
