@@ -151,3 +151,19 @@ def test_forced_core_refuses_other_shapes():
     spec = build_circuit(3, 1, observables=("XII",))
     with pytest.raises(BackendError, match="strategy 'core'.*product-state core's shape"):
         simulate(spec, torch.rand(4, 3), torch.rand(spec.n_weights), "core")
+
+
+@pytest.mark.parametrize("seed", range(0, N_SPECS, 3))
+def test_stacked_circuits_match_one_by_one(seed):
+    from qllm.engine import simulate_stacked
+
+    spec = product_spec(seed)
+    g = torch.Generator().manual_seed(seed)
+    x = (torch.rand(3, BATCH, spec.n_inputs, generator=g, dtype=torch.float64) * 6).requires_grad_()
+    wts = (torch.rand(3, spec.n_weights, generator=g, dtype=torch.float64) * 6).requires_grad_()
+    coef = torch.randn(3, BATCH, spec.n_observables, generator=g, dtype=torch.float64)
+    got = _value_and_grads(lambda a, b: simulate_stacked(spec, a, b), x, wts, coef)
+    ref = _value_and_grads(lambda a, b: torch.stack([simulate(spec, a[h], b[h], "gates")
+                                                     for h in range(3)]), x, wts, coef)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

@@ -29,6 +29,13 @@ class Sources:
             self._consts[key] = torch.tensor(self.consts, dtype=like.dtype, device=like.device)
         return self._consts[key]
 
+    def shared(self, weights: torch.Tensor) -> torch.Tensor:
+        """The shared source vector ``[..., S]``: the weights, then the constants."""
+        if not self.consts:
+            return weights
+        consts = self.const_tensor(weights).expand(*weights.shape[:-1], -1)
+        return torch.cat([weights[..., :self.n_weights], consts], -1)
+
     @property
     def n_shared(self) -> int:
         return self.n_weights + len(self.consts)
@@ -81,9 +88,7 @@ class AngleContext:
         self.sources = sources
         self.inputs = inputs
         self.B = inputs.shape[0]
-        if sources.consts:
-            weights = torch.cat([weights[:sources.n_weights], sources.const_tensor(weights)])
-        self.shared = weights  # [S]
+        self.shared = sources.shared(weights)  # [S]
         self._mixed: torch.Tensor | None = None
 
     def data_columns(self) -> torch.Tensor:

@@ -84,19 +84,10 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     if shifts is None or stages is None or not uses_product_core(plan, B, strategy):
         return torch.stack([simulate(spec, inputs[h], weights[h], strategy) for h in range(H)])
     flat = inputs.reshape(H * B, -1)
-    ctx, dtype = _context(plan, flat, weights[0])
-    shared = weights.to(flat.device, flat.dtype)[:, :plan.sources.n_weights]
-    if plan.sources.consts:
-        shared = torch.cat([shared, plan.sources.const_tensor(shared).expand(H, -1)], 1)
-    columns = ctx.data_columns()
-    if columns.requires_grad and torch.is_grad_enabled():
-        vecs = DataVectors.apply(columns, shifts, plan, head, dtype)
-    else:
-        vecs, _ = prefix_vectors(plan, ctx, dtype, head)
+    ctx, dtype = _context(plan, flat, weights[0])  # the encoding reads no weights (shifts)
+    shared = plan.sources.shared(weights.to(flat.device, flat.dtype))  # [H, S]
     M = FixedMatrix.apply(shared, stages, plan.n_qubits, dtype)  # [H, 2^n, 2^n]
-    interleaved = vecs.is_complex() or M.is_complex()
-    signs = sign_table(plan.observables, plan.sign_gather, flat.device, flat.dtype, interleaved)
-    return ProductExpval.apply(vecs, M, signs).view(H, B, -1)
+    return _readout(plan, _encoded(plan, ctx, dtype, head, shifts), M).view(H, B, -1)
 
 
 def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -108,17 +99,28 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> to
     if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
         vecs, M = qubit_vectors(plan, ctx, dtype), None
     elif stages is not None:
-        columns = ctx.data_columns() if shifts is not None else None
-        if columns is not None and columns.requires_grad and torch.is_grad_enabled():
-            vecs = DataVectors.apply(columns, shifts, plan, head, dtype)
-        else:  # no input gradient wanted: no shifted vectors either
-            vecs, _ = prefix_vectors(plan, ctx, dtype, head)
+        vecs = _encoded(plan, ctx, dtype, head, shifts)
         M = FixedMatrix.apply(ctx.shared, stages, n, dtype)
     else:
         vecs, pending = prefix_vectors(plan, ctx, dtype)
         M = segment_matrix(plan.segments[0], ctx, n, dtype, inputs.device)
         if pending is not None:  # the prefix's trailing weight-only steps, as M's first factor
             M = kron(list(pending.transpose(-1, -2).unbind(0))).to(M.dtype) @ M
+    return _readout(plan, vecs, M)
+
+
+def _encoded(plan: Plan, ctx: AngleContext, dtype, head, shifts) -> torch.Tensor:
+    """The encoded qubit vectors ``[B, n, 2]``: through ``DataVectors`` (shift-rule backward)
+    when input gradients are wanted, else directly (no shifted copies to compute)."""
+    columns = ctx.data_columns() if shifts is not None else None
+    if columns is not None and columns.requires_grad and torch.is_grad_enabled():
+        return DataVectors.apply(columns, shifts, plan, head, dtype)
+    return prefix_vectors(plan, ctx, dtype, head)[0]
+
+
+def _readout(plan: Plan, vecs: torch.Tensor, M: torch.Tensor | None) -> torch.Tensor:
+    """``ProductExpval``: Z/I expectation values ``[B, n_obs]`` of kron(vecs) @ M."""
     interleaved = vecs.is_complex() or (M is not None and M.is_complex())
-    signs = sign_table(plan.observables, plan.sign_gather, inputs.device, inputs.dtype, interleaved)
+    signs = sign_table(plan.observables, plan.sign_gather, vecs.device, vecs.real.dtype,
+                       interleaved)
     return ProductExpval.apply(vecs, M, signs)
