@@ -278,14 +278,17 @@ class FixedMatrix(torch.autograd.Function):
             saved.append((M, k_raw, u_all))
             if stage.cols is not None:
                 M = M[..., on_device(stage.cols, device)]
-        ctx.saved, ctx.stages, ctx.shape, ctx.n = saved, stages, shared.shape, n
+        # through save_for_backward (not ctx attributes), so torch.utils.checkpoint frees them
+        ctx.save_for_backward(*(t for layer in saved for t in layer))
+        ctx.stages, ctx.shape, ctx.n = stages, shared.shape, n
         return M
 
     @staticmethod
     @first_order
     def backward(ctx, grad):
         grad_shared = grad.new_zeros(ctx.shape, dtype=grad.real.dtype)
-        device, saved = grad.device, list(ctx.saved)
+        flat = ctx.saved_tensors
+        device, saved = grad.device, [flat[i:i + 3] for i in range(0, len(flat), 3)]
         for stage in reversed(ctx.stages):
             if isinstance(stage, Perm):
                 grad = grad[..., on_device(stage.inverse, device)]
