@@ -51,8 +51,9 @@ def first_order(backward):
 
     def check(ctx, *grads):
         if torch.is_grad_enabled():  # a backward with create_graph=True
-            raise BackendError("strategy 'auto' computes first derivatives only (a hand-written "
-                               "backward); for higher derivatives use strategy='fused' or 'gates'")
+            raise BackendError("the product-state core (strategy 'auto' or 'core') computes "
+                               "first derivatives only (a hand-written backward); for higher "
+                               "derivatives use strategy='fused' or 'gates'")
         return wrapped(ctx, *grads)
 
     return check
