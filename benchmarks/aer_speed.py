@@ -6,7 +6,7 @@ batch (``--peer-batch``, default 16) and scaled linearly to the full batch; the 
 Also shown, same run: `aer` with Aer's SamplerV2 shot-by-shot sampler, `aer` exact,
 `aer:fake_manila` with shots (calibrated noise), the native engine with shots, and the native
 engine's exact time before and after Aer ran in this process (Aer's OpenMP threads must not slow
-torch; see NOTES.md). Each row is the best of several repeats (200 for the ~1 ms native rows):
+torch). Each row is the best of several repeats (200 for the ~1 ms native rows):
 other jobs on a shared machine make single timings noisy.
 
     python benchmarks/aer_speed.py                  # writes results/aer_speed.json
@@ -20,9 +20,9 @@ import time
 import warnings
 
 import torch
-from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
+from qllm.circuits import build_circuit
 from qllm.results import machine, versions, write_json
 
 

@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 import torch
-from qllm.circuits import build_circuit
 
+from qllm.circuits import build_circuit
 from qllm.engine import simulate
 from qllm.results import machine, versions, write_json
 

@@ -5,7 +5,7 @@ B tokens per step, loss = sum of all expectation values, gradients for inputs an
 Peers, timed in the same run: PennyLane ``default.qubit`` (torch interface, backprop, parameter
 broadcasting); optionally ``lightning.qubit`` (adjoint) and the ``aer`` backend (forward only:
 its gradients are parameter-shift, 2P+1 circuits per token). Peers that start OpenMP runtimes
-(lightning, Aer) run in a child process so they cannot slow torch here (see NOTES.md), and so
+(lightning, Aer) run in a child process so they cannot slow torch here, and so
 does torchquantum, in its own venv (``make torchquantum-env``: it needs qiskit < 1.0); its first
 4 tokens' values are checked against the native engine.
 
@@ -34,8 +34,8 @@ import warnings
 from pathlib import Path
 
 import torch
-from qllm.circuits import build_circuit
 
+from qllm.circuits import build_circuit
 from qllm.engine import simulate
 from qllm.engine.fused import choose_fused
 from qllm.engine.graphs import GraphCache

@@ -67,9 +67,8 @@ def total_memory(device: str) -> int:
 
 def estimate(n: int, batch: int, layers: int, budget_gb: float, chunk) -> tuple[int, int]:
     """(tokens per chunk, estimated peak bytes), as the child's backend will compute them."""
-    from qllm.circuits import build_circuit
-
     from qllm.backends import get_backend
+    from qllm.circuits import build_circuit
 
     backend = get_backend("torch", memory_budget_gb=budget_gb, chunk_size=chunk)
     spec = build_circuit(n, layers)

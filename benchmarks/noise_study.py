@@ -14,12 +14,12 @@ from __future__ import annotations
 import argparse
 import json
 
-from qllm.aggregate import noise_markdown, noise_rows
 from qllm.checkpoint import load_checkpoint
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import load_task
+from qllm.experiments.aggregate import noise_markdown, noise_rows
+from qllm.experiments.noise_study import noise_study
 from qllm.model import HybridTransformer
-from qllm.noise_study import noise_study
 from qllm.results import machine, versions, write_json
 
 

@@ -21,7 +21,6 @@ from qllm.circuits.ansatze import (
     strongly_entangling,
 )
 from qllm.circuits.encodings import ENCODINGS, angle_encoding, dense_angle_encoding, iqp_encoding
-
 from qllm.errors import SpecError
 from qllm.spec import CircuitSpec
 

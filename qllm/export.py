@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 from qllm.gates import gate
-from qllm.spec import CircuitSpec, Param
+
+if TYPE_CHECKING:  # spec.py imports this module lazily; hints only, so no import cycle
+    from qllm.spec import CircuitSpec, Param
 
 
 def pauli_observable(label: str):

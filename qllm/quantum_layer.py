@@ -27,7 +27,7 @@ class QuantumLayer(nn.Module):
             which avoids barren plateaus in deep circuits), ``"zeros"``.
         init_scale: standard deviation for ``"normal"``.
         gradient: "backprop" (default: autograd through the backend; a BackendError if the
-            backend cannot, e.g. with shots), "parameter-shift" or "spsa" (``qllm.gradients``:
+            backend cannot, e.g. with shots), "parameter-shift" or "spsa" (``qllm.backends.gradients``:
             hardware-style gradients for inputs and weights, all shifted circuits in one job).
         spsa_samples / spsa_epsilon / spsa_seed: SPSA directions per sample, perturbation size,
             and the seed of its direction generator.
@@ -63,7 +63,7 @@ class QuantumLayer(nn.Module):
         # A dict as well as keywords: PennyLane's qiskit.remote takes a device option named
         # "backend", which a keyword could not carry past this method's own `backend`.
         self.backend = get_backend(backend, **{**(backend_options or {}), **options})
-        from qllm.gradients import check_backprop, make_gradient
+        from qllm.backends.gradients import check_backprop, make_gradient
 
         self.gradient = gradient
         self.gradient_fn = make_gradient(gradient, spsa_samples=spsa_samples,
@@ -96,7 +96,7 @@ class QuantumLayer(nn.Module):
             out = self.gradient_fn(self.spec, self.backend, flat, weights)
         else:
             if torch.is_grad_enabled() and (flat.requires_grad or weights.requires_grad):
-                from qllm.gradients import check_backprop
+                from qllm.backends.gradients import check_backprop
 
                 check_backprop(self.backend, self.gradient)  # e.g. a backend swapped in later
             out = self.backend.expval(self.spec, flat, weights)
@@ -167,7 +167,7 @@ def use_backend(module: torch.nn.Module, backend, gradient: str | None = None,
     Returns:
         The number of layers changed.
     """
-    from qllm.gradients import make_gradient
+    from qllm.backends.gradients import make_gradient
 
     n = 0
     for layer in module.modules():

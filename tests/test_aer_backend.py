@@ -99,7 +99,7 @@ def test_one_job_per_batch_and_circuit_counting():
 
 def test_fake_device_readout_error_is_applied():
     # |0> measured on FakeManila: <Z> = 1 - 2 p(1|0) of the physical qubit it was laid out on.
-    from qllm.fake_devices import fake_backend
+    from qllm.hardware.fake_devices import fake_backend
 
     spec = CircuitSpec(1, (Op("RX", (0,), (w(0),)),))
     x, wt = torch.zeros(1, 0, dtype=DT), torch.zeros(1, dtype=DT)
@@ -212,7 +212,7 @@ def test_aer_call_leaves_native_engine_usable():
     {"device": "qiskit.remote", "backend": "FAKE_OBJECT"},  # the object itself passes through
 ])
 def test_pennylane_qiskit_devices_with_noise_and_fake_backends(options):
-    from qllm.fake_devices import fake_backend
+    from qllm.hardware.fake_devices import fake_backend
 
     options = dict(options)
     device = options.pop("device")

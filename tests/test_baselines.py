@@ -3,15 +3,15 @@ matching within 10% for every kind of hybrid."""
 
 import pytest
 
-from qllm.baselines import (
+from qllm.config import ModelConfig, QuantumConfig
+from qllm.errors import ConfigError
+from qllm.experiments.baselines import (
     classical_param_count,
     param_count,
     param_matched,
     task_fields,
     width_matched,
 )
-from qllm.config import ModelConfig, QuantumConfig
-from qllm.errors import ConfigError
 from qllm.model import HybridTransformer
 
 FEATURES = {"task": "classify", "block_size": 16, "input_dim": 4, "vocab_size": None,

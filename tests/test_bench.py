@@ -13,14 +13,14 @@ import time
 
 import pytest
 
-from qllm.aggregate import aggregate, load_records, to_csv, to_markdown, write_outputs
-from qllm.bench import noise_jobs, preset_jobs
 from qllm.errors import ConfigError
-from qllm.sweep import job_path, run_sweep
+from qllm.experiments.aggregate import aggregate, load_records, to_csv, to_markdown, write_outputs
+from qllm.experiments.bench import noise_jobs, preset_jobs
+from qllm.experiments.sweep import job_path, run_sweep
 
 KILL_SCRIPT = """
 import json, sys
-from qllm.sweep import run_sweep
+from qllm.experiments.sweep import run_sweep
 jobs = json.load(open(sys.argv[1]))
 run_sweep(jobs, sys.argv[2], executor="serial", progress=False)
 """
@@ -111,8 +111,8 @@ def test_noise_study_matches_exact_evaluation(sweep):
     from qllm.checkpoint import load_checkpoint
     from qllm.config import ModelConfig
     from qllm.data import load_task
+    from qllm.experiments.noise_study import noise_study
     from qllm.model import HybridTransformer
-    from qllm.noise_study import noise_study
     from qllm.train import evaluate
 
     state = load_checkpoint(sweep["out"] / "work" / "meaning-qffn-he-4q-seed0" / "checkpoint.pt")

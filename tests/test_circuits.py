@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+
 from qllm.circuits import ANSATZE, ENCODINGS, build_circuit, register_ansatz
 from qllm.circuits.ansatze import hardware_efficient
-
 from qllm.engine import simulate, simulate_state
 from qllm.errors import SpecError
 from tests.references import pennylane_expval

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 import torch
-from qllm.circuits import build_circuit
 from torch import nn
 
+from qllm.circuits import build_circuit
 from qllm.cost import (
     PROFILES,
     TARGETS,

@@ -4,10 +4,10 @@ execution counts against qml.Tracker and the analytic formulas."""
 
 import pytest
 import torch
-from qllm.circuits import build_circuit
 from torch import nn
 
 from qllm.backends import get_backend
+from qllm.circuits import build_circuit
 from qllm.cost import (
     CostLedger,
     analytic_executions,
@@ -143,7 +143,7 @@ def test_ledger_matches_tracker_and_formula_on_pennylane(method):
 @pytest.mark.parametrize("method", ["parameter-shift", "spsa"])
 @pytest.mark.parametrize("backend", ["pennylane:default.qubit", "aer", "pennylane-ps"])
 def test_ledger_counts_qllm_gradients(method, backend):
-    """qllm.gradients runs every shifted circuit through backend.expval: stats count them, for
+    """qllm.backends.gradients runs every shifted circuit through backend.expval: stats count them, for
     input and weight gradients alike, and PennyLane's tracker agrees."""
     import pennylane as qml
 
@@ -151,7 +151,7 @@ def test_ledger_counts_qllm_gradients(method, backend):
                            Op("RBS", (0, 1), (w(1),)), Op("RZ", (1,), (inp(1),))))
     B, shots = 3, 64
     options = {"shots": shots}
-    if backend == "pennylane-ps":  # a QNode that could shift itself; qllm.gradients runs instead
+    if backend == "pennylane-ps":  # a QNode that could shift itself; qllm.backends.gradients runs instead
         backend, options["diff_method"] = "pennylane:default.qubit", "parameter-shift"
     layer = QuantumLayer(spec, backend=backend, gradient=method, spsa_samples=2, **options)
     x = torch.rand(B, spec.n_inputs, requires_grad=True)
@@ -159,7 +159,9 @@ def test_ledger_counts_qllm_gradients(method, backend):
     tracker = None
     with ledger.step():
         if backend.startswith("pennylane"):
-            from qllm.gradients import angle_spec  # the circuit qllm.gradients executes
+            from qllm.backends.gradients import (
+                angle_spec,  # the circuit qllm.backends.gradients executes
+            )
 
             tracker = qml.Tracker(layer.backend.qnode(angle_spec(spec)[0]).device)
             tracker.__enter__()

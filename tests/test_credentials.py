@@ -10,10 +10,10 @@ import traceback
 import pytest
 import torch
 
-from qllm import credentials
 from qllm.backends import get_backend
-from qllm.credentials import check_no_credentials, hardware_token, redact
 from qllm.errors import BackendError
+from qllm.hardware import credentials
+from qllm.hardware.credentials import check_no_credentials, hardware_token, redact
 from qllm.quantum_layer import QuantumLayer
 from tests.random_specs import random_spec
 

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
 from qllm import QuantumLayer
+from qllm.circuits import build_circuit
 from qllm.config import ModelConfig, QuantumConfig, TrainConfig
 from qllm.data import load_task
 from qllm.engine import simulate

@@ -15,8 +15,8 @@ import random
 import numpy as np
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
+from qllm.circuits import build_circuit
 from qllm.config import ModelConfig, TrainConfig
 from qllm.quantum_layer import QuantumLayer
 from qllm.rng import generator_states, seed_generators

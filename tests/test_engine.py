@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
+from qllm.circuits import build_circuit
 from qllm.engine import simulate, simulate_state
 from qllm.engine.estimate import estimate_bytes
 from qllm.engine.fused import choose_fused

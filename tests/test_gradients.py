@@ -1,4 +1,4 @@
-"""Parameter-shift and SPSA (qllm.gradients) against autograd of the native engine, the circuit
+"""Parameter-shift and SPSA (qllm.backends.gradients) against autograd of the native engine, the circuit
 counting formula, and QuantumLayer's gradient option."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from qllm.backends import get_backend
+from qllm.backends.gradients import CircuitGradient, gradient_circuits, shift_rule
 from qllm.engine import simulate
 from qllm.errors import BackendError, ConfigError
-from qllm.gradients import CircuitGradient, gradient_circuits, shift_rule
 from qllm.quantum_layer import QuantumLayer
 from qllm.spec import CircuitSpec, Op, const, inp, w
 from tests.random_specs import random_spec
@@ -143,7 +143,7 @@ def test_quantum_layer_trains_with_parameter_shift_on_a_fake_device():
     assert torch.isfinite(layer.weights.grad).all() and torch.isfinite(x.grad).all()
     stats = layer.backend.stats
     settings = len(layer.backend.setting_circuits(
-        __import__("qllm.gradients", fromlist=["angle_spec"]).angle_spec(spec)[0]))
+        __import__("qllm.backends.gradients", fromlist=["angle_spec"]).angle_spec(spec)[0]))
     assert stats.jobs == 2
     assert stats.circuits == 6 * settings + gradient_circuits(spec, "parameter-shift", 6,
                                                               settings=settings)

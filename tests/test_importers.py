@@ -7,8 +7,8 @@ import numpy as np
 import pennylane as qml
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
+from qllm.circuits import build_circuit
 from qllm.engine import simulate
 from qllm.errors import SpecError
 from qllm.importers import from_pennylane

@@ -20,11 +20,11 @@ import time
 
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
+from qllm.backends.memory import budget_bytes
+from qllm.circuits import build_circuit
 from qllm.errors import BackendError, MemoryBudgetError
-from qllm.memory import budget_bytes
 from qllm.quantum_layer import QuantumLayer
 
 
@@ -71,7 +71,7 @@ def test_budget_option_env_and_default(monkeypatch):
         with pytest.raises(MemoryBudgetError, match="QLLM_MEMORY_BUDGET_GB"):
             QuantumLayer(spec)(x)
     monkeypatch.delenv("QLLM_MEMORY_BUDGET_GB")
-    import qllm.memory as memory
+    import qllm.backends.memory as memory
 
     assert 0 < budget_bytes() <= memory.available_bytes()
     for bad in (-1, 0, "1", float("nan"), True):

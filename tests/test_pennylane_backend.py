@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
 from qllm import QuantumLayer
 from qllm.backends import get_backend
+from qllm.circuits import build_circuit
 from qllm.errors import BackendError
 from qllm.spec import CircuitSpec, Op, w
 from tests.random_specs import all_gates_spec

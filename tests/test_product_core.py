@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
+from qllm.circuits import build_circuit
 from qllm.engine import simulate
 from qllm.engine.plan import make_plan
 from qllm.errors import BackendError

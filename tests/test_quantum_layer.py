@@ -7,9 +7,9 @@ import time
 
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
 from qllm import QuantumLayer
+from qllm.circuits import build_circuit
 from qllm.errors import BackendError, ConfigError, InputError, InputTypeError, MemoryBudgetError
 from tests.random_specs import all_gates_spec
 

@@ -12,10 +12,10 @@ import math
 
 import pytest
 import torch
-from qllm.circuits import build_circuit
 
 from qllm.backends import get_backend
 from qllm.checkpoint import load_checkpoint, save_checkpoint
+from qllm.circuits import build_circuit
 from qllm.config import ModelConfig, QuantumConfig, TrainConfig
 from qllm.data import load_task
 from qllm.errors import (

@@ -7,10 +7,10 @@ import matplotlib
 import numpy as np
 import pytest
 import torch
-from qllm.circuits import build_circuit
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
 from qllm import viz
+from qllm.circuits import build_circuit
 from qllm.config import ModelConfig, QuantumConfig
 from qllm.data import load_task
 from qllm.errors import ConfigError, InputError

@@ -29,11 +29,11 @@ Modes:
 - ``method``: "automatic" (default), "statevector" or "density_matrix"
   (``aer:density_matrix`` is short for ``AerBackend(method="density_matrix")``).
 
-Aer's OpenMP threads can slow torch in the same process (NOTES.md): qiskit is imported lazily and
+Aer's OpenMP threads can slow torch in the same process: qiskit is imported lazily and
 Aer runs with ``max_parallel_threads=1`` unless told otherwise.
 
 Gradients: none by autograd (``supports_backprop=False``); use ``QuantumLayer(...,
-gradient="parameter-shift" | "spsa")`` (``qllm.gradients``), which runs all shifted circuits of
+gradient="parameter-shift" | "spsa")`` (``qllm.backends.gradients``), which runs all shifted circuits of
 a step as one job.
 
 >>> from qllm.backends import get_backend
@@ -68,7 +68,7 @@ def _positive_int_or_none(value, name: str):
 class AerBackend(Backend):
     """Options:
         device: a fake backend name (``"fake_manila"``; see
-            ``qllm.fake_devices.available_fake_backends()``), a method name, or None (ideal).
+            ``qllm.hardware.fake_devices.available_fake_backends()``), a method name, or None (ideal).
         shots: None (exact expectation values) or a positive int per measurement setting.
         seed: seeds the simulator's sampling; the backend draws one seed per job from a stream
             started at ``seed``, so a rebuilt backend repeats the same counts. None: random.
@@ -102,7 +102,7 @@ class AerBackend(Backend):
         self.sampling = sampling
         self.device = None
         if device is not None:
-            from qllm.fake_devices import fake_backend, normalize_fake_name
+            from qllm.hardware.fake_devices import fake_backend, normalize_fake_name
 
             self.fake = fake_backend(device)  # unknown names fail here, listing the known ones
             self.device = normalize_fake_name(device)
@@ -230,7 +230,7 @@ class AerBackend(Backend):
         return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
 
     def _job_error(self, e: Exception) -> BackendError:
-        from qllm.credentials import redact
+        from qllm.hardware.credentials import redact
 
         return BackendError(f"{self.name} job failed: {type(e).__name__}: {redact(str(e))}")
 

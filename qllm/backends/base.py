@@ -8,8 +8,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from qllm.backends.memory import check_budget
 from qllm.errors import BackendError
-from qllm.memory import check_budget
 from qllm.spec import CircuitSpec
 from qllm.validate import all_finite, check_angles
 

@@ -28,7 +28,7 @@ class PennyLaneBackend(Backend):
         **device_options: passed to ``qml.device``. Configs are JSON, so qiskit devices also
             take names: ``backend="fake_manila"`` (a fake IBM backend object),
             ``backend="ibm_<name>"`` on ``qiskit.remote`` (real hardware; credentials from
-            QISKIT_IBM_TOKEN or the saved account, see ``qllm.credentials``) and
+            QISKIT_IBM_TOKEN or the saved account, see ``qllm.hardware.credentials``) and
             ``noise_model="fake_manila"`` (its calibrated ``NoiseModel``). Options that look
             like credentials (``token``, ...) are refused.
     """
@@ -46,7 +46,7 @@ class PennyLaneBackend(Backend):
         self.name = f"pennylane:{device}"
         self.diff_method = diff_method
         self.shots = shots
-        from qllm.credentials import check_no_credentials
+        from qllm.hardware.credentials import check_no_credentials
 
         check_no_credentials(device_options, self.name)
         self.device_options = device_options
@@ -68,7 +68,7 @@ class PennyLaneBackend(Backend):
             except BackendError:
                 raise
             except Exception as e:  # PennyLane raises DeviceError and others
-                from qllm.credentials import redact
+                from qllm.hardware.credentials import redact
 
                 raise BackendError(f"PennyLane could not create device {self.device_name!r}: "
                                    f"{type(e).__name__}: {redact(str(e))}") from None
@@ -82,7 +82,7 @@ class PennyLaneBackend(Backend):
     def resolved_options(self) -> dict:
         """Device options with qiskit backend / noise-model names turned into objects (once)."""
         if self._resolved_options is None:
-            from qllm.fake_devices import fake_backend, fake_noise_model, is_fake_name
+            from qllm.hardware.fake_devices import fake_backend, fake_noise_model, is_fake_name
 
             opts = dict(self.device_options)
             backend = opts.get("backend")
@@ -90,7 +90,7 @@ class PennyLaneBackend(Backend):
                 if is_fake_name(backend):
                     opts["backend"] = fake_backend(backend)
                 elif self.device_name == "qiskit.remote":
-                    from qllm.credentials import ibm_backend
+                    from qllm.hardware.credentials import ibm_backend
 
                     opts["backend"] = ibm_backend(backend)
             if isinstance(opts.get("noise_model"), str):

@@ -6,10 +6,10 @@ import torch
 from torch.utils.checkpoint import checkpoint
 
 from qllm.backends.base import Backend
+from qllm.backends.memory import budget_bytes, check_budget
 from qllm.engine import simulate
 from qllm.engine.estimate import estimate_bytes
 from qllm.errors import BackendError
-from qllm.memory import budget_bytes, check_budget
 from qllm.spec import CircuitSpec
 
 STRATEGIES = ("auto", "fused", "gates", "core")

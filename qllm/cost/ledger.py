@@ -84,7 +84,7 @@ def find_quantum_layers(model) -> list[tuple[str, object]]:
 def _tracks_natively(backend, layers) -> bool:
     """PennyLane computes shift-rule gradients inside the QNode when no qllm gradient is set:
     those circuits never pass through ``backend.expval``, so the device's tracker counts them.
-    (With ``gradient="parameter-shift"``/``"spsa"`` on the layer, qllm.gradients sends every
+    (With ``gradient="parameter-shift"``/``"spsa"`` on the layer, qllm.backends.gradients sends every
     circuit through ``backend.expval`` and ``backend.stats`` has them all.)"""
     return (hasattr(backend, "qnode")
             and getattr(backend, "diff_method", "") in ("parameter-shift", "spsa", "finite-diff",
@@ -111,7 +111,7 @@ class CostLedger:
     """Records circuit executions, shots and jobs of a model's quantum layers, step by step.
 
     Counts come from each backend's ``stats`` (every circuit a backend runs, including the shifted
-    circuits of ``qllm.gradients``' parameter-shift and SPSA), and, for PennyLane backends whose
+    circuits of ``qllm.backends.gradients``' parameter-shift and SPSA), and, for PennyLane backends whose
     QNode differentiates by parameter shift or SPSA itself, from PennyLane's device tracker.
 
     Args:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from functools import cache
 
 from qllm.errors import ConfigError, SpecError
+from qllm.hardware.fake_devices import fake_backend
 
 
 @dataclass(frozen=True)
@@ -21,7 +22,7 @@ class TargetDef:
         name: the short name used in configs and the CLI.
         description: one line for tables.
         n_qubits: physical qubits.
-        fake_backend: class name in ``qiskit_ibm_runtime.fake_provider`` (IBM targets), or "".
+        fake_backend: a fake device name (``qllm.hardware.fake_devices``; IBM targets), or "".
         basis_gates: native gates of an all-to-all target (trapped ions), else ().
     """
 
@@ -43,7 +44,7 @@ class TargetDef:
     def transpile_kwargs(self) -> dict:
         """Keyword arguments for ``qiskit.transpile``: ``backend=`` or ``target=``."""
         if self.fake_backend:
-            return {"backend": _fake_backend(self.fake_backend)}
+            return {"backend": fake_backend(self.fake_backend)}
         return {"target": _all_to_all_target(self.basis_gates, self.n_qubits)}
 
     def qiskit_target(self):
@@ -54,11 +55,11 @@ class TargetDef:
 
 TARGETS: dict[str, TargetDef] = {t.name: t for t in [
     TargetDef("ibm_torino", "IBM Heron r1 (FakeTorino), heavy-hex, CZ + SX + RZ", 133,
-              "FakeTorino"),
+              "fake_torino"),
     TargetDef("ibm_brisbane", "IBM Eagle r3 (FakeBrisbane), heavy-hex, ECR + SX + RZ", 127,
-              "FakeBrisbane"),
+              "fake_brisbane"),
     TargetDef("ibm_manila", "IBM Falcon (FakeManilaV2), 5-qubit line, CX + SX + RZ", 5,
-              "FakeManilaV2"),
+              "fake_manila"),
     # IonQ's native gates are GPi/GPi2/MS; Qiskit has no such gates, so RXX (the MS family) and
     # rotations stand in: the same number of 2-qubit gates, all-to-all.
     TargetDef("ionq_aria", "trapped ion, IonQ Aria class: all-to-all, RXX + RX/RY/RZ", 25,
@@ -78,14 +79,6 @@ def get_target(name: str) -> TargetDef:
     except (KeyError, TypeError):
         raise ConfigError(f"unknown target {name!r}; available targets: "
                           f"{', '.join(TARGETS)}") from None
-
-
-@cache
-def _fake_backend(class_name: str):
-    # FakeTorino and the other 100+ qubit snapshots take seconds to load: load each once.
-    from qiskit_ibm_runtime import fake_provider
-
-    return getattr(fake_provider, class_name)()
 
 
 @cache

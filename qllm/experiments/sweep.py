@@ -46,11 +46,11 @@ def execute(job: dict, out_dir: str) -> dict:
     t0 = time.perf_counter()
     try:
         if job["kind"] == "train":
-            from qllm.bench import run_train_job
+            from qllm.experiments.jobs import run_train_job
 
             record = run_train_job(job, Path(out_dir), path)
         elif job["kind"] == "noise":
-            from qllm.noise_study import run_noise_job
+            from qllm.experiments.noise_study import run_noise_job
 
             record = run_noise_job(job, Path(out_dir), path)
         else:

@@ -16,15 +16,13 @@ whose JSON exists), ``noise/*.json``, ``summary.csv``, ``summary.md``, ``figures
 
 from __future__ import annotations
 
-import contextlib
-import io
 import re
 import sys
 import time
 from pathlib import Path
 
 from qllm.config import ModelConfig, QuantumConfig, TrainConfig
-from qllm.errors import CheckpointError, ConfigError
+from qllm.errors import ConfigError
 
 ANSATZ_SHORT = {"hardware_efficient": "he", "strongly_entangling": "se", "sim14": "sim14",
                 "basic_entangler": "be", "hardware_efficient_real": "her", "rbs_pyramid": "rbs",
@@ -106,7 +104,7 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
               seeds: tuple | None = None) -> list[dict]:
     """Every training job of one task: width-matched classical, hybrids, and one
     parameter-matched classical per group of hybrids within 10% of each other's counts."""
-    from qllm.baselines import param_matched, task_fields, width_matched
+    from qllm.experiments.baselines import param_matched, task_fields, width_matched
 
     spec = TASKS[task]
     options = {**spec.get("options", {}).get(preset, {}), **(options or {})}
@@ -170,52 +168,10 @@ def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = 
     return jobs
 
 
-def run_train_job(job: dict, out_dir: Path, path: Path) -> dict:
-    """Train one job's model (resuming from its checkpoint if a killed run left one), add the
-    cost ledger, and write ``path``. Runs in a sweep worker."""
-    from qllm.results import write_json
-    from qllm.train import train
-
-    model_cfg, train_cfg = ModelConfig.from_dict(job["model"]), TrainConfig.from_dict(job["train"])
-    work = out_dir / "work" / job["run_id"]
-    with contextlib.redirect_stdout(io.StringIO()):  # per-epoch lines would interleave
-        try:
-            res = train(model_cfg, train_cfg, out_dir=work, cost_options=job["cost"],
-                        resume=(work / "checkpoint.pt").exists())
-        except CheckpointError:  # a checkpoint that cannot be read: start this run again
-            (work / "checkpoint.pt").unlink(missing_ok=True)
-            res = train(model_cfg, train_cfg, out_dir=work, cost_options=job["cost"])
-    res.pop("model")
-    res["cost"] = {"ledger": cost_ledger(res["cost"], job["cost"]), "report": res["cost"]}
-    record = {"job": {k: v for k, v in job.items() if k not in ("model", "train")}, **res}
-    write_json(path, record)
-    return record
-
-
-def cost_ledger(report: dict, cost: dict) -> dict:
-    """The headline columns of a run's cost report (made by ``train`` under the job's ``cost``
-    settings): qubits, transpiled 2-qubit gates, executions and QPU seconds."""
-    q = report["quantum"]
-    proj = report["projections"].get(cost["profile"], {})
-    total = next((c for c in report["classical"] if c["name"] == "total"), {})
-    return {
-        "qubits": max((r["n_qubits"] for r in q), default=0),
-        "quantum_layers": len(q),
-        "two_qubit_gates": sum((r["transpiled"] or {}).get("n_2q", 0) for r in q),
-        "two_qubit_gates_logical": sum(r["logical"]["n_2q"] for r in q),
-        "executions_per_epoch": proj.get("per_epoch", {}).get("executions", 0),
-        "qpu_seconds_per_epoch": proj.get("per_epoch", {}).get("qpu_seconds", 0.0),
-        "executions_per_token": proj.get("per_inference_token", {}).get("executions", 0),
-        "qpu_seconds_per_token": proj.get("per_inference_token", {}).get("qpu_seconds", 0.0),
-        "flops_per_token": total.get("flops_per_token"),
-        "steps_per_epoch": report["settings"]["steps_per_epoch"], **cost,
-    }
-
-
 def noise_jobs(preset: str, out_dir: Path, task: str = "digits") -> list[dict]:
     """The noise study's job: seed 0 of the best hybrid variant of ``task`` (best by mean test
     accuracy over seeds; seed 0 rather than the best seed, so the pick is not tuned on noise)."""
-    from qllm.aggregate import load_records
+    from qllm.experiments.aggregate import load_records
 
     records = [r for r in load_records(sorted((out_dir / "runs").glob("*.json")))
                if r["job"]["task"] == task and r["job"]["family"] == "hybrid"
@@ -238,10 +194,10 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
                text: str | None = None, noise: bool = True) -> list[dict]:
     """Run a preset (training sweep, noise study), write CSV, markdown, plots and
     ``summary.json`` under ``out_dir/<name>/``, print the tables, and return the aggregated rows.
-    Runs whose JSON exists are skipped. See ``qllm.sweep.run_sweep`` for the executors."""
-    from qllm.aggregate import write_outputs
+    Runs whose JSON exists are skipped. See ``qllm.experiments.sweep.run_sweep`` for the executors."""
+    from qllm.experiments.aggregate import write_outputs
+    from qllm.experiments.sweep import run_sweep
     from qllm.results import machine, versions, write_json
-    from qllm.sweep import run_sweep
 
     out = Path(out_dir) / name
     t0 = time.perf_counter()

@@ -1,10 +1,12 @@
-"""Fake IBM devices by short name: ``"fake_manila"`` -> ``qiskit_ibm_runtime.fake_provider.FakeManilaV2()``.
+"""Fake IBM devices by short name: ``"fake_manila"`` -> ``qiskit_ibm_runtime.fake_provider.FakeManilaV2()``,
+``"fake_torino"`` -> ``FakeTorino()``. The one place fake backends are loaded and cached: the
+``aer``, ``pennylane`` and ``ibm`` backends and the cost targets all come here.
 
 The fake backends carry a real device's calibration snapshot (coupling map, native gates, gate and
 readout errors, T1/T2) and work offline. 5-qubit ones load in well under a second; the 127-qubit
-ones take ~10 s and the 133/156-qubit ones 15-25 s (see NOTES.md).
+ones take ~10 s and the 133/156-qubit ones 15-25 s.
 
->>> from qllm.fake_devices import fake_backend
+>>> from qllm.hardware.fake_devices import fake_backend
 >>> fake_backend("fake_manila").num_qubits
 5
 """
@@ -12,7 +14,7 @@ ones take ~10 s and the 133/156-qubit ones 15-25 s (see NOTES.md).
 from __future__ import annotations
 
 import re
-from functools import lru_cache
+from functools import cache, lru_cache
 
 from qllm.errors import BackendError
 
@@ -31,8 +33,9 @@ def _classes() -> dict[str, type]:
     out = {}
     for attr in dir(fake_provider):
         cls = getattr(fake_provider, attr)
+        # Newer snapshots (FakeTorino, FakeFez, ...) have no "V2" suffix: accept every subclass.
         if (isinstance(cls, type) and issubclass(cls, FakeBackendV2) and cls is not FakeBackendV2
-                and attr.startswith("Fake") and attr.endswith("V2")):
+                and attr.startswith("Fake")):
             out[_snake(attr)] = cls
     return out
 
@@ -63,7 +66,7 @@ def is_fake_name(name) -> bool:
         return False
 
 
-@lru_cache(maxsize=8)
+@cache  # the 100+ qubit snapshots take seconds: load each once
 def _load(key: str):
     return _classes()[key]()
 

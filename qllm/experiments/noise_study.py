@@ -2,7 +2,7 @@
 shots (the native engine's seeded shot sampler), and under a fake IBM device's calibrated noise
 (Qiskit Aer), on a fixed subset of the test set (the first ``n_test`` sequences) to keep it fast.
 
-Runs as a sweep job (``qllm.sweep``), so Aer's threads never share a process with training.
+Runs as a sweep job (``qllm.experiments.sweep``), so Aer's threads never share a process with training.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Benchmark figures (matplotlib, Agg): metric vs parameters, metric vs projected QPU seconds (a
 Pareto view), learning curves with seed bands, and accuracy vs shots.
 
-Every function takes aggregated rows / run records (``qllm.aggregate``) and a path, and writes
+Every function takes aggregated rows / run records (``qllm.experiments.aggregate``) and a path, and writes
 one PNG.
 """
 

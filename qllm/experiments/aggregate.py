@@ -208,7 +208,7 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
     if nrows:
         (out_dir / "noise.csv").write_text(to_csv(nrows))
         (out_dir / "noise.md").write_text(nmd + "\n")
-    from qllm.plots import plot_all
+    from qllm.experiments.plots import plot_all
 
     plot_all(out_dir, rows, records, nrows)
     if progress:

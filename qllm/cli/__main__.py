@@ -1,0 +1,7 @@
+"""``python -m qllm.cli``."""
+
+import sys
+
+from qllm.cli import main
+
+sys.exit(main())

@@ -1,0 +1,39 @@
+"""``qllm bench``: run a benchmark preset."""
+
+from __future__ import annotations
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("bench", help="run a benchmark preset")
+    p.add_argument("--preset", default="quick")
+    p.add_argument("--out", default="results")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--executor", default="local", choices=("local", "ray", "serial"),
+                   help="local process pool (default), a Ray cluster, or this process")
+    p.add_argument("--workers", type=int, help="pool size (default: every core)")
+    p.add_argument("--ray-address", help="Ray cluster address (default: RAY_ADDRESS, else local)")
+    p.add_argument("--tasks", help="comma-separated subset of the preset's tasks")
+    p.add_argument("--text", metavar="PATH", help="also benchmark character-level LM on this file")
+    p.add_argument("--no-noise", action="store_true", help="skip the noise study")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.add_argument("--estimate", action="store_true",
+                   help="time a few steps of every model and project the preset's wall time")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from qllm.experiments.bench import dry_run, run_preset
+
+    tasks = args.tasks.split(",") if args.tasks else None
+    if args.dry_run:
+        print(dry_run(args.preset, tasks, args.text))
+        return 0
+    if args.estimate:
+        from qllm.experiments.bench import estimate
+
+        print(estimate(args.preset, tasks, args.text, workers=args.workers or 1))
+        return 0
+    run_preset(args.preset, out_dir=args.out, progress=not args.no_progress,
+               executor=args.executor, workers=args.workers, ray_address=args.ray_address,
+               tasks=tasks, text=args.text, noise=not args.no_noise)
+    return 0
