@@ -1,7 +1,7 @@
 """Checkpoints that survive crashes and refuse to run code.
 
 - Atomic writes through ``qllm.results.atomic_write`` (the writer results.json uses too): the
-  checkpoint is serialized in memory, written to a temporary file in the same folder, fsynced,
+  checkpoint is written to a temporary file in the same folder, fsynced,
   ``os.replace``d over the target and the folder fsynced, so a SIGKILL mid-save leaves the last
   good checkpoint in place (Lightning #688). Temporaries of killed saves are swept by the next
   save; those of a live writer are left alone. A full disk raises one ``StorageError``.
@@ -21,7 +21,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -85,9 +84,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
         raise CheckpointError(f"checkpoint state must be a dict, got {type(state).__name__}")
     _check_plain(state, "state")
     payload = {"format": FORMAT, **state}
-    buffer = io.BytesIO()  # serialized first, so a full disk is an OSError of our own write
-    torch.save(payload, buffer)
-    atomic_write(path, buffer.getbuffer())
+    atomic_write(path, lambda f: torch.save(payload, f))
     return path
 
 

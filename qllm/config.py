@@ -82,9 +82,13 @@ def _check_number(name: str, value, low: float, high: float = float("inf")) -> N
         raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
 
 
-def _check_positive(name: str, value, minimum=1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+# Counts and sizes beyond this cannot be built or run; refusing them here beats an overflow later.
+_INT_MAX = 2**31 - 1
+
+
+def _check_positive(name: str, value, minimum=1, maximum=_INT_MAX) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be an int in [{minimum}, {maximum}], got {value!r}")
 
 
 @dataclass
@@ -103,7 +107,7 @@ class QuantumConfig(_Config):
     init: str = "uniform"  # circuit weights: uniform in [0, 2pi), "normal" (small), "zeros"
 
     def __post_init__(self):
-        _check_positive("quantum.n_qubits", self.n_qubits)
+        _check_positive("quantum.n_qubits", self.n_qubits, 1, 1024)  # beyond any device
         _check_positive("quantum.n_layers", self.n_layers)
         _check_positive("quantum.spsa_samples", self.spsa_samples)
         from qllm.circuits import ANSATZE, ENCODINGS
@@ -226,11 +230,15 @@ class TrainConfig(_Config):
         _check_choice("train.task", self.task, TASKS)
         if not isinstance(self.task_options, dict):
             raise ConfigError(f"task_options must be a dict, got {self.task_options!r}")
+        if not isinstance(self.progress, bool):
+            raise ConfigError(f"progress must be true or false, got {self.progress!r}")
         try:
             import torch
 
+            if not isinstance(self.device, str):
+                raise TypeError
             torch.device(self.device)
-        except (RuntimeError, TypeError):
+        except (RuntimeError, TypeError, ValueError):
             raise ConfigError(f"device {self.device!r} is not a torch device name ('cpu', "
                               "'cuda', 'cuda:0', ...)") from None
 

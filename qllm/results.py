@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import tempfile
+from collections.abc import Callable
 from importlib import metadata
 from pathlib import Path
 
@@ -109,35 +110,60 @@ def _fsync_folder(folder: Path) -> None:
         pass
 
 
-def atomic_write(path: str | Path, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically and durably (see the module docstring).
+class _RecordingFile:
+    """A file whose write errors are remembered: a serializer (torch.save) may wrap an OSError
+    in its own exception ("unexpected pos ..."), and the writer still needs to know the disk
+    was full."""
+
+    def __init__(self, f):
+        self.f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self.f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        try:
+            self.f.flush()
+        except OSError as e:
+            self.error = e
+            raise
+
+
+def atomic_write(path: str | Path, data: bytes | Callable) -> Path:
+    """Write a file atomically and durably (see the module docstring).
 
     Args:
         path: the target file; its folder is created if needed.
-        data: the whole file's bytes.
+        data: the whole file's bytes, or a function that writes them to the file object it is
+            given (e.g. ``lambda f: torch.save(obj, f)``).
     Returns:
         ``path`` as a Path.
     Raises:
         StorageError: the folder or file could not be written (disk full, permissions...).
     """
     path = Path(path)
-    tmp = None
+    tmp = f = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         sweep_temporaries(path.parent, path.name)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp",
                                    dir=path.parent)
-        with os.fdopen(fd, "wb") as f:
-            view = memoryview(data)
-            while view:  # os.write may write less than asked
-                view = view[os.write(f.fileno(), view):]
-            os.fsync(f.fileno())
+        with os.fdopen(fd, "wb") as raw:
+            f = _RecordingFile(raw)
+            data(f) if callable(data) else f.write(data)
+            f.flush()
+            os.fsync(raw.fileno())
         os.replace(tmp, path)
     except BaseException as e:
         if tmp is not None:
             Path(tmp).unlink(missing_ok=True)
-        if isinstance(e, OSError):
-            raise _storage_error(e, path) from None
+        cause = e if isinstance(e, OSError) else getattr(f, "error", None)
+        if cause is not None:
+            raise _storage_error(cause, path) from None
         raise
     _fsync_folder(path.parent)
     return path
