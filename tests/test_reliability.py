@@ -11,7 +11,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,7 +18,7 @@ import torch
 from qllm.checkpoint import load_checkpoint, save_checkpoint
 from qllm.cli import main
 from qllm.config import ModelConfig, TrainConfig
-from qllm.errors import BackendError, CheckpointError, ConfigError, RunLockedError, StorageError
+from qllm.errors import BackendError, ConfigError, RunLockedError, StorageError
 from qllm.results import atomic_write, write_json
 from qllm.runlock import LOCK_NAME, RunLock
 from qllm.train import train

@@ -56,6 +56,9 @@ def run(args) -> int:
         if model.config.quantum_sublayers:
             rows.append((name, evaluate(model, task, batch_size=args.batch_size)))
         else:
+            from qllm.backends import get_backend
+
+            get_backend(args.backend, **options)  # no layer checked the name: check it here
             print(f"qllm: note: this model is classical (attn and ffn 'classical'): nothing "
                   f"quantum ran on {args.backend}; its row repeats the exact one", file=sys.stderr)
             rows.append((f"{name} (classical: nothing quantum)", exact))
