@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 import torch
@@ -388,3 +389,16 @@ def test_help_lists_the_registries(capsys):
     assert all(name in texts["eval"] for name in BACKENDS) and "fake_" in texts["eval"]
     for names in (TARGETS, PROFILES, GRADIENTS):
         assert all(name in texts["cost"] for name in names)
+
+
+def test_the_reliability_benchmark_runs_at_toy_size(tmp_path):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "reliability.py"
+    spec = importlib.util.spec_from_file_location("reliability_bench", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    data = bench.main(["--n-embd", "8", "--repeats", "2", "--kills", "3",
+                       "--out", str(tmp_path / "r.json")])
+    assert data["kills"]["unloadable"] == 0 and data["kills"]["temporaries_left"] == 0
+    assert json.loads((tmp_path / "r.json").read_text())["write"]["bytes"] > 0
