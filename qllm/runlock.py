@@ -73,7 +73,7 @@ class RunLock:
         folder: the run folder (created if missing).
     Raises (on entry):
         RunLockedError: another live process holds the folder; the message names it.
-        StorageError: the lock file cannot be written (e.g. the disk is full).
+        StorageError: the lock file cannot be created (e.g. a read-only folder).
     """
 
     def __init__(self, folder: str | Path):
@@ -107,7 +107,7 @@ class RunLock:
 
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            f = open(self.path, "a+")
+            f = open(self.path, "a+b", buffering=0)  # unbuffered: no write pending at close
         except OSError as e:
             raise StorageError(f"cannot create the lock {str(self.path)!r}: {e.strerror}") from None
         try:
@@ -131,11 +131,9 @@ class RunLock:
         try:
             f.seek(0)
             f.truncate()
-            f.write(json.dumps(record))
-            f.flush()
-        except OSError as e:
-            f.close()
-            raise StorageError(f"cannot write the lock {str(self.path)!r}: {e.strerror}") from None
+            f.write(json.dumps(record).encode())
+        except OSError:  # a full disk: the flock still holds; the run's own writes will say so
+            pass
         return f
 
     def __exit__(self, *exc) -> None:

@@ -170,6 +170,33 @@ def test_a_full_disk_during_train_ends_in_one_line_naming_the_checkpoint(run_dir
     assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "results.json"]
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A real 4 MiB tmpfs (root only; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if os.geteuid() != 0 or subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs",
+                                            str(mount)], capture_output=True).returncode:
+        pytest.skip("mounting a small tmpfs needs root")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_a_real_full_disk_during_train(small_disk, capsys):
+    out = small_disk / "R"
+    train(TINY, CFG, out_dir=out)
+    good = (out / "checkpoint.pt").read_bytes()
+    (out / "results.json").unlink()
+    with open(small_disk / "filler", "wb", buffering=0) as f:  # fill the disk to the last byte
+        with pytest.raises(OSError):
+            while True:
+                f.write(b"\0" * 4096)
+    code, _, err = cli(["train", "--out", out, "--resume", "--set", "train.max_steps=2"], capsys)
+    assert_one_line_error(code, err, "disk is full", "results.json", "last good checkpoint")
+    assert (out / "checkpoint.pt").read_bytes() == good
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+
+
 # -- 4. temporaries of killed writes -----------------------------------------------------------
 def test_a_kill_mid_write_leaves_a_temporary_that_the_next_run_sweeps(tmp_path):
     out = tmp_path / "R"
