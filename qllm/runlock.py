@@ -103,15 +103,18 @@ class RunLock:
         return self._claim(f)
 
     def _open_and_lock(self):
-        import fcntl
-
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: the recorded pid decides alone
+            fcntl = None
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             f = open(self.path, "a+b", buffering=0)  # unbuffered: no write pending at close
         except OSError as e:
             raise StorageError(f"cannot create the lock {str(self.path)!r}: {e.strerror}") from None
         try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            if fcntl is not None:
+                fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             f.close()
             raise _refuse(self.folder, _holder(self.path)) from None

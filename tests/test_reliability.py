@@ -246,6 +246,19 @@ def test_resume_accepts_flags_that_change_nothing(run_dir, capsys):
     assert json.loads(out)["final"] == json.loads((run_dir / "results.json").read_text())["final"]
 
 
+def test_resume_with_the_same_config_file(tmp_path, capsys):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"model": {"n_embd": 8, "n_head": 2, "n_layer": 1},
+                                  "train": {"max_steps": 2, "progress": False}}))
+    out = tmp_path / "R"
+    assert cli(["train", "--config", config, "--out", out], capsys)[0] == 0
+    code, _, err = cli(["train", "--config", config, "--out", out, "--resume"], capsys)
+    assert code == 0, err
+    code, _, err = cli(["train", "--config", config, "--out", out, "--resume", "--set",
+                        "n_embd=16"], capsys)
+    assert_one_line_error(code, err, "model.n_embd 8 -> 16")
+
+
 # -- 6. non-finite checkpoints -----------------------------------------------------------------
 def test_eval_refuses_nan_weights_naming_the_tensor(run_dir, tmp_path, capsys):
     state = load_checkpoint(run_dir / "checkpoint.pt")

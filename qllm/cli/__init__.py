@@ -43,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except QllmError as e:
         print(f"qllm: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # `qllm train` says how to resume; the others have nothing to keep
+        print(f"\nqllm: {args.command} interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":
