@@ -123,6 +123,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise CheckpointError(f"checkpoint path must be a file path, got {path!r}")
+    if not (isinstance(require, (tuple, list)) and all(isinstance(k, str) for k in require)):
+        raise CheckpointError(f"require must be a tuple of key names, got {require!r}")
+    if isinstance(map_location, (str, torch.device)):
+        try:
+            torch.device(map_location)
+        except RuntimeError:
+            raise CheckpointError(f"map_location {map_location!r} is not a torch device name "
+                                  "('cpu', 'cuda', 'cuda:0', ...)") from None
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")

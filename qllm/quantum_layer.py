@@ -64,6 +64,8 @@ class QuantumLayer(nn.Module):
                 or not 0 <= init_scale < math.inf:
             raise ConfigError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
         check_seed(spsa_seed, "spsa_seed", ConfigError, allow_none=True)
+        if backend_options is not None and not isinstance(backend_options, dict):
+            raise ConfigError(f"backend_options must be a dict or None, got {backend_options!r}")
         self.spec = spec
         # A dict as well as keywords: PennyLane's qiskit.remote takes a device option named
         # "backend", which a keyword could not carry past this method's own `backend`.

@@ -124,6 +124,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         raise ConfigError(f"resume must be True or False, got {resume!r}")
     if cost_options is not None and not isinstance(cost_options, dict):
         raise ConfigError(f"cost_options must be a dict or None, got {type(cost_options).__name__}")
+    _check_cost_options(cost_options or {})
     if task is not None and not isinstance(task, TaskData):
         raise DataError(f"task must be a TaskData (see qllm.data.load_task), got "
                         f"{type(task).__name__}")
@@ -163,6 +164,22 @@ def _run_folder(out_dir: Path | None):
                     f"`qllm train --out {out_dir} --resume`" if ckpt.exists()
                     else "no checkpoint had been written yet")
             raise StorageError(f"{e}; {last}") from None
+
+
+def _check_cost_options(options: dict) -> None:
+    """Unknown cost options fail now, not after the whole run has trained."""
+    import inspect
+
+    try:
+        from qllm.cost import cost_report
+    except ImportError:  # a stripped environment: no cost report at all (see _cost)
+        return
+    allowed = set(inspect.signature(cost_report).parameters) - {
+        "model", "seq_len", "batch_size", "steps_per_epoch", "epochs"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"cost_options {unknown} are not options of qllm.cost.cost_report; "
+                          f"allowed: {sorted(allowed)}")
 
 
 def _device(name: str) -> torch.device:
