@@ -113,7 +113,7 @@ def check_shots(shots) -> None:
 
     if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)
                               or not 1 <= shots <= MAX_SHOTS):
-        raise BackendError(f"shots must be None or an int in [1, 2**53], got {shots!r}")
+        raise BackendError(f"shots must be None or a positive int, at most 2**53, got {shots!r}")
 
 
 def sample_frequencies(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
