@@ -76,7 +76,7 @@ def sweep_temporaries(folder: str | Path, name: str | None = None) -> list[Path]
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    pattern = f".{name}.*" if name else ".*.*"
+    pattern = f".{name}.*" if name else ".*.tmp"
     removed = []
     for tmp in folder.glob(pattern):
         pid = _writer_pid(tmp)
