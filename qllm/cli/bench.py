@@ -5,7 +5,11 @@ from __future__ import annotations
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run a benchmark preset")
-    p.add_argument("--preset", default="quick")
+    from qllm.experiments.bench import PRESET_SEEDS
+
+    p.add_argument("--preset", default="quick", choices=tuple(PRESET_SEEDS),
+                   help="tiny: a smoke test (a few steps, chance-level models); quick: 3 seeds, "
+                        "minutes; full: 5 seeds, hours (default: quick)")
     p.add_argument("--out", default="results")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--executor", default="local", choices=("local", "ray", "serial"),
