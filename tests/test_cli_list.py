@@ -183,3 +183,16 @@ def test_entry_point_plugins_load_at_start_up(custom_checkpoint, tmp_path):
     broken = _qllm(["list"], tmp_path, {"PYTHONPATH": path})
     assert broken.returncode == 2
     assert "broken" in broken.stderr and len(broken.stderr.strip().splitlines()) == 1
+
+
+def test_tiny_preset_says_it_is_a_smoke_test(monkeypatch, capsys):
+    import qllm.experiments.bench as bench
+
+    calls = []
+    monkeypatch.setattr(bench, "run_preset", lambda *a, **k: calls.append((a, k)))
+    assert main(["bench", "--preset", "tiny", "--no-progress"]) == 0
+    out = capsys.readouterr().out
+    assert calls and calls[0][0] == ("tiny",)
+    assert out.count("smoke test") == 2 and "chance level" in out
+    assert main(["bench", "--preset", "quick", "--no-progress"]) == 0
+    assert "smoke test" not in capsys.readouterr().out

@@ -220,3 +220,37 @@ def test_shots_figure_single_column_and_clipped(tmp_path, monkeypatch):
     segs = [y for c in fig.axes[0].collections if isinstance(c, LineCollection)
             for seg in c.get_segments() for _, y in seg]
     assert max(segs) <= 100
+
+
+def test_bench_prints_a_narrow_headline_and_the_paths(tmp_path, capsys):
+    import json
+
+    from qllm.experiments.aggregate import SummaryTable, to_markdown, write_outputs
+
+    (tmp_path / "runs").mkdir()
+    for rec in records():
+        (tmp_path / "runs" / f"{rec['job']['run_id']}.json").write_text(json.dumps(rec))
+    rows = write_outputs(tmp_path, progress=True)
+    out = capsys.readouterr().out
+    assert max(len(line.replace(str(tmp_path), "OUT")) for line in out.splitlines()) <= 100
+    assert str(tmp_path / "summary.md") in out and "|" not in out
+    assert "5.67 d" in out  # 4.9e5 s per epoch, in days
+    # in a notebook the rows display as narrow HTML tables, one per task
+    assert isinstance(rows, SummaryTable) and rows._repr_markdown_() == to_markdown(list(rows))
+    html = rows._repr_html_()
+    assert html.count("<table") == 2 and html.count("<tr>") == 2 * (len(MODELS) + 1)
+    assert "qffn-he-4q" in html and "5.67 d" in html
+
+
+def test_sweep_progress_is_a_tqdm_bar_with_an_eta(tmp_path, capsys):
+    from qllm.experiments.sweep import run_sweep
+
+    jobs = [{"kind": "bogus", "run_id": f"r{i}"} for i in range(3)]
+    summary = run_sweep(jobs, tmp_path, executor="serial", progress=True)
+    assert [f["run_id"] for f in summary["failed"]] == ["r0", "r1", "r2"]
+    captured = capsys.readouterr()
+    err = captured.err
+    assert "training runs" in err and "3/3" in err and "<" in err  # elapsed<remaining
+    assert "last: r2" in err and captured.out.count("failed r") == 3
+    run_sweep(jobs, tmp_path, executor="serial", progress=False)
+    assert capsys.readouterr() == ("", "")
