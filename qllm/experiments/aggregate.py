@@ -120,6 +120,14 @@ def _sci(x) -> str:
     return f"{x:.3g}"
 
 
+def _qpu_time(seconds) -> str:
+    from qllm.cost.format import human_seconds
+
+    if seconds is None:
+        return "—"
+    return human_seconds(seconds) if seconds else "0"  # classical models need no QPU
+
+
 def _param_cell(r: dict) -> str:
     if r["family"] == "classical-width":
         return "— (same width as the hybrids)"
@@ -135,7 +143,7 @@ def to_markdown(rows: list[dict]) -> str:
     """The results table: metric as % accuracy (perplexity for text LM, lower is better)."""
     head = ("| task | model | n_embd×mlp | metric (mean ± std) | n | Δ vs width-matched | "
             "Δ vs param-matched | params | param match | train s | qubits | 2q gates (torino) | "
-            "circuit executions / epoch | QPU s / epoch | executions / token | QPU s / token |")
+            "circuit executions / epoch | QPU time / epoch | executions / token | QPU time / token |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         pct = r["metric"] != "perplexity"
@@ -148,9 +156,9 @@ def to_markdown(rows: list[dict]) -> str:
             f"{r['params']:,} | {_param_cell(r)} | "
             f"{_pm(r['wall_s_mean'], r['wall_s_std'], False, 0)} | "
             f"{r['qubits'] or 0} | {r['two_qubit_gates'] or 0} | "
-            f"{_sci(r['executions_per_epoch'])} | {_sci(r['qpu_seconds_per_epoch'])} | "
+            f"{_sci(r['executions_per_epoch'])} | {_qpu_time(r['qpu_seconds_per_epoch'])} | "
             f"{_sci(r['executions_per_token'])} | "
-            f"{_sci(r['qpu_seconds_per_token'])} |")
+            f"{_qpu_time(r['qpu_seconds_per_token'])} |")
     return "\n".join(lines)
 
 
@@ -175,12 +183,6 @@ def noise_markdown(rows: list[dict]) -> str:
                      f"{r['shots']} | {_pm(r['accuracy_mean'], std, True)} | "
                      f"{r['repeats']} | first {r['n_test']} | {r['seconds']:.1f} |")
     return "\n".join(lines)
-
-
-def _qpu_time(seconds) -> str:
-    from qllm.cost.format import human_seconds
-
-    return human_seconds(seconds) if seconds else "—"
 
 
 HEADLINE_COLUMNS = ("model", "metric", "params", "qubits", "train s", "QPU time/epoch")
