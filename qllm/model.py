@@ -6,6 +6,8 @@ by name in the sublayer registries, so the same code runs classical, quantum or 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -137,6 +139,37 @@ class HybridTransformer(nn.Module):
 
         use_backend(self, backend, backend_options=backend_options, **options)
         return self
+
+    def backend_name(self) -> str:
+        """The name of the backend every quantum sublayer runs on ("torch" for a classical
+        model); mixed backends are refused (name one explicitly)."""
+        names = {layer.backend.name for layer in self.quantum_layers()} or {"torch"}
+        if len(names) > 1:
+            raise ConfigError(f"the quantum sublayers run on several backends {sorted(names)}; "
+                              "name the backend explicitly")
+        return names.pop()
+
+    @contextlib.contextmanager
+    def using_backend(self, backend: str, backend_options: dict | None = None, **options):
+        """Run every quantum sublayer on another backend inside a ``with`` block only; each
+        layer's backend and gradient method come back afterwards, also after an exception.
+
+        >>> with model.using_backend("aer", shots=256, seed=1):   # doctest: +SKIP
+        ...     metrics = evaluate(model, task)
+
+        Args / options: as for ``set_backend`` (``shots``, ``seed``, ``gradient``, ...).
+
+        Yields:
+            The model.
+        """
+        saved = [(layer, layer.backend, layer.gradient, layer.gradient_fn)
+                 for layer in self.quantum_layers()]
+        try:
+            self.set_backend(backend, backend_options, **options)
+            yield self
+        finally:
+            for layer, be, gradient, gradient_fn in saved:
+                layer.backend, layer.gradient, layer.gradient_fn = be, gradient, gradient_fn
 
     def cost_report(self, seq_len: int | None = None, **kwargs):
         """Resource cost of this model (see ``qllm.cost.cost_report``)."""

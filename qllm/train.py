@@ -62,12 +62,35 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
 
 @torch.no_grad()
 def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
-             batch_size: int = 256) -> dict:
-    """Loss and the task metric (accuracy; perplexity for text LM) on a split."""
+             batch_size: int = 256, backend: str | None = None, shots: int | None = None,
+             seed: int | None = None, backend_options: dict | None = None) -> dict:
+    """Loss and the task metric (accuracy; perplexity for text LM) on a split.
+
+    Args:
+        model / task: the model and the TaskData to score it on.
+        split: "test" or "train".
+        batch_size: sequences per forward pass.
+        backend: run the quantum sublayers on this backend for this call only (e.g.
+            ``"aer:fake_manila"``); None keeps the model's. The model's backends are restored
+            afterwards, also when the evaluation fails (``model.using_backend``).
+        shots / seed: shots per circuit and the sampler's seed for this call (with no
+            ``backend``: on the model's current backend).
+        backend_options: further backend options for this call.
+
+    Returns:
+        ``{"loss", "accuracy"}`` (+ ``"perplexity"`` for text LM).
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
     if split not in ("test", "train"):
         raise InputError(f"split must be 'test' or 'train', got {split!r}")
+    options = {**(backend_options or {}), **{k: v for k, v in (("shots", shots), ("seed", seed))
+                                              if v is not None}}
+    if backend is None and options:
+        backend = model.backend_name()
+    if backend is not None:
+        with model.using_backend(backend, **options):
+            return evaluate(model, task, split, batch_size)
     x, y = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
     if len(x) == 0:
         raise DataError(f"task {task.name!r} has no {split} sequences to evaluate")
@@ -75,19 +98,18 @@ def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
     was_training = model.training
     model.eval()
     total_loss = correct = count = 0.0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        logits, loss = model(xb, yb)
-        if task.kind == "lm":
-            mask = yb != -100
-            n = int(mask.sum())
-            correct += float((logits.argmax(-1)[mask] == yb[mask]).sum())
-        else:
-            n = len(yb)
-            correct += float((logits.argmax(-1) == yb).sum())
-        total_loss += float(loss) * n
-        count += n
-    model.train(was_training)
+    try:
+        with torch.no_grad():  # no graph: shot-based backends cannot backpropagate anyway
+            for i in range(0, len(x), batch_size):
+                xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+                logits, loss = model(xb, yb)
+                mask = yb != -100 if task.kind == "lm" else torch.ones_like(yb, dtype=torch.bool)
+                n = int(mask.sum())
+                correct += float((logits.argmax(-1)[mask] == yb[mask]).sum())
+                total_loss += float(loss) * n
+                count += n
+    finally:
+        model.train(was_training)
     out = {"loss": total_loss / count, "accuracy": correct / count}
     if task.metric == "perplexity":
         out["perplexity"] = math.exp(out["loss"])

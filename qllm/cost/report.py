@@ -66,7 +66,8 @@ class ClassicalRow:
 
 @dataclass
 class CostReport:
-    """Everything ``cost_report`` found. ``str(report)`` is a Markdown table to paste;
+    """Everything ``cost_report`` found. ``str(report)`` is a Markdown table to paste; in a
+    notebook the report displays as HTML tables (``_repr_html_``);
     ``to_dict()`` / ``to_json()`` hold the same data for results files."""
 
     model: str
@@ -93,6 +94,14 @@ class CostReport:
         from qllm.cost.format import format_report
 
         return format_report(self)
+
+    def _repr_markdown_(self) -> str:  # notebooks: rendered tables, not a wrapped text block
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        from qllm.cost.format import format_report_html
+
+        return format_report_html(self)
 
 
 # -- the dry run ----------------------------------------------------------------------------
