@@ -145,6 +145,8 @@ class ModelConfig(_Config):
     ffn: str = "classical"  # "classical" or "quantum"
     dropout: float = 0.0
     quantum: QuantumConfig = field(default_factory=QuantumConfig)
+    # several input streams in one sequence (qllm.multimodal): [{"name", "kind", "length", ...}]
+    streams: list = field(default_factory=list)
 
     def __post_init__(self):
         if isinstance(self.quantum, dict):
@@ -169,6 +171,10 @@ class ModelConfig(_Config):
             _check_positive("n_classes", self.n_classes, 2)
         if self.n_embd % self.n_head:
             raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
+        if self.streams:
+            from qllm.multimodal import check_streams
+
+            check_streams(self.streams, self.input_dim)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
