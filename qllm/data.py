@@ -219,7 +219,7 @@ def stdlib_text(seq_len: int = 32, max_chars: int = 200_000) -> TaskData:
 
 
 def digits_qa(split_seed: int = 0, questions: int = 2, seed: int = 0) -> TaskData:
-    """A digit image and a question about it ("is this a seven ?"): yes/no (qllm.multimodal)."""
+    """A digit image and a question ("what comes after ?"): the answer digit (qllm.multimodal)."""
     from qllm.multimodal import digits_questions
 
     return TaskData(**digits_questions(digits(split_seed), questions, seed))

@@ -15,8 +15,9 @@ batch one tensor, so the training loop, checkpoints and cost report are unchange
 ``MultiModalEmbedding``: per stream a ``Linear(dim, C)`` or ``Embedding(vocab, C)``, plus a
 learned modality embedding (one vector per stream, added at each of its positions).
 
-``digits_questions``: the built-in task ``digits_qa``: an 8x8 digit and the question "is this a
-seven ?" (or "does it show seven ?"); the answer (yes/no) needs both the image and the text.
+``digits_questions``: the built-in task ``digits_qa``: an 8x8 digit and a question about it
+("what is this ?", "what comes after ?", "what comes before ?"); the answer, one of 10 digits,
+needs both the image and the text.
 """
 
 from __future__ import annotations
@@ -27,10 +28,10 @@ from torch import nn
 from qllm.errors import ConfigError, InputError
 
 STREAM_KINDS = ("features", "tokens")
-DIGIT_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
-QA_VOCAB = ["<pad>", "is", "this", "a", "does", "it", "show", "?", *DIGIT_WORDS]
-QA_TEMPLATES = (("is", "this", "a", None, "?"), ("does", "it", "show", None, "?"))
-
+# digits_qa: the question names an offset; the answer is (digit + offset) mod 10.
+QA_QUESTIONS = {("what", "is", "this", "?"): 0, ("what", "comes", "after", "?"): 1,
+                ("what", "comes", "before", "?"): -1}
+QA_VOCAB = ["<pad>", "what", "is", "this", "comes", "after", "before", "?"]
 
 def packed_width(streams: list) -> int:
     """Columns D of a packed batch: the widest feature stream (at least 1, for token ids)."""
@@ -166,37 +167,36 @@ class MultiModalEmbedding(nn.Module):
 def digits_questions(images, questions: int = 2, seed: int = 0) -> dict:
     """The ``digits_qa`` task's fields from the ``digits`` task (a TaskData).
 
-    Each image gets ``questions`` questions: one about its own digit (answer yes, class 1) and
-    the rest about other digits drawn at random (answer no, class 0), each with one of two
-    templates drawn at random.
+    Each image is paired with ``questions`` different questions, drawn at random from "what is
+    this ?", "what comes after ?" and "what comes before ?"; the answer (10 classes) is the
+    digit, the next or the previous one (mod 10). Neither stream answers alone: the image leaves
+    three candidates, the question ten.
 
     Returns:
         a dict of TaskData fields (packed ``x``, ``y``, streams).
     """
-    if isinstance(questions, bool) or not isinstance(questions, int) or questions < 2:
-        raise ConfigError(f"questions must be an int >= 2 (one yes, the rest no), got {questions!r}")
+    n_q = len(QA_QUESTIONS)
+    if isinstance(questions, bool) or not isinstance(questions, int) or not 1 <= questions <= n_q:
+        raise ConfigError(f"questions must be an int in 1..{n_q} (per image), got {questions!r}")
     g = torch.Generator().manual_seed(seed)
     index = {w: i for i, w in enumerate(QA_VOCAB)}
-    text_len = len(QA_TEMPLATES[0])
+    texts = list(QA_QUESTIONS)
+    ids = torch.tensor([[index[w] for w in t] for t in texts])  # (n_q, L)
+    offsets = torch.tensor([QA_QUESTIONS[t] for t in texts])
     streams = [{"name": "image", "kind": "features", "length": images.seq_len,
                 "dim": images.input_dim},
-               {"name": "text", "kind": "tokens", "length": text_len, "vocab_size": len(QA_VOCAB)}]
+               {"name": "text", "kind": "tokens", "length": ids.shape[1],
+                "vocab_size": len(QA_VOCAB)}]
 
     def build(x, y):
-        n = len(y)
-        asked = [y]
-        for _ in range(questions - 1):  # another digit: y + 1..9 mod 10
-            asked.append((y + torch.randint(1, 10, (n,), generator=g)) % 10)
-        asked = torch.cat(asked)
-        templates = torch.randint(len(QA_TEMPLATES), (len(asked),), generator=g)
-        ids = torch.tensor([[index[w or DIGIT_WORDS[int(d)]] for w in QA_TEMPLATES[int(t)]]
-                            for d, t in zip(asked, templates)])
-        img = x.repeat(questions, 1, 1)
-        answer = (asked == y.repeat(questions)).long()
-        return pack_streams(streams, {"image": img, "text": ids}), answer
+        pick = torch.stack([torch.randperm(n_q, generator=g)[:questions] for _ in y])  # (N, q)
+        pick = pick.T.reshape(-1)  # question j of every image, then j + 1, ...
+        answer = (y.repeat(questions) + offsets[pick]) % 10
+        tensors = {"image": x.repeat(questions, 1, 1), "text": ids[pick]}
+        return pack_streams(streams, tensors), answer
 
     x_tr, y_tr = build(images.x_train, images.y_train)
     x_te, y_te = build(images.x_test, images.y_test)
     return {"name": "digits_qa", "kind": "classify", "x_train": x_tr, "y_train": y_tr,
-            "x_test": x_te, "y_test": y_te, "seq_len": x_tr.shape[1], "n_classes": 2,
+            "x_test": x_te, "y_test": y_te, "seq_len": x_tr.shape[1], "n_classes": 10,
             "input_dim": packed_width(streams), "vocab": list(QA_VOCAB), "streams": streams}

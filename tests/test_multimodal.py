@@ -13,7 +13,7 @@ from qllm.config import ModelConfig, QuantumConfig, TrainConfig
 from qllm.data import load_task
 from qllm.errors import ConfigError, InputError
 from qllm.model import HybridTransformer
-from qllm.multimodal import DIGIT_WORDS, QA_VOCAB, pack_streams
+from qllm.multimodal import QA_VOCAB, pack_streams
 from qllm.train import model_config_for, train
 
 STREAMS = [{"name": "image", "kind": "features", "length": 3, "dim": 2},
@@ -32,17 +32,23 @@ def test_digits_qa_answers_need_image_and_text(task):
     images = torch.tensor(d.images, dtype=torch.float32).view(-1, 4, 2, 4, 2)
     patches = images.permute(0, 1, 3, 2, 4).reshape(len(d.target), 16, 4) / 16.0
     n = len(task.y_test)
-    assert task.x_test.shape == (n, 21, 4) and task.seq_len == 21
-    assert task.y_train.float().mean() == pytest.approx(0.5)  # one yes, one no per image
-    for i in range(0, n, 37):
+    assert task.x_test.shape == (n, 20, 4) and task.seq_len == 20 and n == 2 * 359
+    offsets = {"what is this ?": 0, "what comes after ?": 1, "what comes before ?": -1}
+    seen = set()
+    for i in range(0, n, 23):
         x = task.x_test[i]
         # the image stream is one of sklearn's digits: find it and read its true label
         match = (patches - x[:16]).abs().flatten(1).amax(1) < 1e-6
         label = int(d.target[match.nonzero()[0, 0]])
-        words = [QA_VOCAB[int(t)] for t in x[16:, 0]]
-        asked = next(DIGIT_WORDS.index(t) for t in words if t in DIGIT_WORDS)
-        assert int(task.y_test[i]) == int(asked == label), words
+        question = " ".join(QA_VOCAB[int(t)] for t in x[16:, 0])
+        assert int(task.y_test[i]) == (label + offsets[question]) % 10, question
         assert torch.all(x[16:, 1:] == 0)
+        seen.add(question)
+    assert seen == set(offsets)
+    # neither stream alone answers: each image's two questions differ, so do their answers
+    half = n // 2
+    assert torch.equal(task.x_test[:half, :16], task.x_test[half:, :16])
+    assert bool((task.y_test[:half] != task.y_test[half:]).all())
 
 
 def test_pack_streams_and_its_errors():
@@ -124,4 +130,4 @@ def test_multimodal_training_and_cost_report(task):
     assert np.isfinite(res["final"]["loss"]) and res["model"].config.streams == task.streams
     cost = res["cost"]
     assert cost["quantum"][0]["n_qubits"] == 4
-    assert model_config_for(task, cfg).block_size == 21
+    assert model_config_for(task, cfg).block_size == 20

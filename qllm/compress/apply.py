@@ -173,8 +173,12 @@ def load_compressed(path):
     model = HybridTransformer(ModelConfig.from_dict(state["model_config"]))
     layers = dict(model.named_modules())
     for name, d in state.get("compressed_specs", {}).items():
-        spec = spec_from_dict(d)
-        install(layers[name], spec, torch.zeros(spec.n_weights))
+        try:
+            spec = spec_from_dict(d)
+            install(layers[name], spec, torch.zeros(spec.n_weights))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:
+            raise CheckpointError(f"checkpoint {str(path)!r}: compressed circuit {name!r} does "
+                                  f"not fit the model ({type(e).__name__}: {e})") from None
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as e:

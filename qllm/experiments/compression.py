@@ -15,6 +15,7 @@ import math
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 # (tol, bits, qat_steps): a pruning-only line, a quantization-only line, combinations, and
@@ -101,36 +102,54 @@ def table(data: dict) -> str:
     return "\n".join(lines)
 
 
+def short_label(p: dict) -> str:
+    """``t0.4`` (tolerance), ``3b`` (bits), ``+Q`` (fine-tuned): for crowded figures."""
+    parts = [f"t{p['tol']:.2g}"] if p["tol"] is not None else []
+    if p["bits"] is not None:
+        parts.append(f"{p['bits']}b" + ("+Q" if p["qat_steps"] else ""))
+    return " ".join(parts) or "merge"
+
+
+AXES = (("transpiled_n_2q", "two-qubit gates on ibm_torino"),
+        ("transpiled_n_1q", "one-qubit gates on ibm_torino"),
+        ("train_epoch_qpu_s", "QPU seconds per training epoch (ibm_heron)"))
+STYLES = {"prune": ("o", "tab:blue"), "quantize": ("s", "tab:orange"),
+          "prune + quantize": ("D", "tab:green"), "quantize + QAT": ("^", "tab:red")}
+
+
+def kind(p: dict) -> str:
+    if p["qat_steps"]:
+        return "quantize + QAT"
+    if p["tol"] is not None and p["bits"]:
+        return "prune + quantize"
+    return "prune" if p["tol"] is not None else "quantize"
+
+
 def plot(data: dict, path: Path) -> list[Path]:
-    """Accuracy against transpiled 2-qubit gates and against QPU seconds per epoch."""
+    """Accuracy against transpiled 2- and 1-qubit gates and against QPU seconds per epoch
+    (the circuits of both quantum layers together)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    styles = {"prune": ("o", "tab:blue"), "quantize": ("s", "tab:orange"),
-              "both": ("D", "tab:green"), "qat": ("^", "tab:red")}
-    for p in data["points"]:
-        kind = ("qat" if p["qat_steps"] else "both" if p["tol"] is not None and p["bits"]
-                else "prune" if p["tol"] is not None else "quantize")
-        m, c = styles[kind]
-        for ax, key in zip(axes, ("transpiled_n_2q", "train_epoch_qpu_s")):
-            ax.scatter(p[key], 100 * p["accuracy"], marker=m, color=c, s=28)
-            ax.annotate(label(p), (p[key], 100 * p["accuracy"]), fontsize=5.5,
-                        xytext=(3, 2), textcoords="offset points")
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
     o = data["original"]
-    for ax, key, name in zip(axes, ("transpiled_n_2q", "train_epoch_qpu_s"),
-                             ("two-qubit gates on ibm_torino (all circuits)",
-                              "projected QPU seconds per training epoch (ibm_heron)")):
-        ax.scatter(o[key], 100 * o["accuracy"], marker="*", color="black", s=90)
+    for ax, (key, name) in zip(axes, AXES):
+        for p in data["points"]:
+            m, c = STYLES[kind(p)]
+            ax.scatter(p[key], 100 * p["accuracy"], marker=m, color=c, s=26, alpha=0.8)
+            ax.annotate(short_label(p), (p[key], 100 * p["accuracy"]), fontsize=5.5,
+                        xytext=(3, 2), textcoords="offset points")
+        ax.scatter(o[key], 100 * o["accuracy"], marker="*", color="black", s=90, zorder=3)
         ax.set_xlabel(name)
         ax.set_ylabel("test accuracy (%)")
         ax.grid(alpha=0.3)
-    handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=k) for k, (m, c) in styles.items()]
+    handles = [plt.Line2D([], [], marker=m, color=c, ls="", label=k) for k, (m, c) in STYLES.items()]
     handles.append(plt.Line2D([], [], marker="*", color="black", ls="", label="trained"))
-    axes[1].legend(handles=handles, fontsize=7)
-    fig.suptitle("digits hybrid (quantum FFN, 4 qubits, seed 0): compression trade")
+    axes[2].legend(handles=handles, fontsize=7, loc="lower right")
+    fig.suptitle("digits hybrid (quantum FFN, 4 qubits, seed 0): accuracy against what the "
+                 "compressed circuits cost (t = tolerance, b = bits, +Q = fine-tuned)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     out = [path.with_suffix(".pdf"), path.with_suffix(".png")]
@@ -144,6 +163,7 @@ def run(out_dir: str | Path = "results", progress: bool = True, smoke: bool = Fa
     """Train the hybrid, sweep, write JSON, markdown and figures; returns the points."""
     from qllm.results import machine, versions, write_json
 
+    torch.set_num_threads(1)  # tiny models: one thread is faster (as the sweep workers)
     t0 = time.perf_counter()
     out = Path(out_dir) / "compression"
     ckpt, job = trained_hybrid(out, "tiny" if smoke else "quick", 0, progress)

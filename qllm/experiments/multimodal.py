@@ -1,6 +1,6 @@
 """The multimodal benchmark (``qllm bench --preset multimodal``): the ``digits_qa`` task (a digit
 image's 16 patch tokens joined with a 5-token question, "is this a seven ?"), trained over 3 seeds
-with four models of one shape (n_embd 32, 4 heads, 2 blocks):
+with four models of one shape (n_embd 32, 4 heads, 2 blocks), 15 epochs each:
 
 - ``classical``: self-attention over the joined sequence, classical FFN;
 - ``fusion``: plus the classical fusion term (``qllm.layers.fusion.ClassicalFusion``);
@@ -19,10 +19,11 @@ import statistics
 import time
 from pathlib import Path
 
+import torch
 from tqdm.auto import tqdm
 
 DIMS = {"n_embd": 32, "n_head": 4, "n_layer": 2}
-TRAIN = {"quick": {"epochs": 8}, "tiny": {"epochs": 1, "max_steps": 3}}
+TRAIN = {"quick": {"epochs": 15}, "tiny": {"epochs": 1, "max_steps": 3}}
 SEEDS = {"quick": (0, 1, 2), "tiny": (0,)}
 COST = {"gradient": "parameter-shift", "shots": 1024, "target": "ibm_torino",
         "profile": "ibm_heron"}
@@ -68,18 +69,21 @@ def param_matched(hybrid, tolerance: float = 0.10):
     return best[1]
 
 
-def run(out_dir: str | Path = "results", progress: bool = True, preset: str = "quick") -> list:
-    """Train every model over the seeds (runs whose JSON exists are reused), write the summary."""
+def run(out_dir: str | Path = "results", progress: bool = True, preset: str = "quick",
+        seeds: tuple | None = None) -> list:
+    """Train every model over the seeds (runs whose JSON exists are reused; ``seeds`` a subset,
+    e.g. to split the runs over processes), write the summary."""
     from qllm.config import TrainConfig
     from qllm.data import load_task
     from qllm.results import machine, versions, write_json
     from qllm.train import train
 
+    torch.set_num_threads(1)  # tiny models: one thread is faster (as the sweep workers)
     t0 = time.perf_counter()
     out = Path(out_dir) / "multimodal"
     task = load_task("digits_qa")
     cfgs = model_configs(task)
-    jobs = [(label, cfg, seed) for seed in SEEDS[preset] for label, cfg in cfgs.items()]
+    jobs = [(label, cfg, seed) for seed in (seeds or SEEDS[preset]) for label, cfg in cfgs.items()]
     records = []
     for label, cfg, seed in tqdm(jobs, desc="multimodal runs", disable=not progress):
         path = out / "runs" / f"{label}-seed{seed}.json"
