@@ -1,5 +1,5 @@
 """The multimodal benchmark (``qllm bench --preset multimodal``): the ``digits_qa`` task (a digit
-image's 16 patch tokens joined with a 5-token question, "is this a seven ?"), trained over 3 seeds
+image's 16 patch tokens joined with a 4-token question, "what comes after ?"), trained over 3 seeds
 with four models of one shape (n_embd 32, 4 heads, 2 blocks), 15 epochs each:
 
 - ``classical``: self-attention over the joined sequence, classical FFN;
