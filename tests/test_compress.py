@@ -232,3 +232,21 @@ def test_cli_compress(tmp_path):
     bad = subprocess.run([*cmd[:4], str(tmp_path / "classical" / "checkpoint.pt"), "--tol", "0.1",
                           "--out", str(tmp_path / "y")], capture_output=True, text=True)
     assert bad.returncode == 2 and "no quantum layers" in bad.stderr
+
+
+def test_compression_preset_writes_table_json_and_figures(tmp_path, monkeypatch):
+    import json
+
+    from qllm.experiments import bench, compression
+
+    points = compression.run(tmp_path, progress=False, smoke=True)
+    out = tmp_path / "compression"
+    data = json.loads((out / "sweep.json").read_text())
+    assert len(points) == len(compression.SMOKE_GRID) == len(data["points"])
+    assert data["seed"] == 0 and data["versions"]["qiskit"] and data["report"]["target"]
+    assert (out / "figures" / "compression.pdf").exists()
+    assert (out / "figures" / "compression.png").exists()
+    assert (out / "sweep.md").read_text().count("\n") == len(points) + 3
+    # `qllm bench --preset compression` hands over to this module
+    monkeypatch.setattr(compression, "run", lambda out_dir, progress: ("ran", out_dir))
+    assert bench.run_preset("compression", out_dir=tmp_path) == ("ran", tmp_path)

@@ -131,3 +131,16 @@ def test_multimodal_training_and_cost_report(task):
     cost = res["cost"]
     assert cost["quantum"][0]["n_qubits"] == 4
     assert model_config_for(task, cfg).block_size == 20
+
+
+def test_multimodal_preset_summarizes_seeds(tmp_path):
+    import json
+
+    from qllm.experiments.multimodal import run
+
+    rows = run(tmp_path, progress=False, preset="tiny")
+    assert {r["label"] for r in rows} >= {"classical", "fusion", "qfusion"}
+    summary = json.loads((tmp_path / "multimodal" / "summary.json").read_text())
+    q = next(r for r in summary["rows"] if r["label"] == "qfusion")
+    assert q["quantum_params"] == 32 and q["params_vs_qfusion"] == 0.0 and q["seeds"] == [0]
+    assert (tmp_path / "multimodal" / "summary.md").exists()
