@@ -45,7 +45,16 @@ def configs_from_args(args):
 
 
 def load_model(path):
-    """``(model, TrainConfig)`` from a training or a ``qllm compress`` checkpoint."""
-    from qllm.compress import load_compressed
+    from qllm.checkpoint import load_checkpoint
+    from qllm.config import ModelConfig, TrainConfig
+    from qllm.errors import CheckpointError
+    from qllm.model import HybridTransformer
 
-    return load_compressed(path)
+    state = load_checkpoint(path, require=("model", "model_config", "train_config"))
+    model = HybridTransformer(ModelConfig.from_dict(state["model_config"]))
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as e:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match its model config: "
+                              f"{str(e).splitlines()[0][:300]}") from None
+    return model, TrainConfig.from_dict(state["train_config"])
