@@ -167,14 +167,14 @@ class ModelConfig(_Config):
             _check_positive("vocab_size", self.vocab_size, 2)
         if self.input_dim is not None:
             _check_positive("input_dim", self.input_dim)
-        if self.task == "classify":
-            _check_positive("n_classes", self.n_classes, 2)
-        if self.n_embd % self.n_head:
-            raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if self.streams:
             from qllm.multimodal import check_streams
 
             check_streams(self.streams, self.input_dim)
+        if self.task == "classify":
+            _check_positive("n_classes", self.n_classes, 2)
+        if self.n_embd % self.n_head:
+            raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
