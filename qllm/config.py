@@ -154,6 +154,8 @@ class ModelConfig(_Config):
     ffn: str = "classical"  # "classical" or "quantum"
     dropout: float = 0.0
     quantum: QuantumConfig = field(default_factory=QuantumConfig)
+    # several input streams in one sequence (qllm.multimodal): [{"name", "kind", "length", ...}]
+    streams: list = field(default_factory=list)
 
     def __post_init__(self):
         if isinstance(self.quantum, dict):
@@ -177,6 +179,10 @@ class ModelConfig(_Config):
             _check_positive("vocab_size", self.vocab_size, 2)
         if self.input_dim is not None:
             _check_positive("input_dim", self.input_dim)
+        if self.streams:
+            from qllm.multimodal import check_streams
+
+            check_streams(self.streams, self.input_dim)
         if self.task == "classify":
             _check_positive("n_classes", self.n_classes, 2)
         if self.n_embd % self.n_head:

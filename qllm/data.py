@@ -42,6 +42,7 @@ class TaskData:
     input_dim: int | None = None  # feature tasks
     metric: str = "accuracy"  # or "perplexity"
     vocab: list[str] = field(default_factory=list)
+    streams: list = field(default_factory=list)  # multimodal tasks (qllm.multimodal)
 
     def model_fields(self) -> dict:
         """The ModelConfig fields this task fixes."""
@@ -49,6 +50,8 @@ class TaskData:
              "input_dim": self.input_dim}
         if self.kind == "classify":
             d["n_classes"] = self.n_classes
+        if self.streams:
+            d["streams"] = self.streams
         return d
 
 
@@ -215,8 +218,15 @@ def stdlib_text(seq_len: int = 32, max_chars: int = 200_000) -> TaskData:
     return char_lm(stdlib_corpus(max_chars), "stdlib_text", seq_len)
 
 
+def digits_qa(split_seed: int = 0, questions: int = 2, seed: int = 0) -> TaskData:
+    """A digit image and a question ("what comes after ?"): the answer digit (qllm.multimodal)."""
+    from qllm.multimodal import digits_questions
+
+    return TaskData(**digits_questions(digits(split_seed), questions, seed))
+
+
 TASKS = {"digits": digits, "meaning": meaning, "parity": parity, "copy": copy_task,
-         "sort": sort_task, "text": text_file, "stdlib_text": stdlib_text}
+         "sort": sort_task, "text": text_file, "stdlib_text": stdlib_text, "digits_qa": digits_qa}
 
 
 # Smallest valid value of the integer options the built-in tasks take.

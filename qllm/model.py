@@ -53,7 +53,11 @@ class HybridTransformer(nn.Module):
         if not isinstance(config, ModelConfig):
             raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = cfg = config
-        if cfg.vocab_size is not None:
+        if cfg.streams:
+            from qllm.multimodal import MultiModalEmbedding
+
+            self.embed = MultiModalEmbedding(cfg)  # joined streams + a modality embedding
+        elif cfg.vocab_size is not None:
             self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         else:
             self.embed = nn.Linear(cfg.input_dim, cfg.n_embd)
@@ -85,6 +89,8 @@ class HybridTransformer(nn.Module):
                                  f"{tuple(x.shape)} {x.dtype}")
             if not all_finite(x):
                 raise InputError("x contains NaN or inf")
+            if cfg.streams:
+                self.embed.check(x)
         if x.shape[1] > cfg.block_size:
             raise InputError(f"sequence length {x.shape[1]} exceeds block_size={cfg.block_size} "
                              "(the positional table); raise block_size in the ModelConfig")
@@ -170,6 +176,11 @@ class HybridTransformer(nn.Module):
         finally:
             for layer, be, gradient, gradient_fn in saved:
                 layer.backend, layer.gradient, layer.gradient_fn = be, gradient, gradient_fn
+
+    def example_input(self, seq_len: int):
+        """A valid one-sequence input for dry runs, or None where the default one fits."""
+        make = getattr(self.embed, "example_input", None)
+        return make(seq_len) if make is not None else None
 
     def cost_report(self, seq_len: int | None = None, **kwargs):
         """Resource cost of this model (see ``qllm.cost.cost_report``)."""

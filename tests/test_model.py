@@ -21,6 +21,7 @@ OPTIONS = {
     "copy": {"n": 40, "length": 2},
     "sort": {"n": 40, "length": 2},
     "stdlib_text": {"seq_len": 6, "max_chars": 2000},
+    "digits_qa": {"questions": 1},
 }
 
 

@@ -19,13 +19,13 @@ import argparse
 import importlib
 import sys
 
-from qllm.cli import bench, cost, eval, train
+from qllm.cli import bench, compress, cost, eval, train
 from qllm.cli import list as list_cmd
 from qllm.errors import ConfigError, QllmError
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``: a new command is a
 # new module and one entry here.
-COMMANDS = (train, eval, bench, cost, list_cmd)
+COMMANDS = (train, eval, bench, cost, compress, list_cmd)
 PLUGIN_GROUP = "qllm.plugins"
 
 

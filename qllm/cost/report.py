@@ -108,6 +108,9 @@ class CostReport:
 def _example_input(model, seq_len):
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ConfigError(f"seq_len must be an int >= 1 (or pass example_input), got {seq_len!r}")
+    custom = getattr(model, "example_input", None)  # e.g. a multimodal model's packed streams
+    if callable(custom) and custom(seq_len) is not None:
+        return custom(seq_len)
     cfg = getattr(model, "config", None)
     g = torch.Generator().manual_seed(0)
     if getattr(cfg, "vocab_size", None):

@@ -88,6 +88,9 @@ def hybrid_label(var: dict) -> str:
 
 
 PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
+# Presets with a runner of their own: name -> module with ``run(out_dir, progress)``.
+OWN_PRESETS = {"compression": "qllm.experiments.compression",
+               "multimodal": "qllm.experiments.multimodal"}
 PRESET_TASKS = {"tiny": ("digits", "meaning"),
                 "quick": ("digits", "meaning", "sort", "stdlib_text"),
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
@@ -195,6 +198,10 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
     """Run a preset (training sweep, noise study), write CSV, markdown, plots and
     ``summary.json`` under ``out_dir/<name>/``, print the tables, and return the aggregated rows.
     Runs whose JSON exists are skipped. See ``qllm.experiments.sweep.run_sweep`` for the executors."""
+    if name in OWN_PRESETS:
+        import importlib
+
+        return importlib.import_module(OWN_PRESETS[name]).run(out_dir, progress=progress)
     from qllm.experiments.aggregate import write_outputs
     from qllm.experiments.sweep import run_sweep
     from qllm.results import machine, versions, write_json

@@ -4,9 +4,11 @@ Add a kind with ``register_mixer`` / ``register_ffn``; the model never branches 
 from __future__ import annotations
 
 from qllm.layers.classical import MLP, SelfAttention
+from qllm.layers.fusion import ClassicalFusion, QuantumFusion
 from qllm.layers.quantum import QSANNAttention, QuantumAttention, QuantumFFN
 
-MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention}
+MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention,
+          "fusion": ClassicalFusion, "qfusion": QuantumFusion}
 FFNS = {"classical": MLP, "quantum": QuantumFFN}
 
 
@@ -19,4 +21,4 @@ def register_ffn(name: str, cls) -> None:
 
 
 __all__ = ["MIXERS", "FFNS", "register_mixer", "register_ffn", "SelfAttention", "MLP",
-           "QuantumFFN", "QuantumAttention", "QSANNAttention"]
+           "QuantumFFN", "QuantumAttention", "QSANNAttention", "ClassicalFusion", "QuantumFusion"]
