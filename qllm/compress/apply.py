@@ -181,7 +181,7 @@ def load_compressed(path):
                                   f"not fit the model ({type(e).__name__}: {e})") from None
     try:
         model.load_state_dict(state["model"])
-    except RuntimeError as e:
+        return model, TrainConfig.from_dict(state["train_config"])
+    except (RuntimeError, TypeError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} does not match its model config: "
                               f"{str(e).splitlines()[0][:300]}") from None
-    return model, TrainConfig.from_dict(state["train_config"])
