@@ -59,6 +59,17 @@ def stopping_condition(op) -> bool:
     return op.name in SUPPORTED_OPS
 
 
+def decomposer(op):
+    """PennyLane's decomposition; an operation with a matrix but no decomposition
+    (DoubleExcitationPlus, BlockEncode, ...) becomes ``QubitUnitary`` of its matrix, which
+    PennyLane decomposes (QSD) into the table."""
+    if not op.has_decomposition and op.has_matrix:
+        from pennylane import QubitUnitary
+
+        return [QubitUnitary(op.matrix(), wires=op.wires)]
+    return op.decomposition()
+
+
 @simulator_tracking
 @single_tape_support
 class QllmTorchDevice(Device):
@@ -129,7 +140,8 @@ class QllmTorchDevice(Device):
         program.add_transform(defer_measurements, allow_postselect=False)
         program.add_transform(decompose, stopping_condition=stopping_condition,
                               device_wires=self.wires, target_gates=SUPPORTED_OPS,
-                              name=self.name)
+                              name=self.name, skip_initial_state_prep=False,
+                              decomposer=decomposer)
         program.add_transform(validate_device_wires, self.wires, name=self.name)
         program.add_transform(validate_measurements,
                               analytic_measurements=accepted_analytic_measurement,
@@ -141,10 +153,15 @@ class QllmTorchDevice(Device):
     # -- execution -------------------------------------------------------------------------
     def execute(self, circuits, execution_config: ExecutionConfig | None = None):
         """Results of each tape; torch tensors where the tape holds torch parameters."""
-        return tuple(self._execute_one(c) for c in circuits)
+        config = execution_config or ExecutionConfig()
+        # The product-state core differentiates once; higher orders take plain autograd.
+        strategy = self._strategy
+        if config.derivative_order > 1 and strategy == "auto":
+            strategy = "fused"
+        return tuple(self._execute_one(c, strategy) for c in circuits)
 
-    def _execute_one(self, circuit):
+    def _execute_one(self, circuit, strategy: str):
         tape = circuit.map_to_standard_wires()
         as_torch = any(torch.is_tensor(p) for p in tape.get_parameters(trainable_only=False))
         program = tape_program(tape, self._dtype)
-        return measure_tape(tape, program, self._rng, as_torch, self._strategy)
+        return measure_tape(tape, program, self._rng, as_torch, strategy)
