@@ -129,7 +129,7 @@ class Estimator(BaseEstimatorV2):
         o_idx = np.broadcast_to(np.arange(len(terms)).reshape(pub.observables.shape), shape)
         evs = np.asarray(full[p_idx, o_idx], dtype=np.float64)
         stds = np.zeros_like(evs)
-        if pub.precision > 0:
+        if pub.precision:  # None or 0: exact
             evs = np.random.default_rng(self._seed).normal(evs, pub.precision)
             stds = np.full_like(evs, pub.precision)
         return PubResult(DataBin(evs=evs, stds=stds, shape=evs.shape),
