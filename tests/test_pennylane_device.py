@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import re
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pennylane as qml
 import pytest
@@ -16,6 +10,7 @@ from pennylane.exceptions import DeviceError
 from scipy import stats
 
 from qllm.errors import BackendError
+from qllm.interop.device_suite import run_device_suite
 from qllm.interop.pennylane_device import QllmTorchDevice
 
 # Gates drawn by the random circuits: qllm's table, and some it has to decompose.
@@ -223,34 +218,24 @@ def test_registered_as_a_pennylane_plugin():
     assert isinstance(qml.device("qllm.torch", wires=2), QllmTorchDevice)
 
 
-def _device_suite(*args: str) -> tuple[str, str]:
-    """Run ``pl-device-test --device qllm.torch`` (PennyLane's conformance suite)."""
-    bindir = Path(sys.executable).parent
-    env = dict(os.environ, PATH=f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}")
-    cmd = [str(bindir / "pl-device-test"), "--device", "qllm.torch", "--skip-ops", "-q",
-           "-p", "no:cacheprovider", "-rfEs", *args]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    return proc.stdout + proc.stderr, proc.stdout.strip().splitlines()[-1] if proc.stdout else ""
-
-
-def _counts(summary: str) -> dict[str, int]:
-    return {k: int(v) for v, k in re.findall(r"(\d+) (passed|failed|skipped|xfailed|error)",
-                                             summary)}
-
-
 @pytest.mark.slow
 def test_pennylane_device_suite_exact():
-    # Backprop is torch only (the engine is PyTorch): autograd's backprop tests are deselected.
-    out, summary = _device_suite("-k", "not (test_gradients_autograd and backprop)")
-    counts = _counts(summary)
-    assert counts.get("failed", 0) == 0 and counts.get("error", 0) == 0, out[-4000:]
-    assert counts.get("passed", 0) >= 390, summary
+    result = run_device_suite()
+    counts = result["counts"]
+    assert result["returncode"] == 0, result["output"][-4000:]
+    assert counts.get("failed", 0) == 0 and counts.get("error", 0) == 0
+    assert counts.get("passed", 0) >= 390, result["summary"]
 
 
 @pytest.mark.slow
 def test_pennylane_device_suite_with_shots():
-    # Templates test decompositions, which shots do not change (the exact run covers them).
-    out, summary = _device_suite("--shots", "10000", "-k", "not test_templates")
-    counts = _counts(summary)
-    assert counts.get("failed", 0) == 0 and counts.get("error", 0) == 0, out[-4000:]
-    assert counts.get("passed", 0) >= 250, summary
+    result = run_device_suite(shots=10000)
+    counts = result["counts"]
+    assert result["returncode"] == 0, result["output"][-4000:]
+    assert counts.get("failed", 0) == 0 and counts.get("error", 0) == 0
+    assert counts.get("passed", 0) >= 250, result["summary"]
+
+
+def test_device_suite_refuses_bad_shots():
+    with pytest.raises(BackendError, match="shots must be None or a positive int"):
+        run_device_suite(shots=0)
