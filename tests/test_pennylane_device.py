@@ -239,3 +239,11 @@ def test_pennylane_device_suite_with_shots():
 def test_device_suite_refuses_bad_shots():
     with pytest.raises(BackendError, match="shots must be None or a positive int"):
         run_device_suite(shots=0)
+
+
+def test_cli_device_test_refuses_bad_shots(capsys):
+    from qllm.cli import main
+
+    assert main(["device-test", "--shots", "0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "shots must be None or a positive int" in err[0]
