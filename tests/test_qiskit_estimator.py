@@ -162,3 +162,48 @@ def test_estimator_qnn_matches_reference_and_trains_through_torch_connector():
         opt.step()
         losses.append(float(loss.detach()))
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_sampler_registers_match_statevector_sampler_on_basis_states():
+    from qiskit import ClassicalRegister, QuantumRegister
+    from qiskit.primitives import StatevectorSampler
+
+    qc = QuantumCircuit(QuantumRegister(4), ClassicalRegister(3, "a"), ClassicalRegister(2, "b"))
+    qc.x([0, 3])
+    qc.measure([0, 2, 3], [0, 1, 2])  # a: qubits 0, 2, 3
+    qc.measure(1, 4)  # b: qubit 1 on its second bit, first bit never measured
+    ours = qllm.qiskit.Sampler(seed=0).run([qc], shots=50).result()[0].data
+    ref = StatevectorSampler(seed=0).run([qc], shots=50).result()[0].data
+    assert ours.a.get_counts() == ref.a.get_counts() == {"101": 50}
+    assert ours.b.get_counts() == ref.b.get_counts() == {"00": 50}
+
+
+def test_sampler_counts_follow_exact_probabilities():
+    from qiskit.quantum_info import Statevector
+    from scipy import stats
+
+    qc = _random_circuit(3, 20, seed=9)
+    values = np.random.default_rng(9).uniform(-np.pi, np.pi, (2, qc.num_parameters))
+    measured = qc.copy()
+    measured.measure_all()
+    run = lambda seed: qllm.qiskit.Sampler(seed=seed).run(  # noqa: E731
+        [(measured, values)], shots=20000).result()[0].data.meas
+    first, again = run(5), run(5)
+    assert first.get_counts(0) == again.get_counts(0)
+    for row in range(2):
+        exact = Statevector(qc.assign_parameters(values[row])).probabilities_dict()
+        counts = first.get_counts(row)
+        keys = [k for k, p in exact.items() if p > 1e-9]
+        observed = np.array([counts.get(k, 0) for k in keys])
+        expected = np.array([exact[k] for k in keys]) * observed.sum() / sum(exact[k] for k in keys)
+        assert stats.chisquare(observed, expected).pvalue > 1e-3
+
+
+def test_sampler_refuses_bad_input():
+    with pytest.raises(BackendError, match="default_shots must be a positive int"):
+        qllm.qiskit.Sampler(default_shots=0)
+    qc = QuantumCircuit(1, 1)
+    qc.measure(0, 0)
+    qc.h(0)
+    with pytest.raises(SpecError, match="'measure' cannot run on qllm's engine"):
+        qllm.qiskit.Sampler().run([qc]).result()
