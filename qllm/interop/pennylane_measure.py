@@ -65,6 +65,7 @@ def pauli_expvals(program: TapeProgram, measurements, strategy: str = "auto"):
             total = total + _real(coeff) * col
         if not torch.is_tensor(total):  # an empty sum
             total = 0.0 * ones
+        total = total.to(program.inputs.dtype)  # keep the device's precision
         out.append(total if program.batch_size else total[0])
     return out
 
