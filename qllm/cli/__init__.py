@@ -1,4 +1,4 @@
-"""Command line: ``qllm train | eval | bench | cost | list``.
+"""Command line: ``qllm train | eval | bench | cost | compress | list | device-test``.
 
     qllm bench --preset quick                       # classical vs hybrid on four tasks (main job)
     qllm train --task digits --set ffn=quantum --out runs/qffn
@@ -6,6 +6,7 @@
     qllm eval runs/qffn/checkpoint.pt --backend aer:fake_manila --shots 4096
     qllm cost runs/qffn/results.json                # or a JSON model config
     qllm list ansatze                               # what the registries hold
+    qllm device-test --shots 10000                  # PennyLane's device suite on qllm.torch
     qllm --import my_circuits eval runs/custom/checkpoint.pt   # load your registrations first
 
 Registrations (``register_ansatz``, ``register_backend``, ...) made by a module live only in the
@@ -19,13 +20,13 @@ import argparse
 import importlib
 import sys
 
-from qllm.cli import bench, compress, cost, eval, train
+from qllm.cli import bench, compress, cost, device_test, eval, train
 from qllm.cli import list as list_cmd
 from qllm.errors import ConfigError, QllmError
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``: a new command is a
 # new module and one entry here.
-COMMANDS = (train, eval, bench, cost, compress, list_cmd)
+COMMANDS = (train, eval, bench, cost, compress, list_cmd, device_test)
 PLUGIN_GROUP = "qllm.plugins"
 
 
