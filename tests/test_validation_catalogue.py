@@ -239,6 +239,7 @@ FIELD_CASES = {
         "n_classes": [1, 2.0], "block_size": [0, None], "n_embd": [-8, True],
         "n_head": [0, "2"], "n_layer": [0, 1.5], "mlp_ratio": [0, [4]], "attn": ["nope", 1],
         "ffn": ["nope", None], "dropout": [1.0, -0.1, "x", math.nan], "quantum": [5, "x", [1]],
+        "streams": ["x", [1], [{"kind": "nope"}, {"kind": "nope"}]],
     },
     QuantumConfig: {
         "n_qubits": [0, 1025, "4"], "n_layers": [0, 2**40], "encoding": ["nope", 3],
