@@ -4,10 +4,11 @@ Add a kind with ``register_mixer`` / ``register_ffn``; the model never branches 
 from __future__ import annotations
 
 from qllm.layers.classical import MLP, SelfAttention
+from qllm.layers.experts import ClassicalMoE, QuantumMoE
 from qllm.layers.quantum import QSANNAttention, QuantumAttention, QuantumFFN
 
 MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention}
-FFNS = {"classical": MLP, "quantum": QuantumFFN}
+FFNS = {"classical": MLP, "quantum": QuantumFFN, "quantum_moe": QuantumMoE, "moe": ClassicalMoE}
 
 
 def register_mixer(name: str, cls) -> None:
@@ -19,4 +20,4 @@ def register_ffn(name: str, cls) -> None:
 
 
 __all__ = ["MIXERS", "FFNS", "register_mixer", "register_ffn", "SelfAttention", "MLP",
-           "QuantumFFN", "QuantumAttention", "QSANNAttention"]
+           "QuantumFFN", "QuantumAttention", "QSANNAttention", "QuantumMoE", "ClassicalMoE"]
