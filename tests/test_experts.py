@@ -85,7 +85,7 @@ def test_aux_loss_reaches_the_training_loss():
     model(x)
     ffn = model.blocks[0].ffn
     r = route(ffn.router(model.blocks[0].norm2(_hidden(model, x)).reshape(-1, 8)), 1, 0)
-    assert float(model.aux_loss().detach()) == pytest.approx(0.5 * float(load_balancing_loss(r)), rel=1e-9)
+    assert float(model.aux_loss().detach()) == pytest.approx(0.5 * float(load_balancing_loss(r).detach()), rel=1e-9)
     classical = HybridTransformer(ModelConfig(input_dim=4, n_embd=8, n_head=2, n_layer=1))
     classical(x.float())
     assert classical.aux_loss() == 0.0
@@ -104,19 +104,24 @@ def test_run_stacked_equals_each_layer_alone_values_and_gradients(gen):
 
     spec = build_circuit(n_qubits=3, n_layers=2)
     layers = [QuantumLayer(spec).double() for _ in range(4)]
-    xs = [torch.rand(n, 3, generator=gen, dtype=torch.float64, requires_grad=True)
-          for n in (5, 0, 2, 7)]
-    out = run_stacked(layers, xs)
-    ref = [layer(x) for layer, x in zip(layers, xs)]
-    for o, r in zip(out, ref):
-        torch.testing.assert_close(o, r, rtol=1e-10, atol=1e-10)
-    w = [torch.rand(o.shape, generator=gen, dtype=torch.float64) for o in out]
-    grads = torch.autograd.grad(sum((o * c).sum() for o, c in zip(out, w)),
-                                [*xs, *(layer.weights for layer in layers)])
-    grads_ref = torch.autograd.grad(sum((r * c).sum() for r, c in zip(ref, w)),
-                                    [*xs, *(layer.weights for layer in layers)])
+    counts = [5, 0, 2, 7]
+    x = torch.rand(4, 7, 3, generator=gen, dtype=torch.float64, requires_grad=True)
+    out = run_stacked(layers, x, counts)  # one stacked engine call
+    assert out.shape == (4, 7, 3)
+    for layer, n in zip(layers, counts):  # stats count the routed tokens, not the padding
+        assert layer.backend.stats.circuits == n
+    ref = [layer(x[e, :n]) for e, (layer, n) in enumerate(zip(layers, counts))]  # one by one
+    c = [torch.rand(n, 3, generator=gen, dtype=torch.float64) for n in counts]
+    wanted = [x, *(layer.weights for layer in layers)]
+    grads = torch.autograd.grad(sum((out[e, :n] * c[e]).sum() for e, n in enumerate(counts)),
+                                wanted)
+    grads_ref = torch.autograd.grad(sum((r * w).sum() for r, w in zip(ref, c)), wanted,
+                                    allow_unused=True)
+    for e, n in enumerate(counts):
+        torch.testing.assert_close(out[e, :n], ref[e], rtol=1e-10, atol=1e-10)
     for g, gr in zip(grads, grads_ref):
-        torch.testing.assert_close(g, gr, rtol=1e-10, atol=1e-10)
+        torch.testing.assert_close(g, torch.zeros_like(g) if gr is None else gr,
+                                   rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("top_k,capacity", [(1, 0), (2, 0), (2, 0.75)])
@@ -149,12 +154,19 @@ def test_quantum_moe_equals_a_dense_reference(top_k, capacity):
 # -- what hardware would run ------------------------------------------------------------------------
 @pytest.mark.parametrize("top_k", [1, 2])
 def test_backend_stats_and_cost_report_count_k_circuits_per_token(top_k):
-    model = _model(top_k=top_k)
+    """Training with a tight capacity runs the kept assignments only; evaluation (and so the
+    cost report's dry run) runs exactly k circuits per token, whatever the number of experts."""
+    model = _model(top_k=top_k, capacity_factor=0.5)
     x = torch.rand(3, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(4))
     layers = model.quantum_layers()
+    model(x)  # training mode: capacity ceil(0.5 * 15 * k / 4) per expert
+    ffn = model.blocks[0].ffn
+    kept = sum(layer.backend.stats.circuits for layer in layers)
+    assert kept == int(ffn.routed.sum()) and kept + int(ffn.dropped.sum()) == 15 * top_k
+    assert kept <= 4 * math.ceil(0.5 * 15 * top_k / 4) < 15 * top_k
     for layer in layers:
         layer.backend.stats.reset()
-    model(x)
+    model.eval()(x)
     assert sum(layer.backend.stats.circuits for layer in layers) == 15 * top_k
     report = model.float().cost_report(seq_len=5, target=None, profile=())
     assert sum(row.circuits_per_token for row in report.quantum) == pytest.approx(top_k)

@@ -1,9 +1,9 @@
 """Mixture-of-experts feed-forward sublayers: ``ffn="quantum_moe"`` and its classical control
 ``ffn="moe"``.
 
-A router (Linear(C -> E), softmax, top-k) sends each token to k of E experts; tokens beyond an
-expert's capacity (Switch Transformer, Fedus et al. arXiv:2101.03961) are dropped from it and pass
-through the residual. The layer keeps the Switch load-balancing loss of its last forward in
+A router (Linear(C -> E), softmax, top-k) sends each token to k of E experts; in training,
+tokens beyond an expert's capacity (Switch Transformer, Fedus et al. arXiv:2101.03961) are dropped
+from it and pass through the residual (evaluation drops none). The layer keeps the Switch load-balancing loss of its last forward in
 ``aux_loss`` (``weight * E * sum_i f_i P_i``; f_i the fraction of routing assignments to expert i,
 P_i its mean router probability), which the model adds to the training loss.
 
@@ -33,12 +33,14 @@ from qllm.validate import check_angles
 @dataclass
 class Routing:
     """What the router decided for N tokens: ``probs [N, E]`` (softmax), ``experts [N, k]``
-    (chosen expert ids, best first), ``gates [N, k]`` (output weights), ``keep [N, k]`` (False
-    where the expert was over capacity)."""
+    (chosen expert ids, best first), ``gates [N, k]`` (output weights), ``position [N, k]`` (the
+    assignment's place in its expert's queue) and ``keep [N, k]`` (False where that place is
+    beyond the expert's capacity)."""
 
     probs: torch.Tensor
     experts: torch.Tensor
     gates: torch.Tensor
+    position: torch.Tensor
     keep: torch.Tensor
 
 
@@ -59,10 +61,9 @@ def route(logits: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
     top_p, experts = probs.topk(top_k, dim=-1)  # (N, k)
     gates = top_p if top_k == 1 else top_p / top_p.sum(-1, keepdim=True)
     order = F.one_hot(experts.t().reshape(-1), E)  # (k*N, E): slot-major, then token order
-    position = (order.cumsum(0) * order).sum(-1) - 1  # place of each assignment in its expert
-    cap = expert_capacity(N, E, top_k, capacity_factor)
-    keep = (position < cap).view(top_k, N).t()  # (N, k)
-    return Routing(probs, experts, gates, keep)
+    position = ((order.cumsum(0) * order).sum(-1) - 1).view(top_k, N).t()  # (N, k)
+    keep = position < expert_capacity(N, E, top_k, capacity_factor)
+    return Routing(probs, experts, gates, position, keep)
 
 
 def load_balancing_loss(routing: Routing) -> torch.Tensor:
@@ -91,27 +92,34 @@ class MoEFFN(nn.Module):
         self.register_buffer("dropped", torch.zeros(moe.n_experts, dtype=torch.float64))
         self.aux_loss: torch.Tensor | None = None
 
-    def run_experts(self, xs: list[torch.Tensor]) -> list[torch.Tensor]:
-        """``[expert_e(xs[e]) for e]``: each ``[n_e, C] -> [n_e, C]``."""
+    def run_experts(self, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """The experts on their token sets: ``x [E, W, C]`` holds expert e's ``counts[e]`` tokens
+        first, then zero padding; returns ``[E, W, C]`` (padded rows are never read)."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, C = x.shape
-        flat = x.reshape(B * T, C)
-        r = route(self.router(flat), self.top_k, self.capacity_factor)
+        N, E, k = B * T, self.n_experts, self.top_k
+        flat = x.reshape(N, C)
+        # capacity bounds training batches; evaluation sends every token to its k experts
+        r = route(self.router(flat), k, self.capacity_factor if self.training else 0)
         self.aux_loss = self.aux_weight * load_balancing_loss(r)
-        token = torch.arange(B * T, device=x.device).expand(self.top_k, -1).t()  # (N, k)
-        picks = [(r.experts == e) & r.keep for e in range(self.n_experts)]  # (N, k) each
-        outs = self.run_experts([flat[token[p]] for p in picks])
-        y = torch.zeros_like(flat)
-        for p, out in zip(picks, outs):
-            y = y.index_add(0, token[p], out * r.gates[p].unsqueeze(-1))
+        kept = r.keep.reshape(-1)  # assignments, token-major
+        expert, position = r.experts.reshape(-1)[kept], r.position.reshape(-1)[kept]
+        token = torch.arange(N * k, device=x.device)[kept] // k
+        counts = torch.bincount(expert, minlength=E)
         if self.training:
             with torch.no_grad():
-                chosen = F.one_hot(r.experts.reshape(-1), self.n_experts).sum(0)
-                kept = torch.stack([p.sum() for p in picks])
-                self.routed += kept.to(self.routed.dtype)
-                self.dropped += (chosen - kept).to(self.dropped.dtype)
+                self.routed += counts.to(self.routed.dtype)
+                self.dropped += (torch.bincount(r.experts.reshape(-1), minlength=E)
+                                 - counts).to(self.dropped.dtype)
+        W = int(counts.max())
+        y = flat.new_zeros(N, C)
+        if W:  # dispatch into [E, W, C] (expert e's tokens in its first counts[e] rows)
+            slot = expert * W + position
+            dispatched = flat.new_zeros(E * W, C).index_copy(0, slot, flat[token])
+            out = self.run_experts(dispatched.view(E, W, C), counts.tolist()).reshape(E * W, C)
+            y = y.index_add(0, token, out[slot] * r.gates.reshape(-1)[kept].unsqueeze(-1))
         return self.drop(y.view(B, T, C))
 
     def utilisation(self) -> dict:
@@ -125,11 +133,15 @@ class MoEFFN(nn.Module):
 
 
 class QuantumExpert(nn.Module):
-    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``."""
+    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``. Experts
+    built with one ``spec`` object share it (the stacking check then compares by identity)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, spec=None):
         super().__init__()
-        self.vqc = make_vqc(cfg.quantum)
+        q = cfg.quantum
+        self.vqc = make_vqc(q) if spec is None else QuantumLayer(
+            spec, q.backend, init=q.init, gradient=q.gradient, spsa_samples=q.spsa_samples,
+            backend_options=q.backend_options)
         self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
         self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
 
@@ -140,43 +152,48 @@ class QuantumMoE(MoEFFN):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        self.experts = nn.ModuleList(QuantumExpert(cfg) for _ in range(self.n_experts))
+        spec = cfg.quantum.build_spec()
+        self.experts = nn.ModuleList(QuantumExpert(cfg, spec) for _ in range(self.n_experts))
 
-    def run_experts(self, xs):
-        angles = [ex.down(x) for ex, x in zip(self.experts, xs)]  # [n_e, n_inputs] each
-        vqcs = [ex.vqc for ex in self.experts]
-        out = run_stacked(vqcs, angles)
-        return [ex.up(o) for ex, o in zip(self.experts, out)]
+    def run_experts(self, x, counts):
+        angles = stacked_linear([ex.down for ex in self.experts], x)  # (E, W, n_inputs)
+        out = run_stacked([ex.vqc for ex in self.experts], angles, counts)  # (E, W, n_obs)
+        return stacked_linear([ex.up for ex in self.experts], out)  # (E, W, C)
 
 
-def run_stacked(layers: list[QuantumLayer], xs: list[torch.Tensor]) -> list[torch.Tensor]:
-    """``[layers[e](xs[e]) for e]`` for token sets of different sizes ``xs[e]: [n_e, n_inputs]``.
+def stacked_linear(linears: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
+    """``linears[e](x[e])`` for every e as one batched product: ``[E, W, in] -> [E, W, out]``."""
+    weight = torch.stack([lin.weight for lin in linears])  # (E, out, in)
+    bias = torch.stack([lin.bias for lin in linears]).unsqueeze(1)  # (E, 1, out)
+    return torch.baddbmm(bias, x, weight.transpose(1, 2))
 
+
+def run_stacked(layers: list[QuantumLayer], x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """``layers[e](x[e, :counts[e]])`` for every e, zero-padded back to ``[E, W, n_outputs]``.
+
+    Args: ``x [E, W, n_inputs]``, expert e's tokens in its first ``counts[e]`` rows.
     Where the layers stack (``qllm.quantum_layer.stacked_forward``'s conditions: one spec, the
-    native exact backend, no hooks), the sets are zero-padded to the largest and run as one
-    ``simulate_stacked`` call; each layer's stats count its own n_e, not the padding. Otherwise
-    each non-empty set runs through its layer (hooks see exactly the routed tokens)."""
+    native exact backend, no hooks), all E run as one ``simulate_stacked`` call on the padded
+    tensor, and each layer's stats count its own ``counts[e]`` circuits, not the padding.
+    Otherwise each non-empty set runs through its own layer (hooks see just the routed tokens)."""
+    E, W = x.shape[:2]
     first = layers[0]
     if not all(_stacks_with(layer, first) for layer in layers):
-        return [layer(x) if len(x) else x.new_zeros(0, layer.n_outputs)
-                for layer, x in zip(layers, xs)]
+        return torch.stack([F.pad(layer(x[e, :n]), (0, 0, 0, W - n)) if n
+                            else x.new_zeros(W, layer.n_outputs)
+                            for e, (layer, n) in enumerate(zip(layers, counts))])
     from qllm.engine import simulate_stacked
 
     spec, backend = first.spec, first.backend
-    counts = [len(x) for x in xs]
-    width = max(counts)
-    if width == 0:
-        return [x.new_zeros(0, spec.n_observables) for x in xs]
-    padded = torch.stack([F.pad(x, (0, 0, 0, width - len(x))) for x in xs])  # (E, width, n_in)
-    check_angles(padded, "x", spec.n_inputs)
-    weights = torch.stack([layer.weights for layer in layers]).to(padded.device, padded.dtype)
+    check_angles(x, "x", spec.n_inputs)
+    weights = torch.stack([layer.weights for layer in layers]).to(x.device, x.dtype)
     check_angles(weights, "weights", spec.n_weights)
-    backend.check_memory(spec, padded.reshape(-1, spec.n_inputs))
-    out = simulate_stacked(spec, padded, weights, backend.strategy)  # (E, width, n_obs)
-    backend.check_output(out, padded, weights)
+    backend.check_memory(spec, x.reshape(-1, spec.n_inputs))
+    out = simulate_stacked(spec, x, weights, backend.strategy)  # (E, W, n_observables)
+    backend.check_output(out, x, weights)
     for layer, n in zip(layers, counts):
         layer.backend.stats.add(n, jobs=1 if n else 0)
-    return [out[e, :n] for e, n in enumerate(counts)]
+    return out
 
 
 def classical_expert_hidden(cfg) -> int:
@@ -200,5 +217,6 @@ class ClassicalMoE(MoEFFN):
             nn.Sequential(nn.Linear(cfg.n_embd, h), nn.GELU(), nn.Linear(h, cfg.n_embd))
             for _ in range(self.n_experts))
 
-    def run_experts(self, xs):
-        return [ex(x) for ex, x in zip(self.experts, xs)]
+    def run_experts(self, x, counts):
+        hidden = F.gelu(stacked_linear([ex[0] for ex in self.experts], x))  # (E, W, h)
+        return stacked_linear([ex[2] for ex in self.experts], hidden)
