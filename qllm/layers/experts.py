@@ -66,11 +66,14 @@ def route(logits: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
     return Routing(probs, experts, gates, position, keep)
 
 
-def load_balancing_loss(routing: Routing) -> torch.Tensor:
+def load_balancing_loss(routing: Routing, chosen: torch.Tensor | None = None) -> torch.Tensor:
     """Switch's auxiliary loss ``E * sum_i f_i P_i`` (1 when uniform): f_i the fraction of the
-    N*k assignments (before capacity) sent to expert i, P_i the mean router probability."""
+    N*k assignments (before capacity) sent to expert i, P_i the mean router probability.
+    ``chosen``: the assignment counts per expert, if already counted."""
     E = routing.probs.shape[-1]
-    f = F.one_hot(routing.experts.reshape(-1), E).to(routing.probs.dtype).mean(0)  # (E,)
+    if chosen is None:
+        chosen = torch.bincount(routing.experts.reshape(-1), minlength=E)
+    f = chosen.to(routing.probs.dtype) / routing.experts.numel()  # (E,)
     return E * (f * routing.probs.mean(0)).sum()
 
 
@@ -103,23 +106,25 @@ class MoEFFN(nn.Module):
         flat = x.reshape(N, C)
         # capacity bounds training batches; evaluation sends every token to its k experts
         r = route(self.router(flat), k, self.capacity_factor if self.training else 0)
-        self.aux_loss = self.aux_weight * load_balancing_loss(r)
-        kept = r.keep.reshape(-1)  # assignments, token-major
-        expert, position = r.experts.reshape(-1)[kept], r.position.reshape(-1)[kept]
-        token = torch.arange(N * k, device=x.device)[kept] // k
+        chosen = torch.bincount(r.experts.reshape(-1), minlength=E)
+        self.aux_loss = self.aux_weight * load_balancing_loss(r, chosen)
+        kept = r.keep.reshape(-1).nonzero().squeeze(1)  # kept assignments, token-major
+        expert = r.experts.reshape(-1).index_select(0, kept)
+        position = r.position.reshape(-1).index_select(0, kept)
+        token = kept // k
         counts = torch.bincount(expert, minlength=E)
         if self.training:
             with torch.no_grad():
                 self.routed += counts.to(self.routed.dtype)
-                self.dropped += (torch.bincount(r.experts.reshape(-1), minlength=E)
-                                 - counts).to(self.dropped.dtype)
+                self.dropped += (chosen - counts).to(self.dropped.dtype)
         W = int(counts.max())
         y = flat.new_zeros(N, C)
         if W:  # dispatch into [E, W, C] (expert e's tokens in its first counts[e] rows)
             slot = expert * W + position
-            dispatched = flat.new_zeros(E * W, C).index_copy(0, slot, flat[token])
+            dispatched = flat.new_zeros(E * W, C).index_copy(0, slot, flat.index_select(0, token))
             out = self.run_experts(dispatched.view(E, W, C), counts.tolist()).reshape(E * W, C)
-            y = y.index_add(0, token, out[slot] * r.gates.reshape(-1)[kept].unsqueeze(-1))
+            gates = r.gates.reshape(-1).index_select(0, kept).unsqueeze(-1)
+            y = y.index_add(0, token, out.index_select(0, slot) * gates)
         return self.drop(y.view(B, T, C))
 
     def utilisation(self) -> dict:
