@@ -4,6 +4,8 @@ loading a teacher (alpha=0 gives the plain run bit for bit), and errors naming t
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -128,3 +130,38 @@ def test_language_model_tasks_are_refused():
 def test_bad_distill_config_names_the_field(field, value):
     with pytest.raises(ConfigError, match=f"distill.{field}"):
         DistillConfig(**{"teacher": "x", field: value})
+
+
+# -- the experts preset ---------------------------------------------------------------------------
+def test_experts_preset_jobs_pair_every_student_with_and_without_the_teacher(tmp_path):
+    from qllm.experiments.bench import dry_run, preset_jobs
+    from qllm.experiments.experts import teacher_checkpoint
+
+    jobs = preset_jobs("experts")
+    assert jobs[0]["label"] == "teacher" and len(jobs) == 1 + 3 * 6
+    teacher = str(teacher_checkpoint(Path("results/experts"), "digits"))
+    for job in jobs[1:]:
+        d = job["train"]["distill"]
+        assert (d["teacher"] == teacher) == job["label"].endswith("+kd")
+    labels = {j["label"] for j in jobs}
+    assert labels == {"teacher", "hybrid", "hybrid+kd", "classical", "classical+kd",
+                      "qmoe-4e-top1", "moe-4e-top1"}
+    listing = dry_run("experts")
+    assert "hybrid+kd" in listing and "seeds [0, 1, 2]" in listing
+    with pytest.raises(ConfigError, match="unknown task.*allowed"):
+        preset_jobs("experts", ["sort"])
+
+
+def test_distillation_gains_by_hand():
+    from qllm.experiments.experts import distillation_gains
+
+    def row(label, accs):
+        return {"task": "digits", "label": label, "accuracy_by_seed": dict(enumerate(accs))}
+
+    rows = [row("hybrid", [0.90, 0.92]), row("hybrid+kd", [0.93, 0.93]),
+            row("classical", [0.95, 0.95]), row("classical+kd", [0.96, 0.94])]
+    g = distillation_gains(rows)["digits"]
+    assert g["hybrid"]["mean"] == pytest.approx(0.02)  # (0.03 + 0.01) / 2
+    assert g["hybrid"]["std"] == pytest.approx(np.std([0.03, 0.01], ddof=1))
+    assert g["classical"]["mean"] == pytest.approx(0.0)
+    assert "helped the hybrid student more than the classical one: +2.0 against +0.0" in g["sentence"]
