@@ -164,4 +164,5 @@ def test_distillation_gains_by_hand():
     assert g["hybrid"]["mean"] == pytest.approx(0.02)  # (0.03 + 0.01) / 2
     assert g["hybrid"]["std"] == pytest.approx(np.std([0.03, 0.01], ddof=1))
     assert g["classical"]["mean"] == pytest.approx(0.0)
-    assert "helped the hybrid student more than the classical one: +2.0 against +0.0" in g["sentence"]
+    assert ("helped the hybrid student more than the classical one: +2.0 ± 1.4 against +0.0 ± 1.4"
+            in g["sentence"])

@@ -175,14 +175,21 @@ def distillation_gains(rows: list[dict]) -> dict:
                          for s in a["accuracy_by_seed"] if s in b["accuracy_by_seed"]]
                 gains[student] = dict(zip(("mean", "std"), _mean_std(diffs)))
         if len(gains) == 2:
-            h, c = gains["hybrid"]["mean"], gains["classical"]["mean"]
-            gains["sentence"] = (
-                f"On {task}, the teacher helped the hybrid student "
-                f"{'more' if h > c else 'less' if h < c else 'as much as'} than the classical "
-                f"one: {100 * h:+.1f} against {100 * c:+.1f} accuracy points (mean paired "
-                f"difference over {len(a['accuracy_by_seed'])} seeds).")
+            gains["sentence"] = _sentence(task, gains, len(a["accuracy_by_seed"]))
         out[task] = gains
     return out
+
+
+def _sentence(task: str, gains: dict, n_seeds: int) -> str:
+    """Whether the teacher helped the hybrid student more or less than the classical one."""
+    h, c = gains["hybrid"], gains["classical"]
+    verb = "more" if h["mean"] > c["mean"] else "less" if h["mean"] < c["mean"] else "as much as"
+    hurt = (" (it hurt both on average)" if h["mean"] < 0 and c["mean"] < 0 else "")
+    noise = ("; both changes are within one standard deviation of the seeds"
+             if abs(h["mean"]) <= h["std"] and abs(c["mean"]) <= c["std"] else "")
+    return (f"On {task}, the teacher helped the hybrid student {verb} than the classical one"
+            f"{hurt}: {100 * h['mean']:+.1f} ± {100 * h['std']:.1f} against {100 * c['mean']:+.1f} "
+            f"± {100 * c['std']:.1f} accuracy points (paired over {n_seeds} seeds){noise}.")
 
 
 def markdown(rows: list[dict], gains: dict) -> str:
