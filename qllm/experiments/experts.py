@@ -152,6 +152,7 @@ def summary_rows(records: list[dict]) -> list[dict]:
         rows.append({
             "task": task, "label": label, "seeds": sorted(r["job"]["seed"] for r in rs),
             "accuracy": acc, "accuracy_std": acc_std,
+            "test_loss": statistics.fmean(r["final"]["loss"] for r in rs),
             "accuracy_by_seed": {r["job"]["seed"]: r["final"]["accuracy"] for r in rs},
             "params": rs[0]["params"]["total"], "quantum_params": rs[0]["params"]["quantum"],
             "wall_time_s": statistics.fmean(r["wall_time_s"] for r in rs),
@@ -193,13 +194,14 @@ def _sentence(task: str, gains: dict, n_seeds: int) -> str:
 
 
 def markdown(rows: list[dict], gains: dict) -> str:
-    lines = ["| task | model | test accuracy | params (in circuits) | circuits/token | "
+    lines = ["| task | model | test accuracy | test loss | params (in circuits) | circuits/token | "
              "QPU s/epoch (ibm_heron, param.-shift) | expert shares | wall s |",
-             "|---|---|---|---|---|---|---|---|"]
+             "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         share = " / ".join(f"{100 * s:.0f}%" for s in r["expert_share"]) if r["expert_share"] else ""
         lines.append(f"| {r['task']} | {r['label']} | {100 * r['accuracy']:.1f} ± "
-                     f"{100 * r['accuracy_std']:.1f}% | {r['params']:,} ({r['quantum_params']}) | "
+                     f"{100 * r['accuracy_std']:.1f}% | {r['test_loss']:.3f} | "
+                     f"{r['params']:,} ({r['quantum_params']}) | "
                      f"{r['circuits_per_token']:.2f} | {r['qpu_seconds_per_epoch']:.3g} | {share} | "
                      f"{r['wall_time_s']:.1f} |")
     lines += [""] + [g["sentence"] for g in gains.values() if "sentence" in g]
