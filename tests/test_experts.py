@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -239,3 +240,18 @@ def test_cli_rejects_top_k_above_n_experts_in_one_line(tmp_path):
     assert p.returncode == 2
     assert "moe.top_k=3 exceeds moe.n_experts=2" in p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
+
+
+def test_moe_speed_benchmark_times_every_variant(tmp_path):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+    import moe_speed
+
+    out = moe_speed.main(["--steps", "2", "--warmup", "1", "--batch", "2", "--seq-len", "4",
+                          "--n-embd", "8", "--n-layer", "1", "--qubits", "3",
+                          "--capacity-factor", "0", "--out", str(tmp_path / "speed.json")])
+    rows = {r["variant"]: r for r in out["rows"]}
+    assert set(rows) == {"qffn", "qmoe-4e-top1", "moe-4e-top1 (classical)", "classical"}
+    assert rows["qffn"]["ratio_to_qffn"] == 1.0 and rows["qmoe-4e-top1"]["median_ms"] > 0
+    # no capacity limit: exactly one circuit per token, as the single quantum FFN
+    assert rows["qmoe-4e-top1"]["circuits_per_token"] == rows["qffn"]["circuits_per_token"] == 1
+    assert (tmp_path / "speed.json").exists()
