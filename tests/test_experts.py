@@ -123,6 +123,13 @@ def test_run_stacked_equals_each_layer_alone_values_and_gradients(gen):
     for g, gr in zip(grads, grads_ref):
         torch.testing.assert_close(g, torch.zeros_like(g) if gr is None else gr,
                                    rtol=1e-10, atol=1e-10)
+    seen = []  # a hook forces the one-by-one path: it sees exactly the routed tokens
+    hook = layers[2].register_forward_pre_hook(lambda mod, args: seen.append(args[0].shape[0]))
+    one_by_one = run_stacked(layers, x, counts)
+    hook.remove()
+    for e, n in enumerate(counts):  # rows past counts[e] are padding, never read
+        torch.testing.assert_close(one_by_one[e, :n], out[e, :n], rtol=1e-10, atol=1e-10)
+    assert seen == [2]
 
 
 @pytest.mark.parametrize("top_k,capacity", [(1, 0), (2, 0), (2, 0.75)])

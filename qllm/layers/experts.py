@@ -25,7 +25,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qllm.layers.quantum import make_vqc
 from qllm.quantum_layer import QuantumLayer, _stacks_with
 from qllm.validate import check_angles
 
@@ -138,15 +137,14 @@ class MoEFFN(nn.Module):
 
 
 class QuantumExpert(nn.Module):
-    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``. Experts
-    built with one ``spec`` object share it (the stacking check then compares by identity)."""
+    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``. The
+    experts of a layer share one ``spec`` object (the stacking check compares by identity)."""
 
-    def __init__(self, cfg, spec=None):
+    def __init__(self, cfg, spec):
         super().__init__()
         q = cfg.quantum
-        self.vqc = make_vqc(q) if spec is None else QuantumLayer(
-            spec, q.backend, init=q.init, gradient=q.gradient, spsa_samples=q.spsa_samples,
-            backend_options=q.backend_options)
+        self.vqc = QuantumLayer(spec, q.backend, init=q.init, gradient=q.gradient,
+                                spsa_samples=q.spsa_samples, backend_options=q.backend_options)
         self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
         self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
 
