@@ -146,14 +146,16 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
     return jobs
 
 
-# Presets with a module of their own (its preset_jobs and run_preset take over).
-OWN_PRESETS = {"experts": "qllm.experiments.experts", "experts_tiny": "qllm.experiments.experts"}
+# Presets with a module of their own that takes the sweep options (its preset_jobs and
+# run_preset take over: tasks, executor, workers).
+SWEEP_PRESETS = {"experts": "qllm.experiments.experts",
+                 "experts_tiny": "qllm.experiments.experts"}
 
 
 def _own(preset: str):
     import importlib
 
-    return importlib.import_module(OWN_PRESETS[preset]) if preset in OWN_PRESETS else None
+    return importlib.import_module(SWEEP_PRESETS[preset]) if preset in SWEEP_PRESETS else None
 
 
 def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = None) -> list[dict]:
@@ -162,7 +164,7 @@ def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = 
         return _own(preset).preset_jobs(preset, tasks)
     if preset not in PRESET_SEEDS:
         raise ConfigError(f"unknown preset {preset!r}; allowed: "
-                          f"{', '.join([*PRESET_SEEDS, *OWN_PRESETS])}")
+                          f"{', '.join([*PRESET_SEEDS, *SWEEP_PRESETS])}")
     tasks = list(tasks or PRESET_TASKS[preset])
     unknown = [t for t in tasks if t not in TASKS or t == "text"]
     if unknown:
