@@ -137,6 +137,45 @@ class QuantumConfig(_Config):
 
 
 @dataclass
+class MoEConfig(_Config):
+    """Mixture of experts for ``ffn="quantum_moe"`` / ``"moe"`` (qllm.layers.experts)."""
+
+    n_experts: int = 4
+    top_k: int = 1  # experts per token
+    aux_loss_weight: float = 0.01  # weight of the Switch load-balancing loss
+    capacity_factor: float = 1.25  # expert capacity ceil(f * tokens * top_k / n_experts); 0: none
+    expert_hidden: int = 0  # classical experts' MLP width; 0: match a quantum expert's params
+
+    def __post_init__(self):
+        _check_positive("moe.n_experts", self.n_experts)
+        _check_positive("moe.top_k", self.top_k)
+        if self.top_k > self.n_experts:
+            raise ConfigError(f"moe.top_k={self.top_k} exceeds moe.n_experts={self.n_experts}; "
+                              f"allowed: 1..{self.n_experts}")
+        _check_number("moe.aux_loss_weight", self.aux_loss_weight, 0.0)
+        _check_number("moe.capacity_factor", self.capacity_factor, 0.0)
+        _check_positive("moe.expert_hidden", self.expert_hidden, 0)
+
+
+@dataclass
+class DistillConfig(_Config):
+    """Knowledge distillation (qllm.distill): off while ``teacher`` is None."""
+
+    teacher: str | None = None  # a qllm checkpoint (file or run folder) or "callable:<name>"
+    temperature: float = 2.0  # softens both distributions; the soft loss is scaled by T^2
+    alpha: float = 0.5  # weight of the soft (teacher) loss; 1 - alpha on the hard labels
+
+    def __post_init__(self):
+        if self.teacher is not None and (not isinstance(self.teacher, str) or not self.teacher):
+            raise ConfigError(f"distill.teacher must be a checkpoint path, 'callable:<name>' or "
+                              f"None, got {self.teacher!r}")
+        if not (_is_number(self.temperature) and 0 < self.temperature < float("inf")):
+            raise ConfigError(f"distill.temperature must be a finite number > 0, got "
+                              f"{self.temperature!r}")
+        _check_number("distill.alpha", self.alpha, 0.0, 1.0)
+
+
+@dataclass
 class ModelConfig(_Config):
     """A small pre-norm transformer (nanoGPT mould). Exactly one of ``vocab_size`` (token ids) and
     ``input_dim`` (float features per token, e.g. image patches) is set."""
@@ -156,6 +195,7 @@ class ModelConfig(_Config):
     quantum: QuantumConfig = field(default_factory=QuantumConfig)
     # several input streams in one sequence (qllm.multimodal): [{"name", "kind", "length", ...}]
     streams: list = field(default_factory=list)
+    moe: MoEConfig = field(default_factory=MoEConfig)  # ffn="quantum_moe" / "moe" only
 
     def __post_init__(self):
         if isinstance(self.quantum, dict):
@@ -164,6 +204,8 @@ class ModelConfig(_Config):
             raise ConfigError(f"quantum must be a dict of QuantumConfig fields (e.g. "
                               f"quantum.n_qubits=4) or a QuantumConfig, got {self.quantum!r}")
         _check_choice("model.task", self.task, ("classify", "lm"))
+        if isinstance(self.moe, dict):
+            self.moe = MoEConfig.from_dict(self.moe)
         from qllm.layers import FFNS, MIXERS
 
         _check_choice("attn", self.attn, MIXERS)
@@ -192,7 +234,7 @@ class ModelConfig(_Config):
 
     @property
     def quantum_sublayers(self) -> bool:
-        return self.attn != "classical" or self.ffn != "classical"
+        return self.attn != "classical" or self.ffn not in ("classical", "moe")
 
 
 @dataclass
@@ -214,8 +256,11 @@ class TrainConfig(_Config):
     max_steps: int = 0  # stop after this many steps (0: run all epochs)
     device: str = "cpu"
     progress: bool = True  # tqdm progress bars
+    distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self):
+        if isinstance(self.distill, dict):
+            self.distill = DistillConfig.from_dict(self.distill)
         _check_positive("epochs", self.epochs)
         _check_positive("batch_size", self.batch_size)
         _check_positive("eval_every", self.eval_every)
@@ -249,4 +294,5 @@ class TrainConfig(_Config):
                               "'cuda', 'cuda:0', ...)") from None
 
 
-_NESTED = {("ModelConfig", "quantum"): QuantumConfig}
+_NESTED = {("ModelConfig", "quantum"): QuantumConfig, ("ModelConfig", "moe"): MoEConfig,
+           ("TrainConfig", "distill"): DistillConfig}

@@ -119,6 +119,9 @@ class HybridTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         h = self.norm(h)
+        # sublayers with an auxiliary loss (MoE load balancing) leave it in .aux_loss
+        aux = [a for m in self.blocks.modules() if (a := getattr(m, "aux_loss", None)) is not None]
+        self.last_aux_loss = sum(aux) if aux else None
         if self.config.task == "lm":
             logits = self.head(h)  # (B, T, vocab)
             loss = None if targets is None else F.cross_entropy(
@@ -127,6 +130,12 @@ class HybridTransformer(nn.Module):
             logits = self.head(h.mean(1))  # (B, n_classes)
             loss = None if targets is None else F.cross_entropy(logits, targets)
         return logits if targets is None else (logits, loss)
+
+    def aux_loss(self):
+        """The auxiliary losses of the last forward (MoE load balancing), summed; 0.0 if none.
+        ``qllm.train`` adds it to the training loss."""
+        aux = getattr(self, "last_aux_loss", None)
+        return 0.0 if aux is None else aux
 
     # -- bookkeeping -------------------------------------------------------------------------
     def num_params(self, quantum_only: bool = False) -> int:

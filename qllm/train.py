@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task
+from qllm.distill import make_objective
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
 from qllm.model import HybridTransformer
 from qllm.results import machine, sweep_temporaries, versions, write_json
@@ -162,10 +163,11 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
                      "state")
     task = task or load_task(train_cfg.task, **train_cfg.task_options)
     model_cfg = model_config_for(task, model_cfg)
+    objective = make_objective(train_cfg, task, device)  # hard labels, or distillation
     with _run_folder(out_dir), preserve_global_rng(device):
         seed_global(train_cfg.seed)
         return _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device,
-                      cost_options or {})
+                      cost_options or {}, objective)
 
 
 @contextlib.contextmanager
@@ -231,7 +233,8 @@ def _check_resumable(path: Path, state: dict, model_cfg: ModelConfig, train_cfg:
                               f"(fields {diff} differ); resume with the config it holds")
 
 
-def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options) -> dict:
+def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options,
+           objective) -> dict:
     model = HybridTransformer(model_cfg).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -287,7 +290,8 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         for b in range(first, steps_per_epoch):
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]
             xb, yb = task.x_train[idx].to(device), task.y_train[idx].to(device)
-            _, loss = model(xb, yb)
+            logits, loss = model(xb, yb)
+            loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
             loss_value = loss.item()
             if not math.isfinite(loss_value):
                 raise InputError(f"the training loss became {loss_value} at step {step + 1}; "

@@ -149,10 +149,25 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
     return jobs
 
 
+# Presets with a module of their own that takes the sweep options (its preset_jobs and
+# run_preset take over: tasks, executor, workers).
+SWEEP_PRESETS = {"experts": "qllm.experiments.experts",
+                 "experts_tiny": "qllm.experiments.experts"}
+
+
+def _own(preset: str):
+    import importlib
+
+    return importlib.import_module(SWEEP_PRESETS[preset]) if preset in SWEEP_PRESETS else None
+
+
 def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = None) -> list[dict]:
     """Every training job of a preset (optionally a subset of its tasks, plus ``--text PATH``)."""
+    if _own(preset):
+        return _own(preset).preset_jobs(preset, tasks)
     if preset not in PRESET_SEEDS:
-        raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESET_SEEDS)}")
+        raise ConfigError(f"unknown preset {preset!r}; allowed: "
+                          f"{', '.join([*PRESET_SEEDS, *SWEEP_PRESETS])}")
     tasks = list(tasks or PRESET_TASKS[preset])
     unknown = [t for t in tasks if t not in TASKS or t == "text"]
     if unknown:
@@ -206,6 +221,8 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
     from qllm.experiments.sweep import run_sweep
     from qllm.results import machine, versions, write_json
 
+    if _own(name):
+        return _own(name).run_preset(name, out_dir, progress, executor, workers, ray_address, tasks)
     out = Path(out_dir) / name
     t0 = time.perf_counter()
     jobs = preset_jobs(name, tasks, text)
