@@ -68,6 +68,19 @@ class _Config:
         return type(self).from_dict(d)
 
 
+def _nested(name: str, value, cls, example: str):
+    """A nested config given as a dict (JSON, ``--set``) or as the config itself."""
+    if isinstance(value, dict):
+        try:
+            value = cls.from_dict(value)
+        except ConfigError as e:
+            raise ConfigError(f"{name}: {e}" if not str(e).startswith(name) else str(e)) from None
+    if not isinstance(value, cls):
+        raise ConfigError(f"{name} must be a dict of {cls.__name__} fields (e.g. {example}) or a "
+                          f"{cls.__name__}, got {value!r}")
+    return value
+
+
 def _check_choice(name: str, value, allowed) -> None:
     if not isinstance(value, str) or value not in allowed:  # (a list is not even hashable)
         raise ConfigError(f"{name}={value!r} is not one of {sorted(allowed)}")
@@ -198,14 +211,9 @@ class ModelConfig(_Config):
     moe: MoEConfig = field(default_factory=MoEConfig)  # ffn="quantum_moe" / "moe" only
 
     def __post_init__(self):
-        if isinstance(self.quantum, dict):
-            self.quantum = QuantumConfig.from_dict(self.quantum)
-        if not isinstance(self.quantum, QuantumConfig):
-            raise ConfigError(f"quantum must be a dict of QuantumConfig fields (e.g. "
-                              f"quantum.n_qubits=4) or a QuantumConfig, got {self.quantum!r}")
+        self.quantum = _nested("quantum", self.quantum, QuantumConfig, "quantum.n_qubits=4")
         _check_choice("model.task", self.task, ("classify", "lm"))
-        if isinstance(self.moe, dict):
-            self.moe = MoEConfig.from_dict(self.moe)
+        self.moe = _nested("moe", self.moe, MoEConfig, "moe.n_experts=4")
         from qllm.layers import FFNS, MIXERS
 
         _check_choice("attn", self.attn, MIXERS)
@@ -259,8 +267,7 @@ class TrainConfig(_Config):
     distill: DistillConfig = field(default_factory=DistillConfig)
 
     def __post_init__(self):
-        if isinstance(self.distill, dict):
-            self.distill = DistillConfig.from_dict(self.distill)
+        self.distill = _nested("distill", self.distill, DistillConfig, "train.distill.alpha=0.5")
         _check_positive("epochs", self.epochs)
         _check_positive("batch_size", self.batch_size)
         _check_positive("eval_every", self.eval_every)
