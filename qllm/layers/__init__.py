@@ -3,11 +3,13 @@ Add a kind with ``register_mixer`` / ``register_ffn``; the model never branches 
 
 from __future__ import annotations
 
+from qllm.layers.bottleneck import BottleneckAttention, BottleneckFFN
 from qllm.layers.classical import MLP, SelfAttention
 from qllm.layers.quantum import QSANNAttention, QuantumAttention, QuantumFFN
 
-MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention}
-FFNS = {"classical": MLP, "quantum": QuantumFFN}
+MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention,
+          "bottleneck": BottleneckAttention}  # bottleneck: the classical control of "quantum"
+FFNS = {"classical": MLP, "quantum": QuantumFFN, "bottleneck": BottleneckFFN}
 
 
 def register_mixer(name: str, cls) -> None:
@@ -19,4 +21,5 @@ def register_ffn(name: str, cls) -> None:
 
 
 __all__ = ["MIXERS", "FFNS", "register_mixer", "register_ffn", "SelfAttention", "MLP",
-           "QuantumFFN", "QuantumAttention", "QSANNAttention"]
+           "QuantumFFN", "QuantumAttention", "QSANNAttention", "BottleneckFFN",
+           "BottleneckAttention"]
