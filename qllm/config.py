@@ -230,7 +230,10 @@ class TrainConfig(_Config):
     min_lr_frac: float = 0.1  # cosine decays to lr * min_lr_frac
     grad_clip: float = 1.0  # max global grad norm; 0 disables clipping
     seed: int = 0
-    eval_every: int = 1  # epochs between evaluations
+    eval_every: int = 1  # epochs between evaluations (on the validation split)
+    # fraction of the training data held out, seeded by ``seed``, for learning curves and model
+    # selection; the test split is read once, at the end (0: no validation, no curves)
+    val_frac: float = 0.1
     checkpoint_every: int = 0  # steps between checkpoints (0: at the end of each epoch only)
     max_steps: int = 0  # stop after this many steps (0: run all epochs)
     device: str = "cpu"
@@ -247,6 +250,7 @@ class TrainConfig(_Config):
         if not (_is_number(self.warmup_frac) and 0 <= self.warmup_frac < 1):
             raise ConfigError(f"warmup_frac must be in [0, 1), got {self.warmup_frac!r}")
         _check_number("min_lr_frac", self.min_lr_frac, 0.0, 1.0)
+        _check_number("val_frac", self.val_frac, 0.0, 0.5)
         _check_number("weight_decay", self.weight_decay, 0.0)
         _check_number("grad_clip", self.grad_clip, 0.0)
         _check_positive("seed", self.seed, 0)

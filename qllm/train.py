@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 
 from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
-from qllm.data import TaskData, load_task
+from qllm.data import TaskData, load_task, with_validation
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError
 from qllm.model import HybridTransformer
 from qllm.results import machine, versions, write_json
@@ -60,8 +60,14 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
 @torch.no_grad()
 def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
              batch_size: int = 256) -> dict:
-    """Loss and the task metric (accuracy; perplexity for text LM) on a split."""
-    x, y = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
+    """Loss and the task metric (accuracy; perplexity for text LM) on a split: "test", "val"
+    (the validation split ``qllm.data.with_validation`` holds out) or "train"."""
+    splits = {"test": (task.x_test, task.y_test), "val": (task.x_val, task.y_val),
+              "train": (task.x_train, task.y_train)}
+    if split not in splits or splits[split][0] is None:
+        have = [k for k, v in splits.items() if v[0] is not None]
+        raise InputError(f"split={split!r} is not one of this task's splits {have}")
+    x, y = splits[split]
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -129,6 +135,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         _check_plain({"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()},
                      "state")
     task = task or load_task(train_cfg.task, **train_cfg.task_options)
+    if train_cfg.val_frac > 0 and task.x_val is None:
+        task = with_validation(task, train_cfg.val_frac, train_cfg.seed)
     model_cfg = model_config_for(task, model_cfg)
     with preserve_global_rng(device):
         seed_global(train_cfg.seed)
@@ -243,21 +251,24 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 break
         epoch_done = step % steps_per_epoch == 0 or step >= total_steps
         if epoch_done and ((epoch + 1) % train_cfg.eval_every == 0 or step >= total_steps):
-            metrics = evaluate(model, task)
+            # learning curves on the validation split: the test split is read once, below
+            metrics = evaluate(model, task, "val") if task.x_val is not None else {}
             history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
-                            **{f"test_{k}": v for k, v in metrics.items()}})
+                            **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items()
                                                           if k not in ("epoch",)))
         if epoch_done:
             checkpoint()
     bar.close()
     wall += time.perf_counter() - t0
-    final = evaluate(model, task)
+    final = evaluate(model, task)  # the only look at the test split
+    validation = evaluate(model, task, "val") if task.x_val is not None else None
     results = {
         "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
         "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
         "params": {"total": model.num_params(), "quantum": model.num_params(quantum_only=True)},
-        "final": final, "history": history, "losses": losses, "wall_time_s": wall,
+        "final": final, "validation": validation, "history": history, "losses": losses,
+        "wall_time_s": wall,
         "steps": step, "versions": versions(), "machine": machine(),
     }
     results["cost"] = _cost(model, task, cost_options, batch_size=train_cfg.batch_size,

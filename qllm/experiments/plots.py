@@ -10,8 +10,10 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-MARKERS = {"classical-width": "s", "classical-params": "D", "hybrid": "o"}
-LINES = {"classical-width": "--", "classical-params": ":", "hybrid": "-"}
+MARKERS = {"classical-width": "s", "classical-params": "D", "hybrid": "o", "bottleneck": "v",
+           "no_entanglement": "^"}
+LINES = {"classical-width": "--", "classical-params": ":", "hybrid": "-", "bottleneck": "-.",
+         "no_entanglement": (0, (1, 1))}
 PARAM_COLORS = ("black", "tab:brown", "darkslategray", "olive", "navy", "maroon")
 HYBRID_COLORS = ("tab:green", "tab:blue", "tab:orange", "tab:red", "tab:purple", "tab:pink",
                  "tab:cyan", "yellowgreen", "gold", "slateblue", "teal", "coral")
@@ -119,7 +121,7 @@ def plot_learning_curves(rows: list[dict], records: list[dict], path: Path) -> P
         sel = [r for r in rows if r["task"] == task]
         colors = _colors(sel)
         metric = sel[0]["metric"]
-        key = "test_perplexity" if metric == "perplexity" else "test_accuracy"
+        key = "val_perplexity" if metric == "perplexity" else "val_accuracy"  # never the test
         k = _scale(metric)
         for r in sel:
             runs = [rec for rec in records
@@ -141,7 +143,8 @@ def plot_learning_curves(rows: list[dict], records: list[dict], path: Path) -> P
         ax.set_title(task)
         ax.grid(alpha=0.3)
         _legend(ax)
-    fig.suptitle("learning curves: mean over seeds, band = ± 1 std", fontsize=10)
+    fig.suptitle("learning curves on the validation split: mean over seeds, band = ± 1 std",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

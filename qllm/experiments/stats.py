@@ -21,6 +21,10 @@ ALPHA = 0.05  # family-wise error rate of the Holm correction, and 1 - confidenc
 # Controls that replace or cripple the circuit itself: a tie with them means the circuit is not
 # why the hybrid does what it does.
 CIRCUIT_CONTROLS = ("bottleneck", "no_entanglement")
+CONTROL_WORDS = {"width": "the width-matched classical model",
+                 "params": "the parameter-matched classical model",
+                 "bottleneck": "the bottleneck control", "no_entanglement": "the circuit without "
+                 "entanglement"}
 
 
 def _check_pairs(a, b) -> tuple[list[float], list[float]]:
@@ -112,7 +116,75 @@ def verdict(comparison: dict, p_adjusted: float, control: str, lower_is_better: 
     size = f"{abs(m):.2g} ± {h:.2g}{unit}" if h else f"{abs(m):.2g}{unit} (every seed)"
     if p_adjusted > alpha:
         what = ("quantum-specific gain: not detected" if control in CIRCUIT_CONTROLS
-                else f"no difference from {control} detected")
+                else f"no difference from {CONTROL_WORDS.get(control, control)} detected")
         return f"{what} ({m:+.2g} ± {h:.2g}{unit})"
     better = (m < 0) if lower_is_better else (m > 0)
-    return f"hybrid {'better' if better else 'worse'} than {control} by {size}"
+    return (f"hybrid {'better' if better else 'worse'} than "
+            f"{CONTROL_WORDS.get(control, control)} by {size}")
+
+
+# The controls each hybrid is compared with: the comparison's name -> where its label is found
+# in the hybrid's job (``qllm.experiments.bench.task_jobs``).
+COMPARISONS = ("width", "params", "bottleneck", "no_entanglement")
+
+
+def _control_labels(job: dict) -> dict[str, str]:
+    out = {"width": "classical-width", "params": job.get("param_baseline")}
+    out.update(job.get("controls") or {})
+    return {k: out[k] for k in COMPARISONS if out.get(k)}
+
+
+def compare_to_controls(records: list[dict], metric_of, alpha: float = ALPHA) -> list[dict]:
+    """Every hybrid against each of its controls, seed-paired, with Holm's correction over all
+    comparisons of a task (one family per task).
+
+    Args:
+        records: run records (``qllm.experiments.aggregate.load_records``).
+        metric_of: record -> its metric value.
+    Returns:
+        one dict per (task, hybrid, control): {"task", "hybrid", "control", "control_label",
+        "metric", "seeds", **paired_comparison, "p_holm", "verdict"}, sorted by task, hybrid and
+        the order of ``COMPARISONS``.
+    """
+    by_key = {(r["job"]["task"], r["job"]["label"], r["job"]["seed"]): r for r in records}
+    rows, seen = [], set()
+    for r in records:
+        job = r["job"]
+        if job["family"] != "hybrid" or (job["task"], job["label"]) in seen:
+            continue
+        seen.add((job["task"], job["label"]))
+        runs = {s: rec for (t, lab, s), rec in by_key.items()
+                if t == job["task"] and lab == job["label"]}
+        for control, label in _control_labels(job).items():
+            seeds = sorted(s for s in runs if (job["task"], label, s) in by_key)
+            if not seeds:
+                continue
+            a = [metric_of(runs[s]) for s in seeds]
+            b = [metric_of(by_key[(job["task"], label, s)]) for s in seeds]
+            rows.append({"task": job["task"], "hybrid": job["label"], "control": control,
+                         "control_label": label, "metric": r["metric"],
+                         "seeds": " ".join(map(str, seeds)), **paired_comparison(a, b)})
+    for task in dict.fromkeys(x["task"] for x in rows):
+        family = [x for x in rows if x["task"] == task]
+        for x, p in zip(family, holm([x["p"] for x in family])):
+            ppl = x["metric"] == "perplexity"
+            x["p_holm"] = p
+            x["verdict"] = verdict(x, p, x["control"], lower_is_better=ppl,
+                                   scale=1.0 if ppl else 100.0,
+                                   unit=" ppl" if ppl else " points", alpha=alpha)
+    order = {c: i for i, c in enumerate(COMPARISONS)}
+    return sorted(rows, key=lambda x: (x["task"], x["hybrid"], order[x["control"]]))
+
+
+def comparisons_markdown(rows: list[dict]) -> str:
+    """The attribution table: hybrid - control (percentage points, or perplexity), 95% t
+    interval, paired t-test p, Holm-adjusted p, verdict."""
+    lines = ["| task | hybrid | control | n | Δ hybrid − control (95% CI) | p (paired t) | "
+             "p (Holm) | verdict |", "|---|---|---|---|---|---|---|---|"]
+    for x in rows:
+        k = 1.0 if x["metric"] == "perplexity" else 100.0
+        lo, hi = x["ci_low"] * k, x["ci_high"] * k
+        ci = f"{x['mean'] * k:+.2f} [{lo:+.2f}, {hi:+.2f}]"
+        lines.append(f"| {x['task']} | {x['hybrid']} | {x['control']} ({x['control_label']}) | "
+                     f"{x['n']} | {ci} | {x['p']:.3g} | {x['p_holm']:.3g} | {x['verdict']} |")
+    return "\n".join(lines)
