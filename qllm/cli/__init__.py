@@ -1,10 +1,11 @@
-"""Command line: ``qllm train | eval | bench | cost``.
+"""Command line: ``qllm train | eval | bench | cost | attribution``.
 
     qllm bench --preset quick                       # classical vs hybrid on digits (main job)
     qllm train --task digits --set ffn=quantum --out runs/qffn
     qllm train --out runs/qffn --resume             # continue from runs/qffn/checkpoint.pt
     qllm eval runs/qffn/checkpoint.pt --backend aer:fake_manila --shots 4096
     qllm cost runs/qffn/results.json                # or a JSON model config
+    qllm attribution results/quick                  # hybrids vs controls: intervals, verdicts
 """
 
 from __future__ import annotations
@@ -12,12 +13,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qllm.cli import bench, cost, eval, train
+from qllm.cli import attribution, bench, cost, eval, train
 from qllm.errors import QllmError
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``: a new command is a
 # new module and one entry here.
-COMMANDS = (train, eval, bench, cost)
+COMMANDS = (train, eval, bench, cost, attribution)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -96,7 +96,11 @@ def aggregate(records: list[dict]) -> list[dict]:
             row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = d, ds, n
         rows.append(row)
     _add_comparisons(rows, records)
-    return sorted(rows, key=_sort_key)
+    from qllm.experiments.pareto import add_pareto
+
+    rows = sorted(rows, key=_sort_key)
+    add_pareto(rows)
+    return rows
 
 
 def _add_comparisons(rows: list[dict], records: list[dict]) -> None:
@@ -229,6 +233,10 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
     amd = comparisons_markdown(comparisons)
     (out_dir / "attribution.csv").write_text(to_csv(comparisons))
     (out_dir / "attribution.md").write_text(amd + "\n")
+    from qllm.experiments.pareto import pareto_markdown
+
+    pmd = pareto_markdown(rows)
+    (out_dir / "pareto.md").write_text(pmd + "\n")
     if nrows:
         (out_dir / "noise.csv").write_text(to_csv(nrows))
         (out_dir / "noise.md").write_text(nmd + "\n")
@@ -241,4 +249,5 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
         print("\n" + md + ("\n\n" + nmd if nmd else ""))
         print("\nhybrid against each control (seed-paired; 95% t interval; Holm over each "
               "task's comparisons)\n" + amd)
+        print("\nPareto frontiers (non-dominated models)\n" + pmd)
     return rows

@@ -185,6 +185,42 @@ def plot_shots(nrows: list[dict], path: Path) -> Path:
     return path
 
 
+def plot_pareto(rows: list[dict], path: Path) -> Path:
+    """Per task, metric against parameters (left) and projected QPU seconds per epoch (right,
+    symlog: classical models sit at 0); models on the Pareto frontier
+    (``qllm.experiments.pareto``) are filled and joined by the frontier's steps, dominated ones
+    hollow."""
+    from qllm.experiments.pareto import COSTS
+
+    plt = _plt()
+    tasks = _tasks(rows)
+    fig, axes = plt.subplots(len(tasks), 2, figsize=(13, 3.4 * len(tasks)), squeeze=False)
+    for (ax_p, ax_q), task in zip(axes, tasks):
+        sel = [r for r in rows if r["task"] == task]
+        k, colors = _scale(sel[0]["metric"]), _colors(sel)
+        for ax, cost in ((ax_p, "params"), (ax_q, "qpu_seconds_per_epoch")):
+            for r in sel:
+                on = r.get(f"pareto_{cost}")
+                ax.plot(r.get(cost) or 0, r["metric_mean"] * k, MARKERS[r["family"]], ms=7,
+                        color=colors[r["label"]], mfc=colors[r["label"]] if on else "none",
+                        label=r["label"] + (" (frontier)" if on else ""))
+            front = sorted((r for r in sel if r.get(f"pareto_{cost}")),
+                           key=lambda r: r.get(cost) or 0)
+            ax.step([r.get(cost) or 0 for r in front], [r["metric_mean"] * k for r in front],
+                    where="post", color="black", lw=0.8, alpha=0.6)
+            ax.set_xscale("log" if cost == "params" else "symlog")
+            ax.set_xlabel(COSTS[cost])
+            ax.set_ylabel(_ylabel(sel[0]["metric"]))
+            ax.set_title(f"{task}: Pareto frontier (filled = non-dominated)", fontsize=9)
+            ax.grid(alpha=0.3)
+        _legend(ax_q)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    fig.savefig(path.with_suffix(".pdf"))
+    plt.close(fig)
+    return path
+
+
 def plot_all(out_dir: str | Path, rows: list[dict], records: list[dict],
              nrows: list[dict]) -> list[Path]:
     """Write every figure under ``out_dir/figures/``."""
@@ -201,6 +237,7 @@ def plot_all(out_dir: str | Path, rows: list[dict], records: list[dict],
                 "1024 shots, "
                 "IBM Heron profile); classical models need none: lines with ± std bands", True),
         plot_learning_curves(rows, records, fig_dir / "learning_curves.png"),
+        plot_pareto(rows, fig_dir / "pareto.png"),
     ]
     if nrows:
         paths.append(plot_shots(nrows, fig_dir / "accuracy_vs_shots.png"))
