@@ -1,17 +1,19 @@
 """Benchmark presets: for each task, classical baselines (width-matched and parameter-matched)
-and hybrid variants (quantum FFN, quantum attention, both; ansatz families; qubit counts) over
-several seeds, with the cost ledger of every run; then a noise study, an aggregated table and
-plots.
+and hybrid variants (quantum FFN, quantum attention, both, the FFN in the last block only; ansatz
+families; qubit counts) over several seeds, each hybrid with its circuit controls (``bottleneck``
+and ``no_entanglement``, ``qllm.experiments.controls``), with the cost ledger of every run; then a
+noise study, an aggregated table, the hybrid-vs-control statistics, Pareto frontiers and plots.
 
 Presets (``qllm bench --preset NAME``; see benchmarks/README.md for the grids and wall times):
 - ``tiny``: a few steps per run; for tests.
 - ``quick``: 3 seeds; every task has both classical baselines and the 4-qubit quantum FFN; the
-  ``meaning`` task also carries the ansatz, qubit-count and quantum-attention variants.
+  ``meaning`` task also carries the ansatz, qubit-count, last-block and quantum-attention
+  variants; every hybrid has both circuit controls.
 - ``full``: 5 seeds; the whole grid on every task.
 
 Output, under ``out_dir/<preset>/``: ``runs/<run_id>.json`` (one per run; a re-run skips runs
-whose JSON exists), ``noise/*.json``, ``summary.csv``, ``summary.md``, ``figures/*.png``,
-``summary.json``.
+whose JSON exists), ``noise/*.json``, ``summary.csv``, ``summary.md``, ``attribution.csv``,
+``attribution.md``, ``pareto.md``, ``figures/*.png``, ``summary.json``.
 """
 
 from __future__ import annotations
