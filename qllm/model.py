@@ -20,12 +20,15 @@ from qllm.validate import all_finite
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """One pre-norm block; ``index`` picks its sublayer kinds when attn/ffn are per-block lists."""
+
+    def __init__(self, cfg: ModelConfig, index: int = 0):
         super().__init__()
+        attn, ffn = cfg.block_kinds(index)
         self.norm1 = nn.LayerNorm(cfg.n_embd)
-        self.mixer = MIXERS[cfg.attn](cfg)
+        self.mixer = MIXERS[attn](cfg)
         self.norm2 = nn.LayerNorm(cfg.n_embd)
-        self.ffn = FFNS[cfg.ffn](cfg)
+        self.ffn = FFNS[ffn](cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.mixer(self.norm1(x))
@@ -63,7 +66,7 @@ class HybridTransformer(nn.Module):
             self.embed = nn.Linear(cfg.input_dim, cfg.n_embd)
         self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.norm = nn.LayerNorm(cfg.n_embd)
         out = cfg.vocab_size if cfg.task == "lm" else cfg.n_classes
         self.head = nn.Linear(cfg.n_embd, out)

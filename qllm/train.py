@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
-from qllm.data import TaskData, load_task
+from qllm.data import TaskData, load_task, with_validation
 from qllm.distill import make_objective
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
 from qllm.model import HybridTransformer
@@ -69,7 +69,8 @@ def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
 
     Args:
         model / task: the model and the TaskData to score it on.
-        split: "test" or "train".
+        split: "test", "val" (the validation split ``qllm.data.with_validation`` holds out)
+            or "train".
         batch_size: sequences per forward pass.
         backend: run the quantum sublayers on this backend for this call only (e.g.
             ``"aer:fake_manila"``); None keeps the model's. The model's backends are restored
@@ -83,8 +84,11 @@ def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if split not in ("test", "train"):
-        raise InputError(f"split must be 'test' or 'train', got {split!r}")
+    splits = {"test": (task.x_test, task.y_test), "val": (task.x_val, task.y_val),
+              "train": (task.x_train, task.y_train)}
+    if split not in splits or splits[split][0] is None:
+        have = [k for k, v in splits.items() if v[0] is not None]
+        raise InputError(f"split={split!r} is not one of this task's splits {have}")
     options = {**(backend_options or {}), **{k: v for k, v in (("shots", shots), ("seed", seed))
                                               if v is not None}}
     if backend is None and options:
@@ -92,7 +96,7 @@ def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
     if backend is not None:
         with model.using_backend(backend, **options):
             return evaluate(model, task, split, batch_size)
-    x, y = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
+    x, y = splits[split]
     if len(x) == 0:
         raise DataError(f"task {task.name!r} has no {split} sequences to evaluate")
     device = next(model.parameters()).device
@@ -162,6 +166,8 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         _check_plain({"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()},
                      "state")
     task = task or load_task(train_cfg.task, **train_cfg.task_options)
+    if train_cfg.val_frac > 0 and task.x_val is None:
+        task = with_validation(task, train_cfg.val_frac, train_cfg.seed)
     model_cfg = model_config_for(task, model_cfg)
     objective = make_objective(train_cfg, task, device)  # hard labels, or distillation
     with _run_folder(out_dir), preserve_global_rng(device):
@@ -315,21 +321,24 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 break
         epoch_done = step % steps_per_epoch == 0 or step >= total_steps
         if epoch_done and ((epoch + 1) % train_cfg.eval_every == 0 or step >= total_steps):
-            metrics = evaluate(model, task)
+            # learning curves on the validation split: the test split is read once, below
+            metrics = evaluate(model, task, "val") if task.x_val is not None else {}
             history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
-                            **{f"test_{k}": v for k, v in metrics.items()}})
+                            **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items()
                                                           if k not in ("epoch",)))
         if epoch_done:
             checkpoint()
     bar.close()
     wall += time.perf_counter() - t0
-    final = evaluate(model, task)
+    final = evaluate(model, task)  # the only look at the test split
+    validation = evaluate(model, task, "val") if task.x_val is not None else None
     results = {
         "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
         "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
         "params": {"total": model.num_params(), "quantum": model.num_params(quantum_only=True)},
-        "final": final, "history": history, "losses": losses, "wall_time_s": wall,
+        "final": final, "validation": validation, "history": history, "losses": losses,
+        "wall_time_s": wall,
         "steps": step, "versions": versions(), "machine": machine(),
     }
     results["cost"] = _cost(model, task, cost_options, batch_size=train_cfg.batch_size,

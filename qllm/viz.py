@@ -62,7 +62,7 @@ def smooth(values, window: int = 10) -> np.ndarray:
 
 
 def plot_learning_curves(runs: dict[str, dict], window: int = 10, axes=None):
-    """Training loss per step (smoothed) and test accuracy per epoch of several runs.
+    """Training loss per step (smoothed) and validation accuracy per epoch of several runs.
 
     Args:
         runs: ``{label: results}`` with results as returned by ``qllm.train.train``.
@@ -79,10 +79,12 @@ def plot_learning_curves(runs: dict[str, dict], window: int = 10, axes=None):
     for label, res in runs.items():
         axes[0].plot(smooth(res["losses"], window), label=label)
         hist = res["history"]
-        axes[1].plot([h["epoch"] for h in hist], [h["test_accuracy"] for h in hist], "o-",
+        # validation accuracy (results written before the validation split: test accuracy)
+        axes[1].plot([h["epoch"] for h in hist],
+                     [h.get("val_accuracy", h.get("test_accuracy")) for h in hist], "o-",
                      label=label)
     axes[0].set(xlabel="step", ylabel=f"training loss ({window}-step mean)")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy")
+    axes[1].set(xlabel="epoch", ylabel="validation accuracy")
     for ax in axes:
         ax.legend()
         ax.grid(alpha=0.3)

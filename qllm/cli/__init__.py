@@ -1,10 +1,11 @@
-"""Command line: ``qllm train | eval | bench | cost | compress | list | device-test``.
+"""Command line: ``qllm train | eval | bench | cost | compress | attribution | list | device-test``.
 
     qllm bench --preset quick                       # classical vs hybrid on four tasks (main job)
     qllm train --task digits --set ffn=quantum --out runs/qffn
     qllm train --out runs/qffn --resume             # continue from runs/qffn/checkpoint.pt
     qllm eval runs/qffn/checkpoint.pt --backend aer:fake_manila --shots 4096
     qllm cost runs/qffn/results.json                # or a JSON model config
+    qllm attribution results/quick                  # hybrids vs controls: intervals, verdicts
     qllm list ansatze                               # what the registries hold
     qllm device-test --shots 10000                  # PennyLane's device suite on qllm.torch
     qllm --import my_circuits eval runs/custom/checkpoint.pt   # load your registrations first
@@ -20,13 +21,13 @@ import argparse
 import importlib
 import sys
 
-from qllm.cli import bench, compress, cost, device_test, eval, train
+from qllm.cli import attribution, bench, compress, cost, device_test, eval, train
 from qllm.cli import list as list_cmd
 from qllm.errors import ConfigError, QllmError
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``: a new command is a
 # new module and one entry here.
-COMMANDS = (train, eval, bench, cost, compress, list_cmd, device_test)
+COMMANDS = (train, eval, bench, cost, compress, attribution, list_cmd, device_test)
 PLUGIN_GROUP = "qllm.plugins"
 
 

@@ -5,7 +5,9 @@ same bytes, whatever order they are listed in).
 
 Statistics: ``std`` is the sample standard deviation (ddof=1) over seeds; ``n`` says how many
 seeds. ``Δ`` columns pair runs by seed (same data order and split) and give the mean +- std of the
-per-seed differences; with 3 seeds, a difference smaller than about twice its std is noise.
+per-seed differences. Whether a difference is real is decided by ``qllm.experiments.stats``: a 95%
+t interval, a paired t-test and Holm's correction over a task's comparisons, with a verdict
+(``vs_<control>_*`` columns; ``attribution.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import statistics
 from pathlib import Path
 
 TASK_ORDER = ("digits", "meaning", "parity", "copy", "sort", "stdlib_text", "text")
-FAMILY_ORDER = ("classical-width", "classical-params", "hybrid")
+FAMILY_ORDER = ("classical-width", "classical-params", "hybrid", "bottleneck", "no_entanglement")
 LEDGER_KEYS = ("qubits", "quantum_layers", "two_qubit_gates", "executions_per_epoch",
                "qpu_seconds_per_epoch", "executions_per_token", "qpu_seconds_per_token",
                "flops_per_token")
@@ -53,8 +55,9 @@ def _paired(runs: list[dict], ref: list[dict]) -> tuple[float, float, int]:
 
 def _sort_key(row: dict):
     t = row["task"]
-    return (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t,
-            FAMILY_ORDER.index(row["family"]), row["label"])
+    # a hybrid's controls (labels "<hybrid>~<control>") sort right after it
+    family = min(FAMILY_ORDER.index(row["family"]), FAMILY_ORDER.index("hybrid"))
+    return (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t, family, row["label"])
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -92,7 +95,26 @@ def aggregate(records: list[dict]) -> list[dict]:
             d, ds, n = _paired(runs, ref) if job["family"] == "hybrid" else (math.nan, math.nan, 0)
             row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = d, ds, n
         rows.append(row)
-    return sorted(rows, key=_sort_key)
+    _add_comparisons(rows, records)
+    from qllm.experiments.pareto import add_pareto
+
+    rows = sorted(rows, key=_sort_key)
+    add_pareto(rows)
+    return rows
+
+
+def _add_comparisons(rows: list[dict], records: list[dict]) -> None:
+    """``vs_<control>_{mean,ci_low,ci_high,p_holm,verdict}`` on every row (None where the row
+    is not a hybrid or has no such control), so CSV rows share one header."""
+    from qllm.experiments.stats import COMPARISONS, compare_to_controls
+
+    found = {(c["task"], c["hybrid"], c["control"]): c
+             for c in compare_to_controls(records, metric_of)}
+    for row in rows:
+        for control in COMPARISONS:
+            c = found.get((row["task"], row["label"], control))
+            for k in ("mean", "ci_low", "ci_high", "p_holm", "verdict"):
+                row[f"vs_{control}_{k}"] = c[k] if c else None
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -248,6 +270,16 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> SummaryTable:
     nrows = noise_rows(load_records(sorted((out_dir / "noise").glob("*.json"))))
     nmd = noise_markdown(nrows) if nrows else ""
     (out_dir / "summary.md").write_text(md + "\n")
+    from qllm.experiments.stats import compare_to_controls, comparisons_markdown
+
+    comparisons = compare_to_controls(records, metric_of)
+    amd = comparisons_markdown(comparisons)
+    (out_dir / "attribution.csv").write_text(to_csv(comparisons))
+    (out_dir / "attribution.md").write_text(amd + "\n")
+    from qllm.experiments.pareto import pareto_markdown
+
+    pmd = pareto_markdown(rows)
+    (out_dir / "pareto.md").write_text(pmd + "\n")
     if nrows:
         (out_dir / "noise.csv").write_text(to_csv(nrows))
         (out_dir / "noise.md").write_text(nmd + "\n")
@@ -257,7 +289,14 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> SummaryTable:
     if progress:
         for task in dict.fromkeys(r["task"] for r in rows):
             print("\n" + headline(rows, task))
-        print(f"\nfull table (Δ vs baselines, parameter match, cost): {out_dir / 'summary.md'}"
-              + (f"\nnoise study: {out_dir / 'noise.md'}" if nmd else "")
-              + f"\nfigures (PDF, PNG): {out_dir / 'figures'}")
+        print(f"
+full table (Δ vs baselines, parameter match, cost): {out_dir / 'summary.md'}"
+              f"
+hybrid against each control (seed-paired 95% t intervals, Holm, verdicts): "
+              f"{out_dir / 'attribution.md'}
+Pareto frontiers: {out_dir / 'pareto.md'}"
+              + (f"
+noise study: {out_dir / 'noise.md'}" if nmd else "")
+              + f"
+figures (PDF, PNG): {out_dir / 'figures'}")
     return SummaryTable(rows)

@@ -23,8 +23,10 @@ RC = {"font.size": MIN_FONT_PT, "axes.titlesize": MIN_FONT_PT + 0.5,
       "figure.titlesize": MIN_FONT_PT, "pdf.fonttype": 42, "ps.fonttype": 42,
       "axes.linewidth": 0.6, "lines.linewidth": 1.2}
 PNG_DPI = 300
-MARKERS = {"classical-width": "s", "classical-params": "D", "hybrid": "o"}
-LINES = {"classical-width": "--", "classical-params": ":", "hybrid": "-"}
+MARKERS = {"classical-width": "s", "classical-params": "D", "hybrid": "o", "bottleneck": "v",
+           "no_entanglement": "^"}
+LINES = {"classical-width": "--", "classical-params": ":", "hybrid": "-", "bottleneck": "-.",
+         "no_entanglement": (0, (1, 1))}
 # Okabe-Ito (colour-blind safe) first, then tab20's darker half: distinct for a full preset
 HYBRID_COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9",
                  "#9467bd", "#8c564b", "#17becf", "#bcbd22", "#d62728", "#1f77b4",

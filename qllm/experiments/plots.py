@@ -210,7 +210,45 @@ CAPTIONS = {
                                "bands.",
     "learning_curves": "Learning curves: mean over seeds, band ± 1 std.",
     "accuracy_vs_shots": "Test accuracy against shots per circuit of one trained hybrid.",
+    "pareto_params": "Test metric against trainable parameters; filled markers and the step line "
+                     "are the Pareto frontier (no model is better on both), hollow ones dominated.",
+    "pareto_qpu": "Test metric against projected QPU time per training epoch (symlog: classical "
+                  "models at 0); filled markers and the step line are the Pareto frontier.",
 }
+
+
+def draw_pareto(ax, sel: list[dict], colors: dict, cost: str) -> None:
+    """One task's metric against ``cost``: models on the Pareto frontier
+    (``qllm.experiments.pareto``) filled and joined by the frontier's steps, dominated ones
+    hollow. QPU time is on a symlog axis: classical models sit at 0."""
+    from qllm.experiments.pareto import COSTS
+
+    metric = sel[0]["metric"]
+    k = style.metric_scale(metric)
+    for r in sel:
+        on = r.get(f"pareto_{cost}")
+        c = colors[r["label"]]
+        ax.plot(r.get(cost) or 0, r["metric_mean"] * k, style.MARKERS.get(r["family"], "o"),
+                ms=5, color=c, mfc=c if on else "none", label=style.legend_label(r["label"]))
+    front = sorted((r for r in sel if r.get(f"pareto_{cost}")), key=lambda r: r.get(cost) or 0)
+    ax.step([r.get(cost) or 0 for r in front], [r["metric_mean"] * k for r in front],
+            where="post", color="black", lw=0.8, alpha=0.6)
+    ax.set_xscale("log" if cost == "params" else "symlog")
+    ax.set_xlabel(COSTS[cost])
+    ax.set_ylabel(style.metric_label(metric))
+    ax.grid(alpha=0.3)
+
+
+def plot_pareto(rows: list[dict], fig_dir: Path) -> list[Path]:
+    """``pareto_params`` and ``pareto_qpu``: one figure per cost (filled = non-dominated)."""
+    colors = style.model_colors(rows)
+    paths = []
+    for cost, stem in (("params", "pareto_params"), ("qpu_seconds_per_epoch", "pareto_qpu")):
+        def draw(ax, task, sel, cost=cost):
+            draw_pareto(ax, sel, colors, cost)
+            ax.set_title(_title(task, sel))
+        paths += style.write_task_figures(_task_axes(rows), draw, fig_dir, stem, by_task=False)
+    return paths
 
 
 def plot_all(out_dir: str | Path, rows: list[dict], records: list[dict],
@@ -222,7 +260,7 @@ def plot_all(out_dir: str | Path, rows: list[dict], records: list[dict],
     if not rows:
         return []
     paths = (plot_accuracy_vs_params(rows, fig_dir) + plot_accuracy_vs_qpu(rows, fig_dir)
-             + plot_learning_curves(rows, records, fig_dir))
+             + plot_learning_curves(rows, records, fig_dir) + plot_pareto(rows, fig_dir))
     if nrows:
         paths += plot_shots(nrows, fig_dir)
     captions = dict(CAPTIONS)
