@@ -289,14 +289,9 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> SummaryTable:
     if progress:
         for task in dict.fromkeys(r["task"] for r in rows):
             print("\n" + headline(rows, task))
-        print(f"
-full table (Δ vs baselines, parameter match, cost): {out_dir / 'summary.md'}"
-              f"
-hybrid against each control (seed-paired 95% t intervals, Holm, verdicts): "
-              f"{out_dir / 'attribution.md'}
-Pareto frontiers: {out_dir / 'pareto.md'}"
-              + (f"
-noise study: {out_dir / 'noise.md'}" if nmd else "")
-              + f"
-figures (PDF, PNG): {out_dir / 'figures'}")
+        print(f"\nfull table (Δ vs baselines, parameter match, cost): {out_dir / 'summary.md'}"
+              f"\nhybrid against each control (seed-paired 95% t intervals, Holm, verdicts): "
+              f"{out_dir / 'attribution.md'}\nPareto frontiers: {out_dir / 'pareto.md'}"
+              + (f"\nnoise study: {out_dir / 'noise.md'}" if nmd else "")
+              + f"\nfigures (PDF, PNG): {out_dir / 'figures'}")
     return SummaryTable(rows)
