@@ -12,12 +12,12 @@ from __future__ import annotations
 import argparse
 import sys
 
-from qllm.cli import bench, cost, eval, train
+from qllm.cli import bench, cost, eval, finetune, train
 from qllm.errors import QllmError
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``: a new command is a
 # new module and one entry here.
-COMMANDS = (train, eval, bench, cost)
+COMMANDS = (train, eval, bench, cost, finetune)
 
 
 def build_parser() -> argparse.ArgumentParser:
