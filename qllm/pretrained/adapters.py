@@ -9,8 +9,8 @@ touched) and leaves trainable only what the method trains:
 | ``lora`` | peft's own LoRA (``LoraConfig``), rank r | query, value |
 | ``quantum_adapter`` | Houlsby bottleneck after each block's feed-forward, a VQC in the middle | FFN output |
 | ``bottleneck`` | the same shape with GELU where the circuit was | FFN output |
-| ``quantum_head`` | data re-uploading VQC classifier on the pooled embedding | head |
-| ``linear_head`` / ``mlp_head`` | a linear / one-hidden-layer head | head |
+| ``quantum_head`` | data re-uploading VQC classifier on the pooled embedding, one qubit per class | head |
+| ``linear_head`` / ``mlp_head`` | a linear / one-hidden-layer head (hidden width = classes) | head |
 | ``full`` | every backbone weight and a linear head (the upper bound) | everything |
 
 All but the head-only methods also train a linear classifier on the pooled embedding.
@@ -162,15 +162,20 @@ def _unfreeze(backbone, encoder, opts):
     encoder.requires_grad_(True)
 
 
+def _head_width(n_classes: int) -> int:
+    # heads are as wide as a linear head's output, so every head has a linear head's budget
+    return max(n_classes, 2)
+
+
 def _quantum_head(backbone, n_classes, opts):
-    q = opts["n_qubits"]
+    q = _head_width(n_classes)
     # angles from the embedding, re-uploaded before every ansatz layer (IonQ-style classifier)
-    return nn.Sequential(nn.Linear(backbone.hidden_size, q), _vqc(opts, reupload=True),
-                         nn.Linear(q, n_classes))
+    return nn.Sequential(nn.Linear(backbone.hidden_size, q),
+                         _vqc({**opts, "n_qubits": q}, reupload=True), nn.Linear(q, n_classes))
 
 
 def _mlp_head(backbone, n_classes, opts):
-    h = opts["rank"]
+    h = _head_width(n_classes)
     return nn.Sequential(nn.Linear(backbone.hidden_size, h), nn.GELU(), nn.Linear(h, n_classes))
 
 
@@ -197,7 +202,7 @@ def build(backbone: Backbone, adapter: str, n_classes: int, **options) -> Adapte
         backbone: from ``load_backbone``.
         adapter: a name in ``ADAPTERS``.
         n_classes: classifier outputs.
-        options: ``rank`` (LoRA rank, bottleneck and MLP-head width), ``alpha`` (branch scale
+        options: ``rank`` (LoRA rank and bottleneck width), ``alpha`` (branch scale
             alpha/width), ``n_qubits`` / ``n_layers`` / ``ansatz`` (the VQC), ``target_modules``.
     Returns:
         the model; its new modules draw their initial weights from torch's global RNG.
@@ -211,6 +216,8 @@ def build(backbone: Backbone, adapter: str, n_classes: int, **options) -> Adapte
     change, make_head, head_only = ADAPTERS[adapter]
     encoder = copy.deepcopy(backbone.model)
     encoder.requires_grad_(False)
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler = None  # BERT's [CLS] pooler: unused by mean pooling, so not run or trained
     if change is not None:
         encoder = change(backbone, encoder, opts) or encoder
     model = AdaptedModel(encoder, make_head(backbone, n_classes, opts), head_only)

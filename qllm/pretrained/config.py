@@ -21,9 +21,9 @@ class FinetuneConfig(_Config):
     max_length: int = 48  # tokens per text (padded / truncated)
     max_train: int = 0  # use only the first N training examples (0: all)
     # adapter shape
-    rank: int = 4  # LoRA rank; width of the bottleneck and of the MLP head
+    rank: int = 4  # LoRA rank and bottleneck width (heads are as wide as the classes)
     alpha: float = 8.0  # branch scale alpha / width (LoRA's convention)
-    n_qubits: int = 4  # VQC width (and the quantum branch's width)
+    n_qubits: int = 4  # VQC width of quantum_lora / quantum_adapter (quantum_head: one per class)
     n_layers: int = 2
     ansatz: str = "hardware_efficient"
     target_modules: list | None = None  # None: query and value (BERT), c_attn (GPT-2)
