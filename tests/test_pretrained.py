@@ -271,3 +271,23 @@ def test_cli_finetune_and_resume(minilm, tmp_path, capsys, monkeypatch):
     assert main(["finetune", "--out", str(out), "--resume"]) == 0
     assert main(["finetune", "--adapter", "qlora"]) == 2
     assert "adapter='qlora' is not one of" in capsys.readouterr().err
+
+
+def test_peft_bench_runs_every_adapter_and_the_reference(tmp_path):
+    from qllm.experiments.peft import ADAPTER_SETTINGS, run_peft
+
+    folder = _write_tiny(tmp_path, "bert")
+    overrides = dict(max_length=8, max_steps=2, epochs=2, task_options={"n": 40}, n_qubits=2,
+                     n_layers=1, rank=2)
+    summary = run_peft(tmp_path / "out", tasks=["meaning"], seeds=(0, 1), progress=False,
+                       backbone=str(folder), overrides=overrides)
+    rows = {r["adapter"]: r for r in summary["rows"]}
+    assert set(rows) == set(ADAPTER_SETTINGS) and all(r["seeds"] == 2 for r in rows.values())
+    assert rows["quantum_lora"]["circuit_sites"] == 4 and rows["lora"]["circuit_sites"] == 0
+    assert rows["quantum_lora"]["qpu_train_run_s"] > rows["quantum_head"]["qpu_train_run_s"] > 0
+    assert 0 <= summary["references"]["meaning"]["test_accuracy"] <= 1
+    table = (tmp_path / "out" / "peft" / "table.md").read_text()
+    assert "logistic regression" in table and "quantum_lora" in table
+    again = run_peft(tmp_path / "out", tasks=["meaning"], seeds=(0, 1), progress=False,
+                     backbone=str(folder), overrides=overrides)  # reuses the finished runs
+    assert again["rows"] == summary["rows"]

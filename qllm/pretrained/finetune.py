@@ -239,9 +239,11 @@ def _results(cfg, backbone, task, model, data, history, losses, wall, step, step
         "versions": _versions(), "machine": machine(),
     }
     if cost_options is not False:
+        # per-run projections cover the epochs this run took (max_steps may cut the last)
         results["cost"] = adapter_cost(model, backbone, seq_len=cfg.max_length,
                                        batch_size=cfg.batch_size,
-                                       steps_per_epoch=steps_per_epoch, epochs=cfg.epochs,
+                                       steps_per_epoch=steps_per_epoch,
+                                       epochs=max(1, math.ceil(step / steps_per_epoch)),
                                        **(cost_options or {}))
     if out_dir is not None:
         write_json(out_dir / "results.json", results)
