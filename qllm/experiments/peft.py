@@ -38,13 +38,16 @@ ADAPTER_SETTINGS = {
 
 
 def peft_configs(tasks=None, seeds=SEEDS, backbone: str = "minilm",
-                 overrides: dict | None = None) -> list:
-    """Every FinetuneConfig of the preset, in run order (``overrides``: fields set on all)."""
+                 overrides: dict | None = None, adapters=None) -> list:
+    """Every FinetuneConfig of the preset, in run order (``overrides``: fields set on all;
+    ``adapters``: a subset of ``ADAPTER_SETTINGS``)."""
     from qllm.pretrained.config import FinetuneConfig
 
     out = []
     for task in tasks or PEFT_TASKS:
         for adapter, settings in ADAPTER_SETTINGS.items():
+            if adapters and adapter not in adapters:
+                continue
             for seed in seeds:
                 fields = {"epochs": 50, "eval_every": 50, **PEFT_TASKS[task], **settings,
                           **(overrides or {})}
@@ -77,7 +80,8 @@ def _summarise(rows: list[dict]) -> list[dict]:
     out = []
     for (task, adapter), rs in groups.items():
         acc = [r["final"]["test"]["accuracy"] for r in rs]
-        qpu = rs[0].get("cost", {}).get("qpu", {}).get("ibm_heron", {})
+        cost = next((r["cost"] for r in rs if "cost" in r), {})
+        qpu = cost.get("qpu", {}).get("ibm_heron", {})
         out.append({
             "task": task, "adapter": adapter, "seeds": len(rs),
             "test_accuracy_mean": statistics.mean(acc),
@@ -85,7 +89,7 @@ def _summarise(rows: list[dict]) -> list[dict]:
             "trainable_params": rs[0]["params"]["trainable"],
             "train_time_s_mean": statistics.mean(r["wall_time_s"] for r in rs),
             "steps": rs[0]["steps"],
-            "circuit_sites": len(rs[0].get("cost", {}).get("sites", [])),
+            "circuit_sites": len(cost.get("sites", [])),
             "qpu_train_run_s": qpu.get("per_run", {}).get("qpu_seconds"),
             "qpu_inference_token_s": qpu.get("per_inference_token", {}).get("qpu_seconds"),
         })
@@ -118,8 +122,10 @@ def table(summary: list[dict], references: dict) -> str:
 
 
 def run_peft(out_dir: str | Path = "results", tasks=None, seeds=SEEDS,
-             progress: bool = True, backbone: str = "minilm", overrides: dict | None = None) -> dict:
-    """Run the preset (reusing finished runs); returns the summary written to summary.json."""
+             progress: bool = True, backbone: str = "minilm", overrides: dict | None = None,
+             adapters=None) -> dict:
+    """Run the preset (reusing finished runs); returns the summary written to summary.json.
+    The cost report, the same for every seed, is computed on the first seed's run only."""
     import json
 
     from qllm.pretrained import finetune
@@ -127,13 +133,14 @@ def run_peft(out_dir: str | Path = "results", tasks=None, seeds=SEEDS,
     out = Path(out_dir) / "peft"
     t0 = time.perf_counter()
     rows = []
-    configs = peft_configs(tasks, seeds, backbone, overrides)
+    configs = peft_configs(tasks, seeds, backbone, overrides, adapters)
     for cfg in tqdm(configs, desc="peft bench", disable=not progress):
         run_dir = out / "runs" / f"{cfg.task}-{cfg.adapter}-seed{cfg.seed}"
         if (run_dir / "results.json").exists():
             rows.append(json.loads((run_dir / "results.json").read_text()))
             continue
-        res = finetune(cfg, out_dir=run_dir)
+        res = finetune(cfg, out_dir=run_dir,
+                       cost_options=None if cfg.seed == configs[0].seed else False)
         res.pop("model")
         rows.append(res)
     references = {c.task: logistic_reference(c) for c in configs if c.adapter == "linear_head"

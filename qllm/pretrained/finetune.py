@@ -142,6 +142,22 @@ def _optimizer(model: AdaptedModel, cfg: FinetuneConfig):
          {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}], lr=cfg.lr)
 
 
+def _step(forward, xb: tuple, yb: torch.Tensor, opt, sched, trainable, cfg, step: int) -> float:
+    """One optimizer step on a batch; returns its loss (a non-finite loss stops the run)."""
+    loss = torch.nn.functional.cross_entropy(forward(*xb), yb)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise InputError(f"the training loss became {value} at step {step + 1}; lower lr "
+                         f"(now {cfg.lr})")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+    opt.step()
+    sched.step()
+    return value
+
+
 def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
     model = build(backbone, cfg.adapter, task.n_classes, **cfg.adapter_options())
     data = split_inputs(backbone, task, cfg.max_length, model.head_only, cfg.progress)
@@ -177,18 +193,8 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
                                generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
         for b in range(first, steps_per_epoch):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            loss = torch.nn.functional.cross_entropy(forward(*(t[idx] for t in x_train)),
-                                                     y_train[idx])
-            value = loss.item()
-            if not math.isfinite(value):
-                raise InputError(f"the training loss became {value} at step {step + 1}; lower "
-                                 f"lr (now {cfg.lr})")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-            opt.step()
-            sched.step()
+            value = _step(forward, tuple(t[idx] for t in x_train), y_train[idx], opt, sched,
+                          trainable, cfg, step)
             step += 1
             losses.append(value)
             bar.update(1)
