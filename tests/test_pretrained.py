@@ -274,7 +274,7 @@ def test_cli_finetune_and_resume(minilm, tmp_path, capsys, monkeypatch):
 
 
 def test_peft_bench_runs_every_adapter_and_the_reference(tmp_path):
-    from qllm.experiments.peft import ADAPTER_SETTINGS, run_peft
+    from qllm.experiments.peft import ADAPTER_SETTINGS, collect, run_peft
 
     folder = _write_tiny(tmp_path, "bert")
     overrides = dict(max_length=8, max_steps=2, epochs=2, task_options={"n": 40}, n_qubits=2,
@@ -291,3 +291,4 @@ def test_peft_bench_runs_every_adapter_and_the_reference(tmp_path):
     again = run_peft(tmp_path / "out", tasks=["meaning"], seeds=(0, 1), progress=False,
                      backbone=str(folder), overrides=overrides)  # reuses the finished runs
     assert again["rows"] == summary["rows"]
+    assert collect(tmp_path / "out").splitlines()[2:] == table.splitlines()[2:-1]

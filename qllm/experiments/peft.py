@@ -155,3 +155,14 @@ def run_peft(out_dir: str | Path = "results", tasks=None, seeds=SEEDS,
     (out / "table.md").write_text(text + "\n")
     print(text)
     return summary
+
+
+def collect(*folders, references: dict | None = None) -> str:
+    """The table of every finished run under ``folder/peft/runs/`` of each folder (e.g. the
+    parts of a preset run in separate processes), with ``references`` as in ``run_peft``."""
+    import json
+
+    rows = [json.loads(p.read_text()) for f in folders
+            for p in sorted((Path(f) / "peft" / "runs").glob("*/results.json"))]
+    rows.sort(key=lambda r: (r["task"], list(ADAPTER_SETTINGS).index(r["adapter"]), r["seed"]))
+    return table(_summarise(rows), references or {})
