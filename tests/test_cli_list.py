@@ -7,7 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import types
 
 import pytest
 
@@ -47,10 +46,10 @@ def test_list_names_come_from_the_registry(kind, capsys):
     from qllm.cost.profiles import PROFILES
     from qllm.cost.targets import TARGETS
     from qllm.data import TASKS
-    from qllm.experiments.bench import PRESET_SEEDS
+    from qllm.experiments.bench import PRESET_NAMES
 
     registry = {"tasks": TASKS, "backends": BACKENDS, "encodings": ENCODINGS,
-                "ansatze": ANSATZE, "presets": PRESET_SEEDS, "targets": TARGETS,
+                "ansatze": ANSATZE, "presets": dict.fromkeys(PRESET_NAMES), "targets": TARGETS,
                 "profiles": PROFILES}[kind]
     assert main(["list", kind]) == 0
     assert names_listed(capsys.readouterr().out) == list(registry)
@@ -77,19 +76,15 @@ def test_a_registered_ansatz_is_listed(monkeypatch):
     assert "my_ladder" in listing()
 
 
-def test_adapters_say_none_installed_until_a_registry_exists(monkeypatch):
-    monkeypatch.setitem(sys.modules, "qllm.adapters", None)  # import fails
+def test_adapters_come_from_the_pretrained_registry_or_say_none_installed(monkeypatch):
+    monkeypatch.setitem(sys.modules, "qllm.pretrained.adapters", None)  # import fails
     assert listing("adapters").startswith("no adapters")
     assert "adapters (adapter): none installed" in listing()
-    fake = types.ModuleType("qllm.adapters")
+    monkeypatch.undo()
+    from qllm.pretrained.adapters import ADAPTERS, QUANTUM_ADAPTERS
 
-    class Lora:
-        """LoRA through peft."""
-
-    fake.ADAPTERS = {"lora": Lora}
-    monkeypatch.setitem(sys.modules, "qllm.adapters", fake)
-    assert names_listed(listing("adapters")) == ["lora"]
-    assert "LoRA through peft" in listing("adapters")
+    assert names_listed(listing("adapters")) == list(ADAPTERS)
+    assert {"quantum_lora", "lora"} <= set(ADAPTERS) and "quantum_lora" in QUANTUM_ADAPTERS
 
 
 def test_every_kind_in_the_overview(capsys):
@@ -115,10 +110,10 @@ def test_version(capsys):
 
 
 def test_bench_preset_choices_in_help_and_refused(capsys):
-    from qllm.experiments.bench import PRESET_SEEDS
+    from qllm.experiments.bench import PRESET_NAMES
 
     bench = build_parser()._subparsers._group_actions[0].choices["bench"]
-    assert "{" + ",".join(PRESET_SEEDS) + "}" in bench.format_help()
+    assert "{" + ",".join(PRESET_NAMES) + "}" in bench.format_help()
     assert "smoke test" in bench.format_help()
     with pytest.raises(SystemExit) as e:
         main(["bench", "--preset", "quik"])
@@ -196,3 +191,16 @@ def test_tiny_preset_says_it_is_a_smoke_test(monkeypatch, capsys):
     assert out.count("smoke test") == 2 and "chance level" in out
     assert main(["bench", "--preset", "quick", "--no-progress"]) == 0
     assert "smoke test" not in capsys.readouterr().out
+
+
+def test_every_listed_preset_is_accepted_by_qllm_bench_and_has_a_runner():
+    import importlib
+
+    from qllm.cli import build_parser
+    from qllm.experiments.bench import OWN_PRESETS, PRESET_NAMES
+
+    assert {"quick", "peft", "experts", "compression", "multimodal"} <= set(PRESET_NAMES)
+    for name in PRESET_NAMES:
+        assert build_parser().parse_args(["bench", "--preset", name]).preset == name
+    for module, _ in OWN_PRESETS.values():
+        assert callable(importlib.import_module(module).run_preset)

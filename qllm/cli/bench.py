@@ -5,11 +5,12 @@ from __future__ import annotations
 
 def add_parser(sub) -> None:
     p = sub.add_parser("bench", help="run a benchmark preset")
-    from qllm.experiments.bench import PRESET_SEEDS
+    from qllm.experiments.bench import PRESET_NAMES
 
-    p.add_argument("--preset", default="quick", choices=tuple(PRESET_SEEDS),
+    p.add_argument("--preset", default="quick", choices=PRESET_NAMES,
                    help="tiny: a smoke test (a few steps, chance-level models); quick: 3 seeds, "
-                        "minutes; full: 5 seeds, hours (default: quick)")
+                        "minutes; full: 5 seeds, hours; the others: `qllm list presets` "
+                        "(default: quick)")
     p.add_argument("--out", default="results")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--executor", default="local", choices=("local", "ray", "serial"),
@@ -37,11 +38,6 @@ def run(args) -> int:
     from qllm.experiments.bench import dry_run, run_preset
 
     tasks = args.tasks.split(",") if args.tasks else None
-    if args.preset == "peft":  # adapters on a pretrained backbone: qllm.experiments.peft
-        from qllm.experiments.peft import run_peft
-
-        run_peft(args.out, tasks, progress=not args.no_progress)
-        return 0
     if args.dry_run:
         print(dry_run(args.preset, tasks, args.text))
         return 0

@@ -53,21 +53,26 @@ def _ansatze() -> list[tuple[str, str]]:
     return [(name, _doc(fn)) for name, fn in ANSATZE.items()]
 
 
+ADAPTER_MODULE = "qllm.pretrained.adapters"
+
+
 def _adapters() -> list[tuple[str, str]]:
-    """Adapters (LoRA, prompt tuning, ...) from ``qllm.adapters.ADAPTERS`` once that module
-    exists; until then the list is empty."""
+    """Adapters for pretrained models (``qllm.pretrained.adapters.ADAPTERS``); empty when the
+    ``pretrained`` extra (transformers, peft) is not installed."""
     try:
-        registry = importlib.import_module("qllm.adapters").ADAPTERS
-    except (ImportError, AttributeError):
+        module = importlib.import_module(ADAPTER_MODULE)
+    except ImportError:
         return []
-    return [(name, _doc(obj)) for name, obj in registry.items()]
+    quantum = set(getattr(module, "QUANTUM_ADAPTERS", ()))
+    return [(name, "quantum (a circuit in the adapter)" if name in quantum else "classical control")
+            for name in module.ADAPTERS]
 
 
 def _presets() -> list[tuple[str, str]]:
-    from qllm.experiments.bench import PRESET_SEEDS, PRESET_TASKS
+    from qllm.experiments.bench import OWN_PRESETS, PRESET_SEEDS, PRESET_TASKS
 
-    return [(name, f"{len(PRESET_SEEDS[name])} seeds; tasks {', '.join(PRESET_TASKS[name])}")
-            for name in PRESET_SEEDS]
+    return ([(name, f"{len(PRESET_SEEDS[name])} seeds; tasks {', '.join(PRESET_TASKS[name])}")
+             for name in PRESET_SEEDS] + [(name, what) for name, (_, what) in OWN_PRESETS.items()])
 
 
 def _targets() -> list[tuple[str, str]]:

@@ -100,9 +100,6 @@ def _placed(kind: str, blocks: str, n_layer: int):
 
 
 PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
-# Presets with a runner of their own: name -> module with ``run(out_dir, progress)``.
-OWN_PRESETS = {"compression": "qllm.experiments.compression",
-               "multimodal": "qllm.experiments.multimodal"}
 PRESET_TASKS = {"tiny": ("digits", "meaning"),
                 "quick": ("digits", "meaning", "sort", "stdlib_text"),
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
@@ -173,23 +170,39 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
 
 # Presets with a module of their own that takes the sweep options (its preset_jobs and
 # run_preset take over: tasks, executor, workers).
-SWEEP_PRESETS = {"experts": "qllm.experiments.experts",
-                 "experts_tiny": "qllm.experiments.experts"}
+# Presets with a runner of their own, beside this module's classical-vs-hybrid sweeps
+# (PRESET_SEEDS): name -> (module, what it runs). Each module has ``run_preset(name, out_dir,
+# progress, executor, workers, ray_address, tasks)``; ``preset_jobs`` where it can list its runs.
+OWN_PRESETS = {
+    "peft": ("qllm.experiments.peft", "adapters and classical controls on a frozen pretrained "
+                                      "MiniLM (stdlib_topics, meaning)"),
+    "experts": ("qllm.experiments.experts", "quantum and classical mixtures of experts, "
+                                            "distilled and plain students (digits, meaning)"),
+    "experts_tiny": ("qllm.experiments.experts", "a smoke test of the experts preset"),
+    "compression": ("qllm.experiments.compression", "pruning and quantizing the digits hybrid's "
+                                                    "circuits: accuracy against gates and QPU time"),
+    "multimodal": ("qllm.experiments.multimodal", "digits images with text questions: quantum "
+                                                  "fusion against its classical twin"),
+}
+PRESET_NAMES = (*PRESET_SEEDS, *OWN_PRESETS)
 
 
 def _own(preset: str):
     import importlib
 
-    return importlib.import_module(SWEEP_PRESETS[preset]) if preset in SWEEP_PRESETS else None
+    return importlib.import_module(OWN_PRESETS[preset][0]) if preset in OWN_PRESETS else None
 
 
 def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = None) -> list[dict]:
     """Every training job of a preset (optionally a subset of its tasks, plus ``--text PATH``)."""
-    if _own(preset):
-        return _own(preset).preset_jobs(preset, tasks)
+    own = _own(preset)
+    if own is not None:
+        if not hasattr(own, "preset_jobs"):
+            raise ConfigError(f"preset {preset!r} runs as one job ({OWN_PRESETS[preset][1]}); it "
+                              "has no list of runs to show or estimate")
+        return own.preset_jobs(preset, tasks)
     if preset not in PRESET_SEEDS:
-        raise ConfigError(f"unknown preset {preset!r}; allowed: "
-                          f"{', '.join([*PRESET_SEEDS, *SWEEP_PRESETS])}")
+        raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESET_NAMES)}")
     tasks = list(tasks or PRESET_TASKS[preset])
     unknown = [t for t in tasks if t not in TASKS or t == "text"]
     if unknown:
@@ -238,15 +251,11 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
     ``summary.json`` under ``out_dir/<name>/``, print the tables, and return the aggregated rows.
     Runs whose JSON exists are skipped. See ``qllm.experiments.sweep.run_sweep`` for the executors."""
     if name in OWN_PRESETS:
-        import importlib
-
-        return importlib.import_module(OWN_PRESETS[name]).run(out_dir, progress=progress)
+        return _own(name).run_preset(name, out_dir, progress, executor, workers, ray_address, tasks)
     from qllm.experiments.aggregate import write_outputs
     from qllm.experiments.sweep import run_sweep
     from qllm.results import machine, versions, write_json
 
-    if _own(name):
-        return _own(name).run_preset(name, out_dir, progress, executor, workers, ray_address, tasks)
     out = Path(out_dir) / name
     t0 = time.perf_counter()
     jobs = preset_jobs(name, tasks, text)

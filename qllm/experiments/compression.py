@@ -178,3 +178,9 @@ def run(out_dir: str | Path = "results", progress: bool = True, smoke: bool = Fa
     if progress:
         print(text)
     return data["points"]
+
+
+def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True, *_sweep,
+               **_options) -> list:
+    """``qllm bench --preset compression`` (one process: the sweep options do not apply)."""
+    return run(out_dir, progress=progress)

@@ -146,3 +146,9 @@ def table(rows: list[dict]) -> str:
                      f"({r['quantum_params']}) | {r['wall_time_s']:.1f} | "
                      f"{r['two_qubit_gates'] or '-'} | {qpu} |")
     return "\n".join(lines)
+
+
+def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True, *_sweep,
+               **_options) -> list:
+    """``qllm bench --preset multimodal`` (one process: the sweep options do not apply)."""
+    return run(out_dir, progress=progress)

@@ -166,3 +166,9 @@ def collect(*folders, references: dict | None = None) -> str:
             for p in sorted((Path(f) / "peft" / "runs").glob("*/results.json"))]
     rows.sort(key=lambda r: (r["task"], list(ADAPTER_SETTINGS).index(r["adapter"]), r["seed"]))
     return table(_summarise(rows), references or {})
+
+
+def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True, executor=None,
+               workers=None, ray_address=None, tasks=None) -> dict:
+    """``qllm bench --preset peft`` (one process: the backbone is loaded once)."""
+    return run_peft(out_dir, tasks, progress=progress)
