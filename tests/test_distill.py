@@ -67,7 +67,15 @@ def test_a_callable_teacher_runs_once_for_several_students():
     for seed in (0, 1):
         res = train(ModelConfig(**SMALL), cfg.override({"seed": seed}))
         assert res["train_config"]["distill"]["alpha"] == 0.7
-    assert sum(calls) == 32  # the 32 training sequences, once
+    # each seed holds out its own validation split, so each training set is scored once ...
+    from qllm.data import load_task, with_validation
+
+    sizes = [len(with_validation(load_task("parity", n=40, seq_len=4), cfg.val_frac, seed).x_train)
+             for seed in (0, 1)]
+    assert sum(calls) == sum(sizes) and sizes[0] < 32
+    # ... and a third student on seed 0's data reads the cache
+    train(ModelConfig(**SMALL), cfg.override({"seed": 0, "lr": 1e-3}))
+    assert sum(calls) == sum(sizes)
 
 
 def test_alpha_zero_is_the_plain_run_bit_for_bit(teacher_dir):

@@ -186,7 +186,10 @@ def test_training_records_utilisation_in_the_cost_report():
                               epochs=1, progress=False),
                   cost_options={"target": None, "profile": ()})
     u = res["cost"]["utilisation"]["blocks.0.ffn"]
-    assert u["assignments"] == 32 * 4  # 32 training sequences x 4 tokens, top-1
+    from qllm.data import load_task, with_validation
+
+    n_train = len(with_validation(load_task("parity", n=40, seq_len=4), 0.1, 0).x_train)
+    assert u["assignments"] == n_train * 4  # training sequences x 4 tokens, top-1
     assert sum(u["share"]) + sum(u["dropped_share"]) == pytest.approx(1.0)
 
 

@@ -246,7 +246,7 @@ FIELD_CASES = {
         "n_qubits": [0, 1025, "4"], "n_layers": [0, 2**40], "encoding": ["nope", 3],
         "ansatz": ["nope", {}], "reupload": ["yes", 1], "backend": ["nope", 5],
         "backend_options": [[1], "x"], "gradient": ["magic", None], "spsa_samples": [0, 1.5],
-        "init": ["bogus", 0],
+        "init": ["bogus", 0], "entangling": ["yes", 1, None],
     },
     TrainConfig: {
         "task": ["nope", 1], "task_options": [[1], "x"], "epochs": [0, -1, "3"],
@@ -254,7 +254,7 @@ FIELD_CASES = {
         "warmup_frac": [1.0, -0.5], "min_lr_frac": [1.5, -1], "grad_clip": [-1, math.inf],
         "seed": [-1, 2**63, 1.5, True], "eval_every": [0, None], "checkpoint_every": [-1, "x"],
         "max_steps": [-1, 2.5], "device": ["tpu9", 5, 2**70], "progress": ["yes", None],
-        "distill": [5, {"temperature": 0}, {"alpha": 2}, {"nope": 1}],
+        "distill": [5, {"temperature": 0}, {"alpha": 2}, {"nope": 1}], "val_frac": [0.6, -0.1, "x"],
     },
 }
 

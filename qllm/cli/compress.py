@@ -29,13 +29,13 @@ def add_parser(sub) -> None:
 
 
 def run(args) -> int:
+    from qllm.cli.common import load_model
     from qllm.compress import compress_model, format_table, layer_rows, model_row, save_compressed
-    from qllm.compress.apply import load_compressed
     from qllm.data import load_task
     from qllm.results import versions, write_json
 
     t0 = time.perf_counter()
-    model, train_cfg = load_compressed(args.checkpoint)
+    model, train_cfg = load_model(args.checkpoint)  # a run folder or a checkpoint
     task = load_task(train_cfg.task, **train_cfg.task_options)
     small, results = compress_model(model, tol=args.tol, bits=args.bits,
                                     qat_steps=args.qat_steps, task=task, lr=args.lr,
