@@ -132,7 +132,7 @@ def test_qiskit_remote_counts_one_job_per_circuit():
     spec = CircuitSpec(1, (Op("RY", (0,), (inp(0),)), Op("RX", (0,), (w(0),))), n_inputs=1,
                        observables=("Z",))
     layer = QuantumLayer(spec, "pennylane:qiskit.remote", backend_options={
-        "backend": "fake_manila", "seed_simulator": 1}).double()
+        "backend": "fake_manila", "simulator": {"seed_simulator": 1}}).double()
     x = torch.tensor([[0.3], [1.1]], dtype=torch.float64, requires_grad=True)
     runs, original = [], AerSimulator.run
 

@@ -78,6 +78,8 @@ class AerBackend(Backend):
         seed_transpiler: transpiler seed (default 0: the layout is reproducible).
         max_parallel_threads: Aer's OpenMP threads (default 1, see the module docstring).
         sampling: "probabilities" (default) or "sampler" (``SamplerV2``), see the module docstring.
+        mitigation / zne_scales: "readout", "zne" or "readout+zne" with a fake device and shots:
+            runs as SamplerV2 PUBs, one job per call, as ``ibm:fake_<name>`` does (``qllm.hardware.runtime``).
     """
 
     supports_backprop = False
@@ -85,7 +87,8 @@ class AerBackend(Backend):
     def __init__(self, device: str | None = None, shots: int | None = None,
                  seed: int | None = None, method: str = "automatic", noise: bool = True,
                  optimization_level: int = 1, seed_transpiler: int = 0,
-                 max_parallel_threads: int = 1, sampling: str = "probabilities"):
+                 max_parallel_threads: int = 1, sampling: str = "probabilities",
+                 mitigation: str | None = None, zne_scales=(1, 3, 5)):
         super().__init__()
         if device in METHODS:
             method, device = device, None
@@ -122,6 +125,9 @@ class AerBackend(Backend):
         self._rng = np.random.default_rng(seed)
         self._simulator = None
         self._circuits: dict[tuple, tuple] = {}
+        from qllm.hardware.runtime import aer_route
+
+        self.mitigated = aer_route(self, mitigation, zne_scales)
 
     # -- setup (lazy: qiskit and Aer load on first use) -----------------------------------
     @property
@@ -218,6 +224,11 @@ class AerBackend(Backend):
     def _expval(self, spec, inputs, weights):
         values = self._values(inputs, weights)  # [B, n_inputs + n_weights]
         B = values.shape[0]
+        if self.mitigated is not None:
+            self._check_width(spec)
+            out, ran = self.mitigated.run(spec, values)
+            self.stats.add(ran["circuits"], shots=ran["shots"], jobs=1)
+            return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
         if self.shots is None and self.noisy:
             out = self._noisy_exact(spec, values)
             circuits = B
