@@ -208,6 +208,7 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
                 "versions": versions()})
 
+    ledger = _ledger(model)  # what the quantum layers actually run, step by step
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc=f"train {task.name}",
@@ -219,13 +220,14 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         for b in range(first, steps_per_epoch):
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]
             xb, yb = task.x_train[idx].to(device), task.y_train[idx].to(device)
-            _, loss = model(xb, yb)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
-                                 f"lower lr (now {train_cfg.lr}) or check the data")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with ledger.step("train"):
+                _, loss = model(xb, yb)
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
+                                     f"lower lr (now {train_cfg.lr}) or check the data")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             if train_cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
             opt.step()
@@ -243,7 +245,8 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 break
         epoch_done = step % steps_per_epoch == 0 or step >= total_steps
         if epoch_done and ((epoch + 1) % train_cfg.eval_every == 0 or step >= total_steps):
-            metrics = evaluate(model, task)
+            with ledger.step("inference"):
+                metrics = evaluate(model, task)
             history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
                             **{f"test_{k}": v for k, v in metrics.items()}})
             bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items()
@@ -252,7 +255,8 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
             checkpoint()
     bar.close()
     wall += time.perf_counter() - t0
-    final = evaluate(model, task)
+    with ledger.step("inference"):
+        final = evaluate(model, task)
     results = {
         "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
         "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
@@ -260,12 +264,51 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         "final": final, "history": history, "losses": losses, "wall_time_s": wall,
         "steps": step, "versions": versions(), "machine": machine(),
     }
-    results["cost"] = _cost(model, task, cost_options, batch_size=train_cfg.batch_size,
-                            steps_per_epoch=steps_per_epoch, epochs=train_cfg.epochs)
+    results["cost"] = _cost(model, task, _run_cost_options(model, model_cfg, cost_options),
+                            batch_size=train_cfg.batch_size, steps_per_epoch=steps_per_epoch,
+                            epochs=train_cfg.epochs, steps=total_steps)
+    if results["cost"] is not None and ledger.records is not None:
+        # counted in this process (a resumed run counts the steps after the checkpoint)
+        results["cost"]["measured"] = ledger.summary()
     if out_dir is not None:
         write_json(out_dir / "results.json", results)
     results["model"] = model
     return results
+
+
+class _NoLedger:
+    """Stands in for a CostLedger when the model has no quantum layer."""
+
+    records = None
+
+    @staticmethod
+    def step(kind):
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def _ledger(model):
+    from qllm.cost.ledger import CostLedger, find_quantum_layers
+
+    return CostLedger(model) if find_quantum_layers(model) else _NoLedger()
+
+
+def _run_cost_options(model, model_cfg: ModelConfig, options: dict) -> dict:
+    """The projection's defaults from this run: its backend's shots (a Qiskit plugin device's
+    default 1024 too) and its gradient; ``options`` (the caller's) win."""
+    from qllm.cost.ledger import find_quantum_layers
+
+    run = {}
+    layers = find_quantum_layers(model)
+    if layers:
+        backend = layers[0][1].backend
+        shots = getattr(backend, "sampled_shots", None) or getattr(backend, "shots", None)
+        if shots:
+            run["shots"] = int(shots)
+        if model_cfg.quantum.gradient != "backprop":
+            run["gradient"] = model_cfg.quantum.gradient
+    return {**run, **options}
 
 
 def _cost(model: HybridTransformer, task: TaskData, options: dict, **run) -> dict | None:
