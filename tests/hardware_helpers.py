@@ -9,9 +9,10 @@ from qllm.config import ModelConfig, QuantumConfig
 from qllm.model import HybridTransformer
 
 
-def tiny_config(backend: str = "torch", gradient: str = "backprop", n_qubits: int = 2,
+def tiny_config(backend: str = "torch", gradient: str = "backprop", n_qubits: int = 2, /,
                 **backend_options) -> ModelConfig:
-    """A 1-block classifier whose FFN is one 2-qubit circuit: few circuits per step."""
+    """A 1-block classifier whose FFN is one 2-qubit circuit: few circuits per step.
+    ``backend_options`` may hold a device option named ``backend`` (qiskit.remote)."""
     return ModelConfig(input_dim=3, n_classes=2, block_size=4, n_embd=4, n_head=1, n_layer=1,
                        ffn="quantum",
                        quantum=QuantumConfig(n_qubits=n_qubits, n_layers=1, backend=backend,

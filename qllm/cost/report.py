@@ -197,6 +197,15 @@ def _route_work(route: dict, circuits: float, jobs: int) -> tuple[int, int]:
     return executions, executions if route.get("jobs_per_circuit") else jobs
 
 
+def run_settings(results: dict) -> dict:
+    """``cost_report`` keyword arguments of the run a results.json records (its batch size,
+    steps per epoch, epochs, steps, shots and gradient), for ``qllm cost results.json``; {}
+    for a plain config."""
+    settings = (results.get("cost") or {}).get("settings") or {}
+    keys = ("batch_size", "steps_per_epoch", "epochs", "steps", "shots", "gradient")
+    return {k: settings[k] for k in keys if settings.get(k) is not None}
+
+
 def _check_int(name, v):
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ConfigError(f"{name} must be an int >= 1, got {v!r}")
