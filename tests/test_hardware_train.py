@@ -71,7 +71,9 @@ ROUTES = {
 def test_a_model_trains_and_its_ledger_is_what_ran(name, tmp_path):
     backend, gradient, options = ROUTES[name]
     cfg = tiny_config(backend, gradient, **options)
-    steps = 1 if "qiskit.remote" in name else 2  # one job per circuit: ~1 s each
+    # qiskit.remote: one job per circuit, ~1 s each; fake_torino: Aer loads its 133-qubit noise
+    # model at every job (~15 s)
+    steps = 1 if "qiskit.remote" in name or "torino" in name else 2
     train_cfg = TrainConfig(task="parity", epochs=5, batch_size=1, max_steps=steps, seed=0,
                             progress=False)
     calls: list = []

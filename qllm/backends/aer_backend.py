@@ -312,11 +312,12 @@ class AerBackend(Backend):
         """Per physical qubit, its calibrated ``P(measured | prepared)`` matrix (or None)."""
         if not self.noisy:
             return [None] * len(phys)
-        table = {}
-        for err in self.simulator.options.noise_model.to_dict().get("errors", []):
-            if err["type"] == "roerror" and len(err["gate_qubits"][0]) == 1:
-                table[err["gate_qubits"][0][0]] = np.asarray(err["probabilities"], dtype=float)
-        return [table.get(q) for q in phys]
+        if "readout" not in self._circuits:  # to_dict takes seconds on 100+ qubit devices
+            table = self._circuits["readout"] = {}
+            for err in self.simulator.options.noise_model.to_dict().get("errors", []):
+                if err["type"] == "roerror" and len(err["gate_qubits"][0]) == 1:
+                    table[err["gate_qubits"][0][0]] = np.asarray(err["probabilities"], dtype=float)
+        return [self._circuits["readout"].get(q) for q in phys]
 
     def _probabilities(self, spec, values):
         """One job: ``[(basis, members, probs [B, 2^n])]`` with readout errors applied; outcome
