@@ -128,3 +128,27 @@ def test_bad_options_are_refused():
         assert layer(torch.rand(2, 2)).shape == (2, 2)
     with pytest.raises(BackendError, match="parameter-shift"):
         layer(torch.rand(2, 2)).sum().backward()
+
+
+@pytest.mark.parametrize("mode", ["batch", "session", "job"])
+def test_execution_modes_run_and_a_seed_repeats_the_counts(mode):
+    spec = build_circuit(2, 1)
+    x = torch.rand(3, 2, generator=torch.Generator().manual_seed(0))
+    wt = torch.rand(spec.n_weights, generator=torch.Generator().manual_seed(1))
+    outs = []
+    for _ in range(2):
+        be = get_backend("ibm:fake_manila", shots=200, seed=9, mode=mode)
+        outs.append(be.expval(spec, x, wt))
+        assert be.execution_mode == mode and be.stats.jobs == 1
+        be.close()
+    torch.testing.assert_close(outs[0], outs[1], atol=0, rtol=0)
+
+
+def test_a_real_device_without_credentials_fails_cleanly(monkeypatch, tmp_path):
+    """No token in the environment and no saved account: one clear error, no network."""
+    for var in ("QISKIT_IBM_TOKEN", "IBM_QUANTUM_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # where save_account would have written
+    monkeypatch.setenv("QISKIT_IBM_RUNTIME_CONFIG_FILE", str(tmp_path / "none.json"))
+    with pytest.raises(BackendError, match="QISKIT_IBM_TOKEN|save_account"):
+        get_backend("ibm:ibm_torino")
