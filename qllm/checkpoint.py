@@ -1,12 +1,16 @@
 """Checkpoints that survive crashes and refuse to run code.
 
-- Atomic writes: a temporary file in the same folder, flushed and fsynced, then ``os.replace``d
-  over the target and the folder fsynced, so a SIGKILL mid-save leaves the last good checkpoint in
-  place (Lightning #688). Temporaries left behind by a killed save are removed by the next save.
+- Atomic writes through ``qllm.results.atomic_write`` (the writer results.json uses too): the
+  checkpoint is written to a temporary file in the same folder, fsynced,
+  ``os.replace``d over the target and the folder fsynced, so a SIGKILL mid-save leaves the last
+  good checkpoint in place (Lightning #688). Temporaries of killed saves are swept by the next
+  save; those of a live writer are left alone. A full disk raises one ``StorageError``.
 - Contents are checked before writing: only tensors and plain values (dict, list, tuple, str,
   int, float, bool, None), so what was saved can always be loaded with ``weights_only=True``.
 - Loading uses ``torch.load(weights_only=True)``: a crafted pickle cannot execute its payload.
-  A missing, truncated, foreign or unsafe file raises ``CheckpointError`` naming the file.
+  A missing, truncated, foreign or unsafe file raises ``CheckpointError`` naming the file, and
+  so does one holding a NaN or inf tensor (naming the tensor): such weights would evaluate to a
+  NaN loss.
 - RNG states are stored as tensors and plain values (``qllm.rng``).
 
 >>> import tempfile, torch
@@ -18,12 +22,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from qllm.errors import CheckpointError
+from qllm.results import atomic_write
 from qllm.rng import global_rng_state, set_global_rng_state
 
 FORMAT = "qllm-checkpoint-v1"
@@ -61,15 +65,6 @@ def _check_plain(value, where: str) -> None:
         "and later loaded with weights_only=True (convert numpy arrays with torch.as_tensor)")
 
 
-def _remove_stale_temporaries(path: Path) -> None:
-    """Temporaries of ``path`` left by a save that was killed before its rename."""
-    for tmp in path.parent.glob(f".{path.name}.*.tmp"):
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
-
-
 def save_checkpoint(path: str | Path, state: dict) -> Path:
     """Atomically write ``state`` (tensors and plain values) to ``path``.
 
@@ -89,27 +84,24 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
         raise CheckpointError(f"checkpoint state must be a dict, got {type(state).__name__}")
     _check_plain(state, "state")
     payload = {"format": FORMAT, **state}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temporaries(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    except OSError:
-        pass
+    atomic_write(path, lambda f: torch.save(payload, f))
     return path
+
+
+def _first_non_finite(value, where: str) -> str | None:
+    """The path of the first float tensor in ``value`` holding NaN or inf, or None."""
+    if isinstance(value, torch.Tensor):
+        if (value.is_floating_point() or value.is_complex()) and value.numel() \
+                and not bool(torch.isfinite(value).all()):
+            return where
+        return None
+    items = value.items() if isinstance(value, dict) else \
+        enumerate(value) if isinstance(value, (list, tuple)) else ()
+    for k, v in items:
+        found = _first_non_finite(v, f"{where}.{k}" if where else str(k))
+        if found:
+            return found
+    return None
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
@@ -131,6 +123,14 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     """
     if not isinstance(path, (str, os.PathLike)) or not str(path):
         raise CheckpointError(f"checkpoint path must be a file path, got {path!r}")
+    if not (isinstance(require, (tuple, list)) and all(isinstance(k, str) for k in require)):
+        raise CheckpointError(f"require must be a tuple of key names, got {require!r}")
+    if isinstance(map_location, (str, torch.device)):
+        try:
+            torch.device(map_location)
+        except RuntimeError:
+            raise CheckpointError(f"map_location {map_location!r} is not a torch device name "
+                                  "('cpu', 'cuda', 'cuda:0', ...)") from None
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
@@ -146,6 +146,11 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {str(path)!r} is not a qllm checkpoint "
                               f"(expected format {FORMAT!r})")
+    bad = _first_non_finite(state, "")
+    if bad:
+        raise CheckpointError(f"checkpoint {str(path)!r} holds non-finite values (NaN or inf) in "
+                              f"tensor {bad!r}; it cannot be evaluated or resumed (train again "
+                              "from an earlier checkpoint, or with a lower lr)")
     missing = [k for k in require if k not in state]
     if missing:
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {missing}; it holds "

@@ -69,7 +69,7 @@ class _Config:
 
 
 def _check_choice(name: str, value, allowed) -> None:
-    if value not in allowed:
+    if not isinstance(value, str) or value not in allowed:  # (a list is not even hashable)
         raise ConfigError(f"{name}={value!r} is not one of {sorted(allowed)}")
 
 
@@ -82,9 +82,13 @@ def _check_number(name: str, value, low: float, high: float = float("inf")) -> N
         raise ConfigError(f"{name} must be a finite number in [{low}, {high}], got {value!r}")
 
 
-def _check_positive(name: str, value, minimum=1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an int >= {minimum}, got {value!r}")
+# Counts and sizes beyond this cannot be built or run; refusing them here beats an overflow later.
+_INT_MAX = 2**31 - 1
+
+
+def _check_positive(name: str, value, minimum=1, maximum=_INT_MAX) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+        raise ConfigError(f"{name} must be an int in [{minimum}, {maximum}], got {value!r}")
 
 
 @dataclass
@@ -103,7 +107,7 @@ class QuantumConfig(_Config):
     init: str = "uniform"  # circuit weights: uniform in [0, 2pi), "normal" (small), "zeros"
 
     def __post_init__(self):
-        _check_positive("quantum.n_qubits", self.n_qubits)
+        _check_positive("quantum.n_qubits", self.n_qubits, 1, 1024)  # beyond any device
         _check_positive("quantum.n_layers", self.n_layers)
         _check_positive("quantum.spsa_samples", self.spsa_samples)
         from qllm.circuits import ANSATZE, ENCODINGS
@@ -111,6 +115,11 @@ class QuantumConfig(_Config):
         _check_choice("quantum.encoding", self.encoding, ENCODINGS)
         _check_choice("quantum.ansatz", self.ansatz, ANSATZE)
         _check_choice("quantum.gradient", self.gradient, ("backprop", "parameter-shift", "spsa"))
+        from qllm.quantum_layer import INITS
+
+        _check_choice("quantum.init", self.init, INITS)
+        if not isinstance(self.reupload, bool):
+            raise ConfigError(f"quantum.reupload must be true or false, got {self.reupload!r}")
         if not isinstance(self.backend_options, dict):
             raise ConfigError("quantum.backend_options must be a dict")
         from qllm.backends import BACKENDS
@@ -149,7 +158,10 @@ class ModelConfig(_Config):
     def __post_init__(self):
         if isinstance(self.quantum, dict):
             self.quantum = QuantumConfig.from_dict(self.quantum)
-        _check_choice("task", self.task, ("classify", "lm"))
+        if not isinstance(self.quantum, QuantumConfig):
+            raise ConfigError(f"quantum must be a dict of QuantumConfig fields (e.g. "
+                              f"quantum.n_qubits=4) or a QuantumConfig, got {self.quantum!r}")
+        _check_choice("model.task", self.task, ("classify", "lm"))
         from qllm.layers import FFNS, MIXERS
 
         _check_choice("attn", self.attn, MIXERS)
@@ -169,7 +181,7 @@ class ModelConfig(_Config):
             _check_positive("n_classes", self.n_classes, 2)
         if self.n_embd % self.n_head:
             raise ConfigError(f"n_embd={self.n_embd} must be divisible by n_head={self.n_head}")
-        if not 0.0 <= self.dropout < 1.0:
+        if not (_is_number(self.dropout) and 0.0 <= self.dropout < 1.0):
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
 
     @property
@@ -210,17 +222,23 @@ class TrainConfig(_Config):
         _check_number("min_lr_frac", self.min_lr_frac, 0.0, 1.0)
         _check_number("weight_decay", self.weight_decay, 0.0)
         _check_number("grad_clip", self.grad_clip, 0.0)
-        _check_positive("seed", self.seed, 0)
+        from qllm.seeds import check_seed
+
+        check_seed(self.seed, "seed")
         from qllm.data import TASKS
 
-        _check_choice("task", self.task, TASKS)
+        _check_choice("train.task", self.task, TASKS)
         if not isinstance(self.task_options, dict):
             raise ConfigError(f"task_options must be a dict, got {self.task_options!r}")
+        if not isinstance(self.progress, bool):
+            raise ConfigError(f"progress must be true or false, got {self.progress!r}")
         try:
             import torch
 
+            if not isinstance(self.device, str):
+                raise TypeError
             torch.device(self.device)
-        except (RuntimeError, TypeError):
+        except (RuntimeError, TypeError, ValueError):
             raise ConfigError(f"device {self.device!r} is not a torch device name ('cpu', "
                               "'cuda', 'cuda:0', ...)") from None
 

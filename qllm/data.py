@@ -230,6 +230,10 @@ def _check_options(name: str, options: dict) -> None:
         if low is not None and not (value is None and key == "max_chars") and (
                 isinstance(value, bool) or not isinstance(value, int) or value < low):
             raise DataError(f"task {name!r}: option {key}={value!r} must be an int >= {low}")
+    if "split_seed" in options:
+        from qllm.seeds import check_seed
+
+        check_seed(options["split_seed"], f"task {name!r}: option split_seed", DataError)
     if name == "digits" and options.get("patch", 2) not in (1, 2, 4, 8):
         raise DataError(f"task 'digits': option patch={options['patch']!r} must divide the 8x8 "
                         "image: one of 1, 2, 4, 8")

@@ -35,3 +35,11 @@ class CheckpointError(QllmError, ValueError):
 
 class DataError(QllmError, ValueError):
     """A task name, data path or data file is invalid."""
+
+
+class StorageError(QllmError, OSError):
+    """A file could not be written (disk full, no permission); nothing partial was left behind."""
+
+
+class RunLockedError(QllmError, RuntimeError):
+    """A run folder is in use by another live process."""

@@ -9,6 +9,7 @@ from torch import nn
 
 from qllm.backends import Backend, get_backend
 from qllm.errors import ConfigError
+from qllm.seeds import check_seed
 from qllm.spec import CircuitSpec
 from qllm.validate import check_angles
 
@@ -59,6 +60,12 @@ class QuantumLayer(nn.Module):
             raise ConfigError(f"spec must be a CircuitSpec, got {type(spec).__name__}")
         if init not in INITS:
             raise ConfigError(f"init {init!r} is not one of {INITS}")
+        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) \
+                or not 0 <= init_scale < math.inf:
+            raise ConfigError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
+        check_seed(spsa_seed, "spsa_seed", ConfigError, allow_none=True)
+        if backend_options is not None and not isinstance(backend_options, dict):
+            raise ConfigError(f"backend_options must be a dict or None, got {backend_options!r}")
         self.spec = spec
         # A dict as well as keywords: PennyLane's qiskit.remote takes a device option named
         # "backend", which a keyword could not carry past this method's own `backend`.

@@ -16,6 +16,7 @@ checkpoint + a new process + 60 steps give bit-identical weights and losses to 1
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 import warnings
@@ -27,9 +28,9 @@ from tqdm.auto import tqdm
 from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task
-from qllm.errors import CheckpointError, ConfigError, DataError, InputError
+from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
 from qllm.model import HybridTransformer
-from qllm.results import machine, versions, write_json
+from qllm.results import machine, sweep_temporaries, versions, write_json
 from qllm.rng import (
     generator_states,
     preserve_global_rng,
@@ -37,6 +38,8 @@ from qllm.rng import (
     seed_global,
     set_generator_states,
 )
+from qllm.runlock import RunLock
+from qllm.seeds import fold
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "history", "losses", "wall_time_s",
                    "rng", "generators", "model_config", "train_config")
@@ -61,7 +64,13 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
 def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
              batch_size: int = 256) -> dict:
     """Loss and the task metric (accuracy; perplexity for text LM) on a split."""
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if split not in ("test", "train"):
+        raise InputError(f"split must be 'test' or 'train', got {split!r}")
     x, y = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
+    if len(x) == 0:
+        raise DataError(f"task {task.name!r} has no {split} sequences to evaluate")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
@@ -115,6 +124,7 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         raise ConfigError(f"resume must be True or False, got {resume!r}")
     if cost_options is not None and not isinstance(cost_options, dict):
         raise ConfigError(f"cost_options must be a dict or None, got {type(cost_options).__name__}")
+    _check_cost_options(cost_options or {})
     if task is not None and not isinstance(task, TaskData):
         raise DataError(f"task must be a TaskData (see qllm.data.load_task), got "
                         f"{type(task).__name__}")
@@ -130,10 +140,46 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
                      "state")
     task = task or load_task(train_cfg.task, **train_cfg.task_options)
     model_cfg = model_config_for(task, model_cfg)
-    with preserve_global_rng(device):
+    with _run_folder(out_dir), preserve_global_rng(device):
         seed_global(train_cfg.seed)
         return _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device,
                       cost_options or {})
+
+
+@contextlib.contextmanager
+def _run_folder(out_dir: Path | None):
+    """Hold the run folder's lock, sweep temporaries of killed writes, and turn a failed write
+    into one message that says where the last good checkpoint is."""
+    if out_dir is None:
+        yield
+        return
+    with RunLock(out_dir):
+        for name in ("checkpoint.pt", "results.json", None):
+            sweep_temporaries(out_dir, name)
+        try:
+            yield
+        except StorageError as e:
+            ckpt = out_dir / "checkpoint.pt"
+            last = (f"the last good checkpoint {str(ckpt)!r} is intact; resume with "
+                    f"`qllm train --out {out_dir} --resume`" if ckpt.exists()
+                    else "no checkpoint had been written yet")
+            raise StorageError(f"{e}; {last}") from None
+
+
+def _check_cost_options(options: dict) -> None:
+    """Unknown cost options fail now, not after the whole run has trained."""
+    import inspect
+
+    try:
+        from qllm.cost import cost_report
+    except ImportError:  # a stripped environment: no cost report at all (see _cost)
+        return
+    allowed = set(inspect.signature(cost_report).parameters) - {
+        "model", "seq_len", "batch_size", "steps_per_epoch", "epochs"}
+    unknown = sorted(set(options) - allowed)
+    if unknown:
+        raise ConfigError(f"cost_options {unknown} are not options of qllm.cost.cost_report; "
+                          f"allowed: {sorted(allowed)}")
 
 
 def _device(name: str) -> torch.device:
@@ -215,7 +261,7 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                disable=not train_cfg.progress, leave=False)
     while step < total_steps:
         epoch, first = divmod(step, steps_per_epoch)
-        g = torch.Generator().manual_seed(train_cfg.seed * 100_003 + epoch)
+        g = torch.Generator().manual_seed(fold(train_cfg.seed * 100_003 + epoch))
         order = torch.randperm(n_train, generator=g)
         for b in range(first, steps_per_epoch):
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]

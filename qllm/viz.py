@@ -138,18 +138,6 @@ def plot_confusion_matrix(cm: np.ndarray, labels=None, ax=None, title: str = "")
     return ax
 
 
-def _classical_maps(mixer, h: torch.Tensor) -> torch.Tensor:
-    """Softmax attention weights of the classical SelfAttention (it has no attention_maps)."""
-    B, T, C = h.shape
-    q, k, _ = mixer.qkv(h).split(C, dim=2)
-    q, k = (t.view(B, T, mixer.n_head, C // mixer.n_head).transpose(1, 2) for t in (q, k))
-    att = q @ k.transpose(-2, -1) / (C // mixer.n_head) ** 0.5  # (B, nh, T, T)
-    if mixer.causal:
-        att = att.masked_fill(torch.ones(T, T, dtype=torch.bool, device=h.device).triu(1),
-                              float("-inf"))
-    return att.softmax(-1)
-
-
 @torch.no_grad()
 def attention_maps(model, x: torch.Tensor) -> list[torch.Tensor]:
     """Attention weights of every block: a list over blocks of ``(B, n_head, T, T)``.
@@ -157,23 +145,22 @@ def attention_maps(model, x: torch.Tensor) -> list[torch.Tensor]:
     Row i of a map is how much token i reads from each token j (rows sum to 1).
     Works for classical, quantum and QSANN mixers.
     """
+    # The model's own forward runs; a pre-hook on each block's mixer catches its (normed) input.
+    inputs: list[torch.Tensor] = []
+    hooks = [block.mixer.register_forward_pre_hook(lambda _m, args: inputs.append(args[0]))
+             for block in model.blocks]
     was_training = model.training
     model.eval()
     try:
-        model._check_input(x)
-        h = model.embed(x) + model.pos(torch.arange(x.shape[1], device=x.device))  # (B, T, C)
+        model(x)
         maps = []
-        for block in model.blocks:
-            normed = block.norm1(h)
-            if hasattr(block.mixer, "attention_maps"):
-                att = block.mixer.attention_maps(normed)
-                att = att[0] if isinstance(att, tuple) else att  # QSANN also returns its angles
-            else:
-                att = _classical_maps(block.mixer, normed)
-            maps.append(att)
-            h = block(h)
+        for block, h in zip(model.blocks, inputs):
+            att = block.mixer.attention_maps(h)
+            maps.append(att[0] if isinstance(att, tuple) else att)  # QSANN also returns angles
     finally:
         model.train(was_training)
+        for hook in hooks:
+            hook.remove()
     return maps
 
 

@@ -65,5 +65,5 @@ def test_bad_what_if_flags_exit_2(results_json, capsys):
     assert main(["cost", str(results_json), "--mitigation", "zne"]) == 2
     assert main(["cost", str(results_json), "--route", "ibm:x", "--mitigation", "magic"]) == 2
     err = capsys.readouterr().err
-    assert "batch_size" in err and "--route" in err and "magic" in err
+    assert "--batch-size must be an int >= 1" in err and "--route" in err and "magic" in err
     assert "Traceback" not in err

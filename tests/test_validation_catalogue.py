@@ -230,3 +230,130 @@ def test_cli_reports_bad_arguments(argv, needle, tmp_path, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert err.startswith("qllm: error:") and needle in err, err
+
+
+# -- every config field: malformed values raise ConfigError naming the field ------------------
+FIELD_CASES = {
+    ModelConfig: {
+        "task": ["nope", 5, ["lm"]], "vocab_size": [1, "5", 2.5], "input_dim": [0, "4", 2**40],
+        "n_classes": [1, 2.0], "block_size": [0, None], "n_embd": [-8, True],
+        "n_head": [0, "2"], "n_layer": [0, 1.5], "mlp_ratio": [0, [4]], "attn": ["nope", 1],
+        "ffn": ["nope", None], "dropout": [1.0, -0.1, "x", math.nan], "quantum": [5, "x", [1]],
+    },
+    QuantumConfig: {
+        "n_qubits": [0, 1025, "4"], "n_layers": [0, 2**40], "encoding": ["nope", 3],
+        "ansatz": ["nope", {}], "reupload": ["yes", 1], "backend": ["nope", 5],
+        "backend_options": [[1], "x"], "gradient": ["magic", None], "spsa_samples": [0, 1.5],
+        "init": ["bogus", 0],
+    },
+    TrainConfig: {
+        "task": ["nope", 1], "task_options": [[1], "x"], "epochs": [0, -1, "3"],
+        "batch_size": [0, 2**40], "lr": [0, -1, math.inf, "x"], "weight_decay": [-1, math.nan],
+        "warmup_frac": [1.0, -0.5], "min_lr_frac": [1.5, -1], "grad_clip": [-1, math.inf],
+        "seed": [-1, 2**63, 1.5, True], "eval_every": [0, None], "checkpoint_every": [-1, "x"],
+        "max_steps": [-1, 2.5], "device": ["tpu9", 5, 2**70], "progress": ["yes", None],
+    },
+}
+
+
+def _build(cls, field, value):
+    if cls is QuantumConfig:
+        return ModelConfig(input_dim=4, quantum={field: value})
+    if cls is ModelConfig:
+        extra = {} if field in ("input_dim", "vocab_size") else {"input_dim": 4}
+        return ModelConfig(**{**extra, field: value})
+    return TrainConfig(**{field: value})
+
+
+def test_every_config_field_is_in_the_catalogue():
+    import dataclasses
+
+    for cls, cases in FIELD_CASES.items():
+        assert {f.name for f in dataclasses.fields(cls)} == set(cases), cls.__name__
+
+
+@pytest.mark.parametrize("cls,field,value", [
+    (cls, field, value) for cls, cases in FIELD_CASES.items() for field, values in cases.items()
+    for value in values], ids=lambda v: v.__name__ if isinstance(v, type) else repr(v)[:20])
+def test_malformed_config_fields_raise_config_errors(cls, field, value):
+    with pytest.raises(ConfigError) as info:
+        _build(cls, field, value)
+    names = {"vocab_size": "vocab_size", "input_dim": "input_dim"}
+    assert names.get(field, field) in str(info.value), str(info.value)
+
+
+# -- every flag of train, eval and cost ----------------------------------------------------------
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    from qllm.train import train
+
+    root = tmp_path_factory.mktemp("cli")
+    train(ModelConfig(input_dim=4, n_embd=8, n_head=2, n_layer=1),
+          TrainConfig(task="digits", max_steps=1, progress=False), out_dir=root / "R")
+    (root / "model.json").write_text('{"input_dim": 4, "n_embd": 8, "n_head": 2}')
+    (root / "list.json").write_text("[1]")
+    (root / "file").write_text("x")
+    return root
+
+
+CLI_FLAG_CASES = [
+    (["train", "--config", "{root}/list.json"], "JSON list"),
+    (["train", "--set", "quantum=5"], "quantum"),
+    (["train", "--task", "nope"], "task"),
+    (["train", "--epochs", "0"], "--epochs"),
+    (["train", "--epochs", "ten"], "--epochs"),
+    (["train", "--seed", "-1"], "seed"),
+    (["train", "--seed", str(2**63)], "seed"),
+    (["train", "--device", "tpu9"], "device"),
+    (["train", "--out", "{root}/file"], "not a folder"),
+    (["train", "--out", "{root}/R"], "already holds a run"),
+    (["train", "--out", "{root}/none", "--resume"], "checkpoint"),
+    (["train", "--out", "{root}/R", "--resume", "--overwrite"], "--overwrite"),
+    (["train", "--bogus"], "--bogus"),
+    (["eval", "{root}/none.pt"], "none.pt"),
+    (["eval", "{root}/R", "--backend", "nope"], "nope"),
+    (["eval", "{root}/R", "--backend", "aer", "--shots", "0"], "--shots"),
+    (["eval", "{root}/R", "--backend", "aer", "--shots", str(2**60)], "--shots"),
+    (["eval", "{root}/R", "--backend", "aer", "--seed", "-1"], "--seed"),
+    (["eval", "{root}/R", "--seed", "3"], "--backend"),
+    (["eval", "{root}/R", "--limit", "0"], "--limit"),
+    (["eval", "{root}/R", "--batch-size", "-1"], "--batch-size"),
+    (["eval", "{root}/R/results.json"], "results file"),
+    (["cost", "{root}/none.json"], "none.json"),
+    (["cost", "{root}/list.json"], "JSON list"),
+    (["cost", "{root}/model.json", "--seq-len", "0"], "--seq-len"),
+    (["cost", "{root}/model.json", "--shots", "0"], "--shots"),
+    (["cost", "{root}/model.json", "--target", "nope"], "target"),
+    (["cost", "{root}/model.json", "--gradient", "nope"], "gradient"),
+    (["cost", "{root}/model.json", "--profile", "nope"], "profile"),
+    (["cost", "{root}/model.json", "--json", "--seq-len", "x"], "--seq-len"),
+]
+
+
+def test_every_cli_flag_is_in_the_catalogue():
+    from qllm.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices)
+    for command in ("train", "eval", "cost"):
+        flags = {s for a in sub.choices[command]._actions for s in a.option_strings} - {"-h",
+                                                                                        "--help"}
+        covered = {a for argv, _ in CLI_FLAG_CASES if argv[0] == command for a in argv}
+        assert flags <= covered, f"{command}: {sorted(flags - covered)} not in the catalogue"
+
+
+@pytest.mark.parametrize("argv,needle", CLI_FLAG_CASES, ids=[" ".join(a) for a, _ in CLI_FLAG_CASES])
+def test_every_cli_flag_refuses_bad_values_in_one_line(argv, needle, cli_files, capsys):
+    from qllm.cli import main
+
+    argv = [a.replace("{root}", str(cli_files)) for a in argv]
+    if argv[0] == "train" and "--out" not in argv:
+        argv += ["--out", str(cli_files / "new")]
+    try:
+        code = main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    err = capsys.readouterr().err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("qllm"), err
+    assert needle in err, err
+    assert not (cli_files / "new").exists() or not any((cli_files / "new").iterdir())

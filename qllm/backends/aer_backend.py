@@ -95,8 +95,12 @@ class AerBackend(Backend):
         if method not in METHODS:
             raise BackendError(f"method {method!r} is not one of {METHODS}")
         self.shots = _positive_int_or_none(shots, "shots")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise BackendError(f"seed must be None or an int, got {seed!r}")
+        from qllm.engine.sampling import check_shots
+        from qllm.seeds import check_seed
+
+        check_seed(seed, "seed", BackendError, allow_none=True)
+        check_seed(seed_transpiler, "seed_transpiler", BackendError)
+        check_shots(self.shots)
         if optimization_level not in (0, 1, 2, 3):
             raise BackendError(f"optimization_level must be 0, 1, 2 or 3, got {optimization_level!r}")
         _positive_int_or_none(max_parallel_threads, "max_parallel_threads")

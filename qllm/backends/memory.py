@@ -19,14 +19,9 @@ def available_bytes(device: torch.device | str = "cpu") -> int:
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
         return int(free)
-    try:
-        with open("/proc/meminfo") as f:
-            for line in f:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    import psutil  # portable (Linux, macOS, Windows); reads what Linux calls MemAvailable
+
+    return int(psutil.virtual_memory().available)
 
 
 _FREE_CACHE: dict = {}  # device -> (time, bytes): free memory is read at most once a second

@@ -77,9 +77,9 @@ class PennyLaneBackend(Backend):
             import pennylane  # noqa: F401
         except ImportError as e:  # pragma: no cover - pennylane is a core dependency
             raise BackendError("the pennylane backend needs `pip install pennylane`") from e
-        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)
-                                  or shots <= 0):
-            raise BackendError(f"shots must be None or a positive int, got {shots!r}")
+        from qllm.engine.sampling import check_shots
+
+        check_shots(shots)  # the one shot rule: None or an int in [1, 2**53]
         self.device_name = device
         self.name = f"pennylane:{device}"
         self.qiskit = device.startswith("qiskit.")

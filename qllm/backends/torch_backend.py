@@ -45,6 +45,9 @@ class TorchBackend(Backend):
                  shots: int | None = None, seed: int | None = None, noise=None,
                  cuda_graphs: bool = False, chunk_size: int | str | None = None):
         super().__init__()
+        from qllm.seeds import check_seed
+
+        check_seed(seed, "seed", BackendError, allow_none=True)  # even unused: one rule
         if strategy not in STRATEGIES:
             raise BackendError(f"strategy {strategy!r} is not one of {STRATEGIES}")
         if not (chunk_size is None or chunk_size == "auto"

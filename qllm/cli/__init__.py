@@ -20,8 +20,15 @@ from qllm.errors import QllmError
 COMMANDS = (train, eval, bench, cost)
 
 
+class _Parser(argparse.ArgumentParser):
+    """Bad flags end in one line and exit status 2, like every other bad input."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="qllm", description=__doc__,
+    p = _Parser(prog="qllm", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
@@ -36,6 +43,9 @@ def main(argv: list[str] | None = None) -> int:
     except QllmError as e:
         print(f"qllm: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # `qllm train` says how to resume; the others have nothing to keep
+        print(f"\nqllm: {args.command} interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -121,14 +121,8 @@ def transpiled_counts(spec: CircuitSpec, target: str, optimization_level: int = 
 
 def measurement_groups(spec: CircuitSpec) -> int:
     """Number of qubit-wise commuting groups of the observables: the distinct measurement settings
-    (circuits per parameter set) hardware needs. Greedy, in observable order; 1 for all-Z."""
-    groups: list[list[str]] = []
-    for o in spec.observables:
-        for g in groups:
-            if all(a == b or "I" in (a, b) for a, b in zip(o, g[0])):
-                # merge: the group's basis takes o's non-identity letters
-                g[0] = "".join(b if a == "I" else a for a, b in zip(g[0], o))
-                break
-        else:
-            groups.append([o])
-    return len(groups)
+    (circuits per parameter set) hardware needs; 1 for all-Z. The grouping is the samplers' own
+    (``qllm.engine.sampling.measurement_groups``), so cost and execution cannot disagree."""
+    from qllm.engine.sampling import measurement_groups as groups
+
+    return len(groups(spec.observables))

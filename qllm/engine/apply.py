@@ -6,10 +6,13 @@ real when the whole circuit is real, complex otherwise.
 
 from __future__ import annotations
 
+from functools import singledispatch
+
 import torch
 
 from qllm.engine.angles import AngleContext
-from qllm.engine.plan import BLOCK_QUBITS, Diag, Layer, Mat, Micro, Perm, Step, blocks, on_device  # noqa: F401
+from qllm.engine.micro import Diag, Layer, Mat, Perm, Step
+from qllm.engine.plan import BLOCK_QUBITS, blocks, on_device  # noqa: F401
 from qllm.gates import gate
 
 
@@ -176,11 +179,13 @@ def apply_mat(state, m: Mat, ctx: AngleContext, n: int) -> torch.Tensor:
     return apply_matrix(state, g.matrix(angles).to(state.dtype), m.op.wires, n)
 
 
-def apply_micro(state: torch.Tensor, m: Micro, ctx: AngleContext, n: int) -> torch.Tensor:
-    if isinstance(m, Layer):
-        return apply_layer(state, m, ctx, n)
-    if isinstance(m, Perm):
-        return permute(state, m.gather, m.inverse)
-    if isinstance(m, Diag):
-        return apply_diag(state, m, ctx)
-    return apply_mat(state, m, ctx, n)
+@singledispatch
+def apply_micro(m, state: torch.Tensor, ctx: AngleContext, n: int) -> torch.Tensor:
+    """Apply one micro-op to ``state [B, 2^n]``; each micro-op type registers its kernel."""
+    raise TypeError(f"no kernel registered for micro-op {type(m).__name__}")
+
+
+apply_micro.register(Layer)(lambda m, state, ctx, n: apply_layer(state, m, ctx, n))
+apply_micro.register(Perm)(lambda m, state, ctx, n: permute(state, m.gather, m.inverse))
+apply_micro.register(Diag)(lambda m, state, ctx, n: apply_diag(state, m, ctx))
+apply_micro.register(Mat)(lambda m, state, ctx, n: apply_mat(state, m, ctx, n))

@@ -21,38 +21,11 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.fused import choose_fused
-from qllm.engine.plan import Diag, Layer, Mat, Perm, make_plan
+from qllm.engine.plan import make_plan
 from qllm.engine.product import uses_product_core
 from qllm.spec import CircuitSpec
 
 PLAN_FREE_QUBITS = 22
-BLOCK_QUBITS = 4  # a single-qubit layer is applied as Kronecker blocks of up to 4 qubits
-
-
-def _n_blocks(layer: Layer) -> int:
-    if getattr(layer, "blocks", None) is not None:
-        return len(layer.blocks)
-    count, i, qubits = 0, 0, layer.qubits
-    while i < len(qubits):
-        j = i
-        while j + 1 < len(qubits) and qubits[j + 1] - qubits[i] < BLOCK_QUBITS:
-            j += 1
-        count, i = count + 1, j + 1
-    return count
-
-
-def _saved_states(micro) -> int:
-    """Batch states a micro-op keeps for the backward."""
-    if isinstance(micro, Layer):
-        return _n_blocks(micro)
-    if isinstance(micro, Perm):
-        return 0
-    if isinstance(micro, Diag):
-        return 1
-    assert isinstance(micro, Mat)
-    return 2
-
-
 def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torch.float32,
                    strategy: str = "auto", grad: bool = True) -> int:
     """Bytes one ``simulate`` call on ``batch`` samples needs at its peak (with the backward
@@ -73,12 +46,8 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
             saved += 1
             matrix = max(matrix, itemsize * dim * dim * (len(seg.micros) + 2 if grad else 2))
         elif grad:
-            saved += sum(_saved_states(m) for m in seg.micros)
-        for m in seg.micros:
-            if isinstance(m, Perm):
-                tables += 16 * dim  # gather + inverse (int64)
-            elif isinstance(m, Diag):
-                tables += 8 * dim * (1 + (0 if m.phases is None else m.phases.shape[0]))
+            saved += sum(m.saved_states() for m in seg.micros)
+        tables += sum(m.table_bytes(dim) for m in seg.micros)
     # The sign table of the observables is built (once per spec, at the end of the forward) from
     # float64 parities: 16 (real) or 24 (complex: rows interleaved) bytes per entry at its peak,
     # then kept in the real dtype.

@@ -15,14 +15,8 @@ import torch
 
 from qllm.engine.angles import AngleContext
 from qllm.engine.apply import apply_micro, kron, layer_matrices
-from qllm.engine.plan import Diag, Layer, Mat, Perm, Segment, on_device, rotation_index
-
-# Cost model, in microseconds: a launched op (forward + backward) costs LAUNCH_US; a micro-op
-# touches its rows at ELEM_NS per amplitude; a matrix product runs at MATMUL_NS per multiply-add.
-LAUNCH_US = 25.0
-ELEM_NS = 1.0
-MATMUL_NS = 0.02
-
+from qllm.engine.micro import LAUNCH_US, MATMUL_NS, Layer, Perm
+from qllm.engine.plan import Segment, on_device, rotation_index
 
 DENSE_QUBITS = 8  # up to here a single-qubit layer's matrix is built densely (see below)
 
@@ -54,7 +48,7 @@ def segment_matrix(seg: Segment, ctx: AngleContext, n: int, dtype, device) -> to
             else:  # P @ K for P = eye[:, gather]: the rows of K, reordered
                 m = k if gather is None else k[torch.argsort(gather) if inverse is None else inverse]
         else:
-            m = apply_micro(permutation() if m is None else m, micro, ctx, n)
+            m = apply_micro(micro, permutation() if m is None else m, ctx, n)
     return permutation() if m is None else m
 
 
@@ -84,22 +78,6 @@ def layer_matrix(layer: Layer, ctx: AngleContext, n: int, dtype, device) -> torc
     return k if cols is None else k[:, cols]
 
 
-def micro_cost_us(micro, rows: int, n: int) -> float:
-    """Estimated forward + backward time of one micro-op on ``rows`` states."""
-    amps = rows * 2**n
-    if isinstance(micro, Layer):
-        bl = micro.blocks
-        launches = 4 * len(micro.steps) + 3 * sum(k for _, k in bl)
-        return launches * LAUNCH_US + sum(amps * 2**k for _, k in bl) * MATMUL_NS * 3 / 1e3 \
-            + len(bl) * amps * ELEM_NS / 1e3
-    if isinstance(micro, Perm):
-        return 2 * LAUNCH_US + 2 * amps * ELEM_NS / 1e3
-    if isinstance(micro, Diag):
-        return 6 * LAUNCH_US + 3 * amps * ELEM_NS / 1e3
-    assert isinstance(micro, Mat)
-    return 8 * LAUNCH_US + 6 * amps * ELEM_NS / 1e3
-
-
 def build_cost_us(seg: Segment, n: int) -> float:
     """Estimated forward + backward time of ``segment_matrix`` (same branches)."""
     dim, cost, started = 2**n, 0.0, False
@@ -111,7 +89,7 @@ def build_cost_us(seg: Segment, n: int) -> float:
             cost += 3 * dim**3 * MATMUL_NS / 1e3 if started else 0.0
             started = True
         else:
-            cost += micro_cost_us(m, dim, n)
+            cost += m.cost_us(dim, n)
             started = True
     return cost
 
@@ -133,4 +111,4 @@ def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str) -> bool
 
 def gates_cost_us(seg: Segment, n_qubits: int, batch: int) -> float:
     """Estimated forward + backward time of running the segment's micro-ops on the batch."""
-    return sum(micro_cost_us(m, batch, n_qubits) for m in seg.micros)
+    return sum(m.cost_us(batch, n_qubits) for m in seg.micros)

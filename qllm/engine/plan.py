@@ -29,79 +29,10 @@ from functools import lru_cache
 
 import torch
 
-from qllm.engine.angles import AngleGroup, Sources
+from qllm.engine.angles import Sources
+from qllm.engine.micro import Diag, Layer, Mat, Micro, Perm, Step  # noqa: F401 (re-exported)
 from qllm.gates import gate
 from qllm.spec import CircuitSpec, Op
-
-
-@dataclass
-class Step:
-    """One single-qubit gate per qubit (at most); ops of the same gate share one AngleGroup."""
-
-    parts: list[tuple[str, AngleGroup | None, list[int]]]  # (gate, angles, positions in layer)
-    n_missing: int  # layer qubits without a gate in this step (identity)
-    order: torch.Tensor | None  # reorders cat(part matrices, identities) into layer positions
-
-
-@dataclass
-class Layer:
-    qubits: list[int]
-    ops: list[Op] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    data: bool = False
-    kind: str = "layer"
-    blocks: list[tuple[int, int]] = field(default_factory=list)  # (first qubit, n qubits)
-    rotated: bool = False  # output leaves the first block's qubits last (see module docstring)
-
-    @property
-    def wires(self) -> set[int]:
-        return {op.wires[0] for op in self.ops}
-
-
-@dataclass
-class Perm:
-    gather: torch.Tensor  # state' = state[:, gather]
-    inverse: torch.Tensor
-    ops: list[Op]
-    data: bool = False
-    kind: str = "perm"
-
-    @property
-    def wires(self) -> set[int]:
-        return {q for op in self.ops for q in op.wires}
-
-
-@dataclass
-class Diag:
-    const_phase: torch.Tensor  # [2^n] float64: summed phases of parameter-free gates
-    phases: torch.Tensor | None  # [m, 2^n] float64, one row per parameterised gate
-    group: AngleGroup | None
-    ops: list[Op]
-    data: bool = False
-    kind: str = "diag"
-
-    @property
-    def wires(self) -> set[int]:
-        return {q for op in self.ops for q in op.wires}
-
-
-@dataclass
-class Mat:
-    op: Op
-    group: AngleGroup | None
-    data: bool = False
-    kind: str = "mat"
-
-    @property
-    def ops(self) -> list[Op]:
-        return [self.op]
-
-    @property
-    def wires(self) -> set[int]:
-        return set(self.op.wires)
-
-
-Micro = Layer | Perm | Diag | Mat
 
 
 @dataclass

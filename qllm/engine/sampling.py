@@ -103,6 +103,19 @@ def z_expectations(probs: torch.Tensor, labels: list[str]) -> torch.Tensor:
     return probs @ parity_signs(tuple(labels)).to(probs.device, probs.dtype)
 
 
+# Counts stay exact integers in float64 up to 2**53; more shots than that is refused.
+MAX_SHOTS = 2**53
+
+
+def check_shots(shots) -> None:
+    """None or an int in [1, 2**53], else BackendError naming ``shots``."""
+    from qllm.errors import BackendError
+
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)
+                              or not 1 <= shots <= MAX_SHOTS):
+        raise BackendError(f"shots must be None or a positive int, at most 2**53, got {shots!r}")
+
+
 def sample_frequencies(probs: torch.Tensor, shots: int, generator: torch.Generator) -> torch.Tensor:
     """Observed outcome frequencies ``[B, 2^n]`` (counts / shots) from ``shots`` draws per row.
 
@@ -113,8 +126,10 @@ def sample_frequencies(probs: torch.Tensor, shots: int, generator: torch.Generat
     """
     B = probs.shape[0]
     p = probs.detach().clamp_min(0)
+    if shots > 2**24:  # float32 counts would round; huge counts use the binomial path
+        p = p.double()
     p = p / p.sum(-1, keepdim=True)
-    if p.shape[1] <= _BINOMIAL_OUTCOMES:
+    if p.shape[1] <= _BINOMIAL_OUTCOMES or shots > _CHUNK_SAMPLES:
         counts = torch.zeros_like(p)
         left = torch.full((B,), float(shots), dtype=p.dtype, device=p.device)
         mass = torch.ones(B, dtype=p.dtype, device=p.device)
@@ -124,7 +139,7 @@ def sample_frequencies(probs: torch.Tensor, shots: int, generator: torch.Generat
             left = left - counts[:, k]
             mass = (mass - p[:, k]).clamp_min(0)
         counts[:, -1] = left
-        return counts / shots
+        return (counts / shots).to(probs.dtype)
     rows = max(1, _CHUNK_SAMPLES // shots)
     out = []
     for start in range(0, B, rows):
@@ -153,8 +168,10 @@ class MeasuredSimulator:
         if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)
                                   or shots <= 0):
             raise BackendError(f"shots must be None or a positive int, got {shots!r}")
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise BackendError(f"seed must be None or an int, got {seed!r}")
+        from qllm.seeds import check_seed
+
+        check_seed(seed, "seed", BackendError, allow_none=True)
+        check_shots(shots)
         self.shots = shots
         self.seed = seed
         self.noise = NoiseSpec.parse(noise)

@@ -31,8 +31,9 @@ from torch.autograd.function import once_differentiable
 
 from qllm.engine.apply import layer_matrices
 from qllm.engine.encode import prefix_vectors, split_prefix
-from qllm.engine.fused import LAUNCH_US, MATMUL_NS, layer_kron, unrotation
-from qllm.engine.plan import Layer, Perm, Plan, Step, on_device
+from qllm.engine.fused import layer_kron, unrotation
+from qllm.engine.micro import LAUNCH_US, MATMUL_NS, Layer, Perm, Step
+from qllm.engine.plan import Plan, on_device
 from qllm.errors import BackendError
 from qllm.gates import gate
 

@@ -32,7 +32,7 @@ def _run(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor, strategy: str)
             state = state @ segment_matrix(seg, ctx, n, dtype, inputs.device)
         else:
             for micro in seg.micros:
-                state = apply_micro(state, micro, ctx, n)
+                state = apply_micro(micro, state, ctx, n)
     return state
 
 

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qllm.layers.classical import mask_future
 from qllm.quantum_layer import QuantumLayer, stacked_forward
 
 
@@ -64,9 +65,7 @@ class QuantumAttention(nn.Module):
         out = stacked_forward(self.vqcs[:2 * self.n_head], angles[:, :, :2 * self.n_head])
         q, k = out.view(B, T, 2, self.n_head, self.hs).permute(2, 0, 3, 1, 4)
         att = q @ k.transpose(-2, -1) / self.hs**0.5
-        if self.causal:
-            att = att.masked_fill(torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1), float("-inf"))
-        return att.softmax(-1)
+        return (mask_future(att) if self.causal else att).softmax(-1)
 
 
 class QSANNAttention(nn.Module):
@@ -89,10 +88,7 @@ class QSANNAttention(nn.Module):
         q = stacked_forward(self.q_vqcs, angles).transpose(1, 2)  # (B, nh, T, 1)
         k = stacked_forward(self.k_vqcs, angles).transpose(1, 2)
         logits = -(q - k.transpose(-2, -1)) ** 2  # Gaussian kernel, (B, nh, T, T)
-        if self.causal:
-            mask = torch.ones(T, T, dtype=torch.bool, device=x.device).triu(1)
-            logits = logits.masked_fill(mask, float("-inf"))
-        return logits.softmax(-1), angles
+        return (mask_future(logits) if self.causal else logits).softmax(-1), angles
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
