@@ -382,23 +382,6 @@ class AerBackend(Backend):
     def counts(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> list[dict]:
         """Computational-basis counts per sample, ``[{bitstring: count}]`` with spec qubit 0 as
         the first character (qllm's order, not Qiskit's). Needs ``shots``."""
-        from qllm.validate import check_angles
+        from qllm.backends.aer_counts import counts
 
-        if self.shots is None:
-            raise BackendError("counts need shots; build the backend with shots=N")
-        check_angles(inputs, "inputs", spec.n_inputs)
-        check_angles(weights, "weights", spec.n_weights)
-        z_spec = spec.with_observables(["Z" * spec.n_qubits])
-        values = self._values(inputs, weights)
-        n = spec.n_qubits
-        self.stats.add(values.shape[0], shots=values.shape[0] * self.shots, jobs=1)
-        if self.sampling == "sampler":
-            ((_, _, bits),) = self._bits(z_spec, values)
-            result = []
-            for sample in bits:
-                keys, c = np.unique(sample, axis=0, return_counts=True)
-                result.append({"".join(str(int(b)) for b in key): int(v) for key, v in zip(keys, c)})
-            return result
-        ((_, _, probs),) = self._probabilities(z_spec, values)
-        labels = ["".join(str((k >> q) & 1) for q in range(n)) for k in range(2**n)]
-        return [{labels[k]: int(v) for k, v in enumerate(row) if v} for row in self._draw(probs)]
+        return counts(self, spec, inputs, weights)
