@@ -108,9 +108,13 @@ def route_of(backend) -> dict:
 def route_for(name: str, **options) -> dict:
     """``route_of`` for a backend NAME, without building it (no device, no credentials): what
     ``qllm cost --route`` projects. ``options``: ``mode`` and ``mitigation`` / ``zne_scales``."""
+    from qllm.backends import BACKENDS
     from qllm.hardware.mitigation import DEFAULT_SCALES, check_mitigation
 
-    kind, _, device = name.partition(":")
+    kind, _, device = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if kind not in BACKENDS:
+        raise ConfigError(f"route {name!r} is not a backend name; allowed: 'torch', "
+                          "'pennylane:<device>', 'aer:<fake_backend>', 'ibm:<device>'")
     mitigation, scales = check_mitigation(options.get("mitigation"),
                                           options.get("zne_scales", DEFAULT_SCALES))
     out = {"backend": name, "execution_mode": "simulator", "jobs_per_circuit": False,

@@ -266,6 +266,8 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
         _check_int("shots", shots)
     if gradient is not None:
         check_gradient(gradient)
+    if route is not None:
+        route_for(route, **(route_options or {}))  # a bad name or mitigation fails here
     if target is not None:
         get_target(target)
     # a name, "a,b" (as the CLI passes it), or a list of names
