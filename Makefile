@@ -22,9 +22,19 @@ bench: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q --nbmake tests notebooks
 
-lab: $(STAMP)
+# JupyterLab on the repository root (notebooks/, results/, benchmarks/ all browsable), opening
+# notebooks/; the notebooks extra installs once (a stamp). Root needs --allow-root (containers).
+# Extra flags: make lab LAB_FLAGS="--port 8899 --no-browser".
+LAB_STAMP := $(VENV)/.notebooks-installed
+LAB_UID ?= $(shell id -u)
+LAB_FLAGS ?=
+$(LAB_STAMP): $(STAMP) pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -c constraints.txt -e ".[dev,notebooks]"
-	$(BIN)/jupyter lab notebooks/
+	touch $(LAB_STAMP)
+
+lab: $(LAB_STAMP)
+	$(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" --ServerApp.default_url=/lab/tree/notebooks \
+		$(if $(filter 0,$(LAB_UID)),--allow-root) $(LAB_FLAGS)
 
 # torchquantum, a benchmark-only peer for benchmarks/engine_speed.py --torchquantum, in its own
 # venv: it needs qiskit<1.0, which cannot live next to qllm's qiskit 2.3 (see its requirements.txt).

@@ -42,6 +42,9 @@ class TaskData:
     input_dim: int | None = None  # feature tasks
     metric: str = "accuracy"  # or "perplexity"
     vocab: list[str] = field(default_factory=list)
+    streams: list = field(default_factory=list)  # multimodal tasks (qllm.multimodal)
+    x_val: torch.Tensor | None = None  # a validation split taken from the training data
+    y_val: torch.Tensor | None = None
 
     def model_fields(self) -> dict:
         """The ModelConfig fields this task fixes."""
@@ -49,7 +52,34 @@ class TaskData:
              "input_dim": self.input_dim}
         if self.kind == "classify":
             d["n_classes"] = self.n_classes
+        if self.streams:
+            d["streams"] = self.streams
         return d
+
+
+def with_validation(task: TaskData, frac: float, seed: int) -> TaskData:
+    """A copy of ``task`` whose training data gives up a seeded random ``frac`` of its examples
+    (at least one) as the validation split; the test split is untouched.
+
+    Args:
+        task: a TaskData without a validation split.
+        frac: in (0, 0.5].
+        seed: the split's seed (the run's seed: seed-paired runs share their split).
+    Returns:
+        a TaskData with ``x_val``/``y_val`` set and ``x_train``/``y_train`` the rest.
+    """
+    import dataclasses
+
+    n = len(task.x_train)
+    if not 0 < frac <= 0.5 or n < 2:
+        raise DataError(f"validation fraction must lie in (0, 0.5] and the task have >= 2 "
+                        f"training examples; got val_frac={frac!r} with {n}")
+    tr, va = _split(n, seed, frac)
+    if len(va) == 0:
+        tr, va = tr[1:], tr[:1]
+    tr, va = torch.as_tensor(tr), torch.as_tensor(va)
+    return dataclasses.replace(task, x_train=task.x_train[tr], y_train=task.y_train[tr],
+                               x_val=task.x_train[va], y_val=task.y_train[va])
 
 
 def _split(n: int, seed: int, test_frac: float = 0.2) -> tuple[np.ndarray, np.ndarray]:
@@ -215,8 +245,15 @@ def stdlib_text(seq_len: int = 32, max_chars: int = 200_000) -> TaskData:
     return char_lm(stdlib_corpus(max_chars), "stdlib_text", seq_len)
 
 
+def digits_qa(split_seed: int = 0, questions: int = 2, seed: int = 0) -> TaskData:
+    """A digit image and a question ("what comes after ?"): the answer digit (qllm.multimodal)."""
+    from qllm.multimodal import digits_questions
+
+    return TaskData(**digits_questions(digits(split_seed), questions, seed))
+
+
 TASKS = {"digits": digits, "meaning": meaning, "parity": parity, "copy": copy_task,
-         "sort": sort_task, "text": text_file, "stdlib_text": stdlib_text}
+         "sort": sort_task, "text": text_file, "stdlib_text": stdlib_text, "digits_qa": digits_qa}
 
 
 # Smallest valid value of the integer options the built-in tasks take.

@@ -6,6 +6,8 @@ by name in the sublayer registries, so the same code runs classical, quantum or 
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -18,12 +20,15 @@ from qllm.validate import all_finite
 
 
 class Block(nn.Module):
-    def __init__(self, cfg: ModelConfig):
+    """One pre-norm block; ``index`` picks its sublayer kinds when attn/ffn are per-block lists."""
+
+    def __init__(self, cfg: ModelConfig, index: int = 0):
         super().__init__()
+        attn, ffn = cfg.block_kinds(index)
         self.norm1 = nn.LayerNorm(cfg.n_embd)
-        self.mixer = MIXERS[cfg.attn](cfg)
+        self.mixer = MIXERS[attn](cfg)
         self.norm2 = nn.LayerNorm(cfg.n_embd)
-        self.ffn = FFNS[cfg.ffn](cfg)
+        self.ffn = FFNS[ffn](cfg)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x + self.mixer(self.norm1(x))
@@ -51,13 +56,17 @@ class HybridTransformer(nn.Module):
         if not isinstance(config, ModelConfig):
             raise ConfigError(f"config must be a ModelConfig, got {type(config).__name__}")
         self.config = cfg = config
-        if cfg.vocab_size is not None:
+        if cfg.streams:
+            from qllm.multimodal import MultiModalEmbedding
+
+            self.embed = MultiModalEmbedding(cfg)  # joined streams + a modality embedding
+        elif cfg.vocab_size is not None:
             self.embed = nn.Embedding(cfg.vocab_size, cfg.n_embd)
         else:
             self.embed = nn.Linear(cfg.input_dim, cfg.n_embd)
         self.pos = nn.Embedding(cfg.block_size, cfg.n_embd)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layer))
+        self.blocks = nn.ModuleList(Block(cfg, i) for i in range(cfg.n_layer))
         self.norm = nn.LayerNorm(cfg.n_embd)
         out = cfg.vocab_size if cfg.task == "lm" else cfg.n_classes
         self.head = nn.Linear(cfg.n_embd, out)
@@ -83,6 +92,8 @@ class HybridTransformer(nn.Module):
                                  f"{tuple(x.shape)} {x.dtype}")
             if not all_finite(x):
                 raise InputError("x contains NaN or inf")
+            if cfg.streams:
+                self.embed.check(x)
         if x.shape[1] > cfg.block_size:
             raise InputError(f"sequence length {x.shape[1]} exceeds block_size={cfg.block_size} "
                              "(the positional table); raise block_size in the ModelConfig")
@@ -111,6 +122,9 @@ class HybridTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         h = self.norm(h)
+        # sublayers with an auxiliary loss (MoE load balancing) leave it in .aux_loss
+        aux = [a for m in self.blocks.modules() if (a := getattr(m, "aux_loss", None)) is not None]
+        self.last_aux_loss = sum(aux) if aux else None
         if self.config.task == "lm":
             logits = self.head(h)  # (B, T, vocab)
             loss = None if targets is None else F.cross_entropy(
@@ -119,6 +133,12 @@ class HybridTransformer(nn.Module):
             logits = self.head(h.mean(1))  # (B, n_classes)
             loss = None if targets is None else F.cross_entropy(logits, targets)
         return logits if targets is None else (logits, loss)
+
+    def aux_loss(self):
+        """The auxiliary losses of the last forward (MoE load balancing), summed; 0.0 if none.
+        ``qllm.train`` adds it to the training loss."""
+        aux = getattr(self, "last_aux_loss", None)
+        return 0.0 if aux is None else aux
 
     # -- bookkeeping -------------------------------------------------------------------------
     def num_params(self, quantum_only: bool = False) -> int:
@@ -137,6 +157,42 @@ class HybridTransformer(nn.Module):
 
         use_backend(self, backend, backend_options=backend_options, **options)
         return self
+
+    def backend_name(self) -> str:
+        """The name of the backend every quantum sublayer runs on ("torch" for a classical
+        model); mixed backends are refused (name one explicitly)."""
+        names = {layer.backend.name for layer in self.quantum_layers()} or {"torch"}
+        if len(names) > 1:
+            raise ConfigError(f"the quantum sublayers run on several backends {sorted(names)}; "
+                              "name the backend explicitly")
+        return names.pop()
+
+    @contextlib.contextmanager
+    def using_backend(self, backend: str, backend_options: dict | None = None, **options):
+        """Run every quantum sublayer on another backend inside a ``with`` block only; each
+        layer's backend and gradient method come back afterwards, also after an exception.
+
+        >>> with model.using_backend("aer", shots=256, seed=1):   # doctest: +SKIP
+        ...     metrics = evaluate(model, task)
+
+        Args / options: as for ``set_backend`` (``shots``, ``seed``, ``gradient``, ...).
+
+        Yields:
+            The model.
+        """
+        saved = [(layer, layer.backend, layer.gradient, layer.gradient_fn)
+                 for layer in self.quantum_layers()]
+        try:
+            self.set_backend(backend, backend_options, **options)
+            yield self
+        finally:
+            for layer, be, gradient, gradient_fn in saved:
+                layer.backend, layer.gradient, layer.gradient_fn = be, gradient, gradient_fn
+
+    def example_input(self, seq_len: int):
+        """A valid one-sequence input for dry runs, or None where the default one fits."""
+        make = getattr(self.embed, "example_input", None)
+        return make(seq_len) if make is not None else None
 
     def cost_report(self, seq_len: int | None = None, **kwargs):
         """Resource cost of this model (see ``qllm.cost.cost_report``)."""

@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 
 from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from qllm.config import ModelConfig, TrainConfig
-from qllm.data import TaskData, load_task
+from qllm.data import TaskData, load_task, with_validation
+from qllm.distill import make_objective
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
 from qllm.model import HybridTransformer
 from qllm.results import machine, sweep_temporaries, versions, write_json
@@ -62,32 +63,58 @@ def lr_lambda(cfg: TrainConfig, total_steps: int):
 
 @torch.no_grad()
 def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
-             batch_size: int = 256) -> dict:
-    """Loss and the task metric (accuracy; perplexity for text LM) on a split."""
+             batch_size: int = 256, backend: str | None = None, shots: int | None = None,
+             seed: int | None = None, backend_options: dict | None = None) -> dict:
+    """Loss and the task metric (accuracy; perplexity for text LM) on a split.
+
+    Args:
+        model / task: the model and the TaskData to score it on.
+        split: "test", "val" (the validation split ``qllm.data.with_validation`` holds out)
+            or "train".
+        batch_size: sequences per forward pass.
+        backend: run the quantum sublayers on this backend for this call only (e.g.
+            ``"aer:fake_manila"``); None keeps the model's. The model's backends are restored
+            afterwards, also when the evaluation fails (``model.using_backend``).
+        shots / seed: shots per circuit and the sampler's seed for this call (with no
+            ``backend``: on the model's current backend).
+        backend_options: further backend options for this call.
+
+    Returns:
+        ``{"loss", "accuracy"}`` (+ ``"perplexity"`` for text LM).
+    """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
-    if split not in ("test", "train"):
-        raise InputError(f"split must be 'test' or 'train', got {split!r}")
-    x, y = (task.x_test, task.y_test) if split == "test" else (task.x_train, task.y_train)
+    splits = {"test": (task.x_test, task.y_test), "val": (task.x_val, task.y_val),
+              "train": (task.x_train, task.y_train)}
+    if split not in splits or splits[split][0] is None:
+        have = [k for k, v in splits.items() if v[0] is not None]
+        raise InputError(f"split={split!r} is not one of this task's splits {have}")
+    options = {**(backend_options or {}), **{k: v for k, v in (("shots", shots), ("seed", seed))
+                                              if v is not None}}
+    if backend is None and options:
+        backend = model.backend_name()
+    if backend is not None:
+        with model.using_backend(backend, **options):
+            return evaluate(model, task, split, batch_size)
+    x, y = splits[split]
     if len(x) == 0:
         raise DataError(f"task {task.name!r} has no {split} sequences to evaluate")
     device = next(model.parameters()).device
     was_training = model.training
     model.eval()
     total_loss = correct = count = 0.0
-    for i in range(0, len(x), batch_size):
-        xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
-        logits, loss = model(xb, yb)
-        if task.kind == "lm":
-            mask = yb != -100
-            n = int(mask.sum())
-            correct += float((logits.argmax(-1)[mask] == yb[mask]).sum())
-        else:
-            n = len(yb)
-            correct += float((logits.argmax(-1) == yb).sum())
-        total_loss += float(loss) * n
-        count += n
-    model.train(was_training)
+    try:
+        with torch.no_grad():  # no graph: shot-based backends cannot backpropagate anyway
+            for i in range(0, len(x), batch_size):
+                xb, yb = x[i:i + batch_size].to(device), y[i:i + batch_size].to(device)
+                logits, loss = model(xb, yb)
+                mask = yb != -100 if task.kind == "lm" else torch.ones_like(yb, dtype=torch.bool)
+                n = int(mask.sum())
+                correct += float((logits.argmax(-1)[mask] == yb[mask]).sum())
+                total_loss += float(loss) * n
+                count += n
+    finally:
+        model.train(was_training)
     out = {"loss": total_loss / count, "accuracy": correct / count}
     if task.metric == "perplexity":
         out["perplexity"] = math.exp(out["loss"])
@@ -139,11 +166,14 @@ def train(model_cfg: ModelConfig, train_cfg: TrainConfig, out_dir: str | Path | 
         _check_plain({"model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict()},
                      "state")
     task = task or load_task(train_cfg.task, **train_cfg.task_options)
+    if train_cfg.val_frac > 0 and task.x_val is None:
+        task = with_validation(task, train_cfg.val_frac, train_cfg.seed)
     model_cfg = model_config_for(task, model_cfg)
+    objective = make_objective(train_cfg, task, device)  # hard labels, or distillation
     with _run_folder(out_dir), preserve_global_rng(device):
         seed_global(train_cfg.seed)
         return _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device,
-                      cost_options or {})
+                      cost_options or {}, objective)
 
 
 @contextlib.contextmanager
@@ -209,7 +239,8 @@ def _check_resumable(path: Path, state: dict, model_cfg: ModelConfig, train_cfg:
                               f"(fields {diff} differ); resume with the config it holds")
 
 
-def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options) -> dict:
+def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options,
+           objective) -> dict:
     model = HybridTransformer(model_cfg).to(device)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
@@ -254,7 +285,9 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
                 "versions": versions()})
 
-    ledger = _ledger(model)  # what the quantum layers actually run, step by step
+    from qllm.cost.ledger import run_cost_options, run_ledger
+
+    ledger = run_ledger(model)  # what the quantum layers actually run, step by step
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc=f"train {task.name}",
@@ -267,7 +300,8 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]
             xb, yb = task.x_train[idx].to(device), task.y_train[idx].to(device)
             with ledger.step("train"):
-                _, loss = model(xb, yb)
+                logits, loss = model(xb, yb)
+                loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
                 loss_value = loss.item()
                 if not math.isfinite(loss_value):
                     raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
@@ -291,10 +325,11 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 break
         epoch_done = step % steps_per_epoch == 0 or step >= total_steps
         if epoch_done and ((epoch + 1) % train_cfg.eval_every == 0 or step >= total_steps):
+            # learning curves on the validation split: the test split is read once, below
             with ledger.step("inference"):
-                metrics = evaluate(model, task)
+                metrics = evaluate(model, task, "val") if task.x_val is not None else {}
             history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
-                            **{f"test_{k}": v for k, v in metrics.items()}})
+                            **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items()
                                                           if k not in ("epoch",)))
         if epoch_done:
@@ -302,15 +337,17 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
     bar.close()
     wall += time.perf_counter() - t0
     with ledger.step("inference"):
-        final = evaluate(model, task)
+        final = evaluate(model, task)  # the only look at the test split
+        validation = evaluate(model, task, "val") if task.x_val is not None else None
     results = {
         "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
         "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
         "params": {"total": model.num_params(), "quantum": model.num_params(quantum_only=True)},
-        "final": final, "history": history, "losses": losses, "wall_time_s": wall,
+        "final": final, "validation": validation, "history": history, "losses": losses,
+        "wall_time_s": wall,
         "steps": step, "versions": versions(), "machine": machine(),
     }
-    results["cost"] = _cost(model, task, _run_cost_options(model, model_cfg, cost_options),
+    results["cost"] = _cost(model, task, run_cost_options(model, model_cfg.quantum.gradient, cost_options),
                             batch_size=train_cfg.batch_size, steps_per_epoch=steps_per_epoch,
                             epochs=train_cfg.epochs, steps=total_steps)
     if results["cost"] is not None and ledger.records is not None:
@@ -320,41 +357,6 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         write_json(out_dir / "results.json", results)
     results["model"] = model
     return results
-
-
-class _NoLedger:
-    """Stands in for a CostLedger when the model has no quantum layer."""
-
-    records = None
-
-    @staticmethod
-    def step(kind):
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-
-def _ledger(model):
-    from qllm.cost.ledger import CostLedger, find_quantum_layers
-
-    return CostLedger(model) if find_quantum_layers(model) else _NoLedger()
-
-
-def _run_cost_options(model, model_cfg: ModelConfig, options: dict) -> dict:
-    """The projection's defaults from this run: its backend's shots (a Qiskit plugin device's
-    default 1024 too) and its gradient; ``options`` (the caller's) win."""
-    from qllm.cost.ledger import find_quantum_layers
-
-    run = {}
-    layers = find_quantum_layers(model)
-    if layers:
-        backend = layers[0][1].backend
-        shots = getattr(backend, "sampled_shots", None) or getattr(backend, "shots", None)
-        if shots:
-            run["shots"] = int(shots)
-        if model_cfg.quantum.gradient != "backprop":
-            run["gradient"] = model_cfg.quantum.gradient
-    return {**run, **options}
 
 
 def _cost(model: HybridTransformer, task: TaskData, options: dict, **run) -> dict | None:

@@ -21,7 +21,7 @@ STYLES = ("qiskit", "pennylane")
 
 
 def draw(spec: CircuitSpec, style: str = "qiskit", inputs=None, weights=None,
-         decimals: int | None = 2, fold: int = 100) -> str:
+         decimals: int | None = 2, fold: int | None = None) -> str:
     """A text diagram of a circuit.
 
     Args:
@@ -31,7 +31,8 @@ def draw(spec: CircuitSpec, style: str = "qiskit", inputs=None, weights=None,
             ``weights`` are given).
         inputs / weights: values ``[n_inputs]`` and ``[n_weights]`` to show (PennyLane style only).
         decimals: digits of the angle values shown (PennyLane style with values).
-        fold: line width at which the Qiskit drawing wraps.
+        fold: line width at which the drawing wraps; None (default) never wraps, so a deep
+            circuit reads as one diagram (notebook outputs scroll sideways).
 
     Returns:
         The diagram as a string (``print`` it).
@@ -39,13 +40,14 @@ def draw(spec: CircuitSpec, style: str = "qiskit", inputs=None, weights=None,
     if style not in STYLES:
         raise ConfigError(f"style {style!r} is not one of {STYLES}")
     if style == "qiskit":
-        return str(spec.to_qiskit().draw("text", fold=fold))
+        return str(spec.to_qiskit().draw("text", fold=-1 if fold is None else fold))
     import pennylane as qml
 
     show = inputs is not None and weights is not None
     x = torch.as_tensor(inputs if inputs is not None else torch.zeros(spec.n_inputs))
     wts = torch.as_tensor(weights if weights is not None else torch.zeros(spec.n_weights))
-    return qml.draw(spec.to_pennylane(), decimals=decimals if show else None)(x, wts)
+    return qml.draw(spec.to_pennylane(), decimals=decimals if show else None,
+                    max_length=10**6 if fold is None else fold)(x, wts)
 
 
 def smooth(values, window: int = 10) -> np.ndarray:
@@ -60,7 +62,7 @@ def smooth(values, window: int = 10) -> np.ndarray:
 
 
 def plot_learning_curves(runs: dict[str, dict], window: int = 10, axes=None):
-    """Training loss per step (smoothed) and test accuracy per epoch of several runs.
+    """Training loss per step (smoothed) and validation accuracy per epoch of several runs.
 
     Args:
         runs: ``{label: results}`` with results as returned by ``qllm.train.train``.
@@ -77,10 +79,12 @@ def plot_learning_curves(runs: dict[str, dict], window: int = 10, axes=None):
     for label, res in runs.items():
         axes[0].plot(smooth(res["losses"], window), label=label)
         hist = res["history"]
-        axes[1].plot([h["epoch"] for h in hist], [h["test_accuracy"] for h in hist], "o-",
+        # validation accuracy (results written before the validation split: test accuracy)
+        axes[1].plot([h["epoch"] for h in hist],
+                     [h.get("val_accuracy", h.get("test_accuracy")) for h in hist], "o-",
                      label=label)
     axes[0].set(xlabel="step", ylabel=f"training loss ({window}-step mean)")
-    axes[1].set(xlabel="epoch", ylabel="test accuracy")
+    axes[1].set(xlabel="epoch", ylabel="validation accuracy")
     for ax in axes:
         ax.legend()
         ax.grid(alpha=0.3)
@@ -164,13 +168,19 @@ def attention_maps(model, x: torch.Tensor) -> list[torch.Tensor]:
     return maps
 
 
-def plot_attention(maps: torch.Tensor, tokens=None, axes=None, title: str = ""):
-    """One ``imshow`` per head of a single example's maps ``(n_head, T, T)`` (or ``(T, T)``).
+def plot_attention(maps: torch.Tensor, tokens=None, axes=None, title: str = "",
+                   colorbar: bool = True):
+    """One ``imshow`` per head of a single example's maps ``(n_head, T, T)`` (or ``(T, T)``),
+    on one colour scale [0, 1] with a shared colorbar.
 
     Args:
         maps: attention weights of one example.
         tokens: labels of the T positions (strings), shown on both axes.
         axes: matplotlib axes, one per head (default: a new row of subplots).
+        colorbar: add one colorbar "attention weight" beside the heads.
+
+    Returns:
+        The axes.
     """
     import matplotlib.pyplot as plt
 
@@ -179,14 +189,20 @@ def plot_attention(maps: torch.Tensor, tokens=None, axes=None, title: str = ""):
     if m.dim() != 3:
         raise InputError(f"maps must be (n_head, T, T) or (T, T), got {tuple(m.shape)}")
     if axes is None:
-        _, axes = plt.subplots(1, m.shape[0], figsize=(3.2 * m.shape[0], 3.2), squeeze=False)
+        _, axes = plt.subplots(1, m.shape[0], figsize=(3.2 * m.shape[0] + 0.8, 3.4),
+                               squeeze=False, layout="constrained")
         axes = axes[0]
     T = m.shape[-1]
+    image = None
     for h, ax in enumerate(axes):
-        ax.imshow(m[h].numpy(), cmap="viridis", vmin=0, vmax=1)
+        image = ax.imshow(m[h].numpy(), cmap="viridis", vmin=0, vmax=1)
         ax.set(title=f"{title} head {h}".strip(), xlabel="attends to", ylabel="token")
         if tokens is not None:
-            ax.set(xticks=range(T), yticks=range(T), xticklabels=tokens, yticklabels=tokens)
+            ax.set(xticks=range(T), yticks=range(T))
+            ax.set_xticklabels(tokens, rotation=90)  # long tokens must not overlap
+            ax.set_yticklabels(tokens)
+    if colorbar and image is not None:
+        axes[0].figure.colorbar(image, ax=list(axes), label="attention weight", shrink=0.85)
     return axes
 
 

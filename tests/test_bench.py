@@ -152,13 +152,15 @@ def test_preset_grids_cover_the_issue():
     quick = preset_jobs("quick")
     for task in ("digits", "meaning", "sort", "stdlib_text"):
         fams = {(j["family"], j["seed"]) for j in quick if j["task"] == task}
-        assert {f for f, _ in fams} == {"classical-width", "classical-params", "hybrid"}
+        assert {f for f, _ in fams} == {"classical-width", "classical-params", "hybrid",
+                                        "bottleneck", "no_entanglement"}
         assert {s for _, s in fams} == {0, 1, 2}
     full = preset_jobs("full", tasks=["digits"])
     variants = {tuple(sorted(j["variant"].items())) for j in full if j["family"] == "hybrid"}
     assert {dict(v)["ansatz"] for v in variants} >= {"hardware_efficient", "strongly_entangling",
                                                      "sim14"}
     assert {dict(v)["n_qubits"] for v in variants} == {4, 6, 8}
+    assert {dict(v)["blocks"] for v in variants} == {"all", "last"}
     assert {(dict(v)["attn"], dict(v)["ffn"]) for v in variants} == {
         ("classical", "quantum"), ("quantum", "classical"), ("quantum", "quantum")}
     assert {j["seed"] for j in full} == {0, 1, 2, 3, 4}
@@ -177,3 +179,80 @@ def test_ray_executor_runs_the_same_jobs(tmp_path):
     for j in jobs:
         rec = json.loads(job_path(tmp_path, j).read_text())
         assert rec["job"]["run_id"] == j["run_id"] and rec["steps"] == j["train"]["max_steps"]
+
+
+def test_every_hybrid_has_its_controls_with_the_same_seeds():
+    from qllm.config import ModelConfig
+    from qllm.experiments.baselines import param_count
+
+    quick = preset_jobs("quick")
+    by_label = {}
+    for j in quick:
+        by_label.setdefault((j["task"], j["label"]), []).append(j)
+    hybrids = [(t, lab) for (t, lab), js in by_label.items() if js[0]["family"] == "hybrid"]
+    assert len(hybrids) == 3 + 8  # one per task, the meaning grid (last-block only included)
+    for task, label in hybrids:
+        job = by_label[(task, label)][0]
+        assert set(job["controls"]) == {"bottleneck", "no_entanglement"}
+        n_hybrid = param_count(ModelConfig.from_dict(job["model"]))
+        for name, clabel in job["controls"].items():
+            cjobs = by_label[(task, clabel)]
+            assert {c["seed"] for c in cjobs} == {j["seed"] for j in by_label[(task, label)]}
+            assert cjobs[0]["family"] == name and cjobs[0]["control_of"] == label
+            assert cjobs[0]["train"] == job["train"]  # trained the same way
+            assert param_count(ModelConfig.from_dict(cjobs[0]["model"])) <= n_hybrid
+    last = by_label[("meaning", "qffn-last-he-4q")][0]
+    assert last["model"]["ffn"] == ["classical", "quantum"]
+    assert last["model"]["attn"] == "classical"
+
+
+def test_aggregate_carries_intervals_tests_and_verdicts(sweep, tmp_path):
+    from qllm.experiments.aggregate import metric_of
+    from qllm.experiments.stats import compare_to_controls
+
+    records = load_records(sorted((sweep["out"] / "runs").glob("*.json")))
+    rows = {r["label"]: r for r in aggregate(records)}
+    comps = {c["control"]: c for c in compare_to_controls(records, metric_of)}
+    assert set(comps) == {"width", "params", "bottleneck", "no_entanglement"}
+    hybrid = rows["qffn-he-4q"]
+    for control, c in comps.items():
+        assert hybrid[f"vs_{control}_verdict"] == c["verdict"]
+        assert hybrid[f"vs_{control}_ci_low"] <= hybrid[f"vs_{control}_mean"] \
+            <= hybrid[f"vs_{control}_ci_high"]
+    assert hybrid["vs_width_mean"] == pytest.approx(hybrid["d_width_mean"])
+    assert rows["classical-width"]["vs_width_verdict"] is None
+    copy = tmp_path / "out"
+    shutil.copytree(sweep["out"] / "runs", copy / "runs")
+    write_outputs(copy, progress=False)
+    text = (copy / "attribution.md").read_text()
+    assert text.count("| meaning | qffn-he-4q |") == 4 and "verdict" in text
+    assert (copy / "figures" / "pareto_qpu.png").exists() and (copy / "pareto.md").exists()
+
+
+@pytest.mark.parametrize("seed", range(10))
+def test_pareto_frontier_against_its_definition(seed):
+    import numpy as np
+
+    from qllm.experiments.pareto import non_dominated
+
+    rng = np.random.default_rng(seed)
+    pts = [(int(c), float(m)) for c, m in zip(rng.integers(0, 5, 12), rng.integers(0, 5, 12))]
+    for lower in (False, True):
+        sign = -1 if lower else 1
+        flags = non_dominated(pts, lower_is_better=lower)
+        for (c, m), flag in zip(pts, flags):
+            beaten = any(c2 <= c and sign * m2 >= sign * m and (c2, m2) != (c, m)
+                         for c2, m2 in pts)
+            assert flag == (not beaten)
+        best = max(range(len(pts)), key=lambda i: (sign * pts[i][1], -pts[i][0]))
+        assert flags[best]  # the cheapest of the best metric is always on the frontier
+
+
+def test_attribution_command_prints_the_verdicts(sweep, capsys, tmp_path):
+    from qllm.cli import main
+
+    assert main(["attribution", str(sweep["out"])]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| meaning | qffn-he-4q |") == 4 and "Pareto" in out
+    assert main(["attribution", str(tmp_path)]) == 2
+    assert "runs/*.json" in capsys.readouterr().err

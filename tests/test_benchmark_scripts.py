@@ -47,3 +47,14 @@ def test_auto_choice_times_every_path_and_names_autos(tmp_path):
     (row,) = data["rows"]
     assert set(row["ms"]) == {"gates", "fused", "core"} and row["auto"] in row["ms"]
     assert row["auto_over_best"] >= 1.0 and data["worst_auto_over_best"] == row["auto_over_best"]
+
+
+def test_attribution_compares_every_hybrid_with_its_controls(tmp_path):
+    data = load("attribution").main(["--preset", "tiny", "--tasks", "meaning", "--seeds", "2",
+                                     "--workers", "1", "--work", str(tmp_path / "w"),
+                                     "--out", str(tmp_path / "a.json")])
+    assert data["failed"] == [] and data["runs"] == 2 * 5
+    assert [c["control"] for c in data["comparisons"]] == ["width", "params", "bottleneck",
+                                                           "no_entanglement"]
+    assert all(c["n"] == 2 and c["verdict"] for c in data["comparisons"])
+    assert json.loads((tmp_path / "a.json").read_text())["seeds"] == [0, 1]

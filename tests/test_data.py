@@ -15,6 +15,7 @@ SMALL = {
     "copy": {"n": 50, "length": 3},
     "sort": {"n": 50, "length": 3},
     "stdlib_text": {"seq_len": 8, "max_chars": 3000},
+    "digits_qa": {"questions": 1},
 }
 
 

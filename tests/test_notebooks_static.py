@@ -21,8 +21,9 @@ NOTEBOOKS = sorted(NOTEBOOKS_DIR.glob("*.ipynb"))
 EXPECTED = ["01_quickstart", "02_hybrid_transformer", "03_quantum_attention",
             "04_shots_and_noise", "05_resource_cost", "06_your_own_circuit"]
 ALLOWED_IMPORTS = {"qllm", "matplotlib", "numpy", "torch"}
-# Bringing your own PennyLane circuit means writing PennyLane: only that notebook may import it.
-EXTRA_IMPORTS = {"06_your_own_circuit": {"pennylane"}}
+# Bringing your own PennyLane circuit or QNode means writing PennyLane: only those notebooks may
+# import it.
+EXTRA_IMPORTS = {"06_your_own_circuit": {"pennylane"}, "11_bring_your_own_qnode": {"pennylane"}}
 MAX_FUNCTION_LINES = 8  # a short plotting helper or a small example circuit; more belongs in qllm
 
 

@@ -239,6 +239,8 @@ FIELD_CASES = {
         "n_classes": [1, 2.0], "block_size": [0, None], "n_embd": [-8, True],
         "n_head": [0, "2"], "n_layer": [0, 1.5], "mlp_ratio": [0, [4]], "attn": ["nope", 1],
         "ffn": ["nope", None], "dropout": [1.0, -0.1, "x", math.nan], "quantum": [5, "x", [1]],
+        "streams": ["x", [1], [{"kind": "nope"}, {"kind": "nope"}]],
+        "moe": [5, [1], {"n_experts": 0}, {"top_k": 9}, {"nope": 1}],
     },
     QuantumConfig: {
         "n_qubits": [0, 1025, "4"], "n_layers": [0, 2**40], "encoding": ["nope", 3],
@@ -252,6 +254,7 @@ FIELD_CASES = {
         "warmup_frac": [1.0, -0.5], "min_lr_frac": [1.5, -1], "grad_clip": [-1, math.inf],
         "seed": [-1, 2**63, 1.5, True], "eval_every": [0, None], "checkpoint_every": [-1, "x"],
         "max_steps": [-1, 2.5], "device": ["tpu9", 5, 2**70], "progress": ["yes", None],
+        "distill": [5, {"temperature": 0}, {"alpha": 2}, {"nope": 1}],
     },
 }
 

@@ -103,3 +103,88 @@ def test_plots_draw_what_they_are_given():
     assert len(axes) == 2 and (axes[1].images[0].get_array() == np.eye(3)).all()
     with pytest.raises(InputError, match="maps must be"):
         viz.plot_attention(torch.zeros(1, 2, 3, 3))
+
+
+def test_attention_plot_has_one_colorbar_on_the_0_1_scale():
+    axes = viz.plot_attention(torch.eye(4).expand(2, 4, 4), tokens=["a", "bb", "ccc", "dddd"])
+    fig = axes[0].figure
+    bars = [ax for ax in fig.axes if ax not in list(axes)]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "attention weight"
+    assert bars[0].get_ylim() == (0.0, 1.0)
+    assert all(ax.images[0].get_clim() == (0, 1) for ax in axes)
+    assert len(viz.plot_attention(torch.eye(3), colorbar=False)[0].figure.axes) == 1
+
+
+def test_drawing_does_not_wrap_unless_asked():
+    from qllm.circuits import build_circuit
+
+    spec = build_circuit(3, 6, "angle", "strongly_entangling")  # wider than 80 columns
+    qc = spec.to_qiskit()
+    assert viz.draw(spec) == str(qc.draw("text", fold=-1))
+    lines = viz.draw(spec).splitlines()
+    assert len(lines) == len(str(qc.draw("text", fold=-1)).splitlines())
+    assert max(len(line) for line in lines) > 80  # one diagram, not folded at 80
+    assert viz.draw(spec, fold=60) == str(qc.draw("text", fold=60))
+    wide = viz.draw(spec, style="pennylane")
+    assert len(wide.splitlines()) == 3  # one line per wire (PennyLane folds at 100 by default)
+
+
+def _html_tables(html: str) -> list[list[list[str]]]:
+    """Every <table> of an HTML string as rows of cell texts (stdlib parser)."""
+    from html.parser import HTMLParser
+
+    class P(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.tables, self.cell = [], None
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "table":
+                self.tables.append([])
+            elif tag == "tr":
+                self.tables[-1].append([])
+            elif tag in ("td", "th"):
+                self.cell = ""
+
+        def handle_endtag(self, tag):
+            if tag in ("td", "th"):
+                self.tables[-1][-1].append(self.cell)
+                self.cell = None
+
+        def handle_data(self, data):
+            if self.cell is not None:
+                self.cell += data
+
+    p = P()
+    p.feed(html)
+    return p.tables
+
+
+def _md_tables(md: str) -> list[list[list[str]]]:
+    tables, current = [], None
+    for line in md.splitlines():
+        if line.startswith("|"):
+            if set(line) <= set("|-"):
+                continue
+            if current is None:
+                current = []
+                tables.append(current)
+            current.append([c.strip() for c in line.strip("|").split(" | ")])
+        else:
+            current = None
+    return tables
+
+
+def test_cost_report_displays_as_html_tables_with_the_markdown_cells():
+    cfg = ModelConfig(input_dim=4, n_embd=8, n_head=2, n_layer=1, ffn="quantum",
+                      quantum=QuantumConfig(n_qubits=2, n_layers=1))
+    report = HybridTransformer(cfg).cost_report(seq_len=4, shots=100, target="ibm_manila",
+                                                gradient="parameter-shift")
+    assert report._repr_markdown_() == str(report)
+    html = report._repr_html_()
+    tables = _html_tables(html)
+    assert len(tables) == 3  # quantum sublayers, classical, projection
+    assert tables == _md_tables(str(report))  # the same cells as the Markdown tables
+    assert all(len(row) == len(t[0]) for t in tables for row in t)
+    assert "overflow-x:auto" in html and "white-space:nowrap" in html  # scrolls, never wraps
+    assert "<script" not in html and "&lt;https://" in html  # escaped source links

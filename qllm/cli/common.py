@@ -209,17 +209,13 @@ def checkpoint_path(path: str | Path) -> Path:
 
 
 def load_model(path):
-    from qllm.checkpoint import load_checkpoint
-    from qllm.config import ModelConfig, TrainConfig
-    from qllm.model import HybridTransformer
+    """``(model, TrainConfig)`` from a run folder or checkpoint, plain or compressed
+    (``qllm compress``): one loader, so every command reads both."""
+    from qllm.compress.apply import load_compressed
 
     path = checkpoint_path(path)
-    state = load_checkpoint(path, require=("model", "model_config", "train_config"))
     try:
-        model = HybridTransformer(ModelConfig.from_dict(state["model_config"]))
-        model.load_state_dict(state["model"])
-        train_cfg = TrainConfig.from_dict(state["train_config"])
-    except (RuntimeError, ConfigError, TypeError) as e:
+        return load_compressed(path)
+    except (ConfigError, TypeError) as e:
         raise CheckpointError(f"checkpoint {str(path)!r} does not match its model config: "
                               f"{str(e).splitlines()[0][:300]}") from None
-    return model, train_cfg

@@ -235,3 +235,35 @@ class CostLedger:
                           for r in self.records],
                 "totals": {k: self.totals(k).as_dict() for k in ("train", "inference")},
                 "routes": self.routes()}
+
+
+class _NoLedger:
+    """Stands in for a CostLedger when the model has no quantum layer."""
+
+    records = None
+
+    @staticmethod
+    def step(kind):
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def run_ledger(model):
+    """A CostLedger of ``model``, or a stand-in that counts nothing for a classical model."""
+    return CostLedger(model) if find_quantum_layers(model) else _NoLedger()
+
+
+def run_cost_options(model, gradient: str, options: dict) -> dict:
+    """The projection's defaults from this run: its backend's shots (a Qiskit plugin device's
+    default 1024 too) and its gradient (the config's); ``options`` (the caller's) win."""
+    run = {}
+    layers = find_quantum_layers(model)
+    if layers:
+        backend = layers[0][1].backend
+        shots = getattr(backend, "sampled_shots", None) or getattr(backend, "shots", None)
+        if shots:
+            run["shots"] = int(shots)
+        if gradient != "backprop":
+            run["gradient"] = gradient
+    return {**run, **options}

@@ -69,7 +69,8 @@ class ClassicalRow:
 
 @dataclass
 class CostReport:
-    """Everything ``cost_report`` found. ``str(report)`` is a Markdown table to paste;
+    """Everything ``cost_report`` found. ``str(report)`` is a Markdown table to paste; in a
+    notebook the report displays as HTML tables (``_repr_html_``);
     ``to_dict()`` / ``to_json()`` hold the same data for results files."""
 
     model: str
@@ -81,13 +82,15 @@ class CostReport:
     notes: list[str]
     measured: dict = field(default_factory=dict)
     leaves_out: str = LEAVES_OUT
+    utilisation: dict = field(default_factory=dict)  # MoE sublayer -> expert shares in training
 
     def to_dict(self) -> dict:
         return {"model": self.model, "settings": self.settings,
                 "quantum": [vars(r) for r in self.quantum],
                 "classical": [vars(r) for r in self.classical],
                 "projections": self.projections, "profiles": self.profiles,
-                "measured": self.measured, "notes": self.notes, "leaves_out": self.leaves_out}
+                "measured": self.measured, "notes": self.notes, "leaves_out": self.leaves_out,
+                "utilisation": self.utilisation}
 
     def to_json(self, indent: int = 2) -> str:
         return json.dumps(self.to_dict(), indent=indent)
@@ -97,11 +100,22 @@ class CostReport:
 
         return format_report(self)
 
+    def _repr_markdown_(self) -> str:  # notebooks: rendered tables, not a wrapped text block
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        from qllm.cost.format import format_report_html
+
+        return format_report_html(self)
+
 
 # -- the dry run ----------------------------------------------------------------------------
 def _example_input(model, seq_len):
     if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
         raise ConfigError(f"seq_len must be an int >= 1 (or pass example_input), got {seq_len!r}")
+    custom = getattr(model, "example_input", None)  # e.g. a multimodal model's packed streams
+    if callable(custom) and custom(seq_len) is not None:
+        return custom(seq_len)
     cfg = getattr(model, "config", None)
     g = torch.Generator().manual_seed(0)
     if getattr(cfg, "vocab_size", None):
@@ -363,6 +377,7 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
         {p.name: {"description": p.description, "target": p.target, "sources": list(p.sources),
                   "assumptions": list(p.assumptions)} for p in profiles},
         notes)
+    _add_utilisation(report, model)
     if measure:
         from qllm.cost.measure import measure_step
 
@@ -370,3 +385,17 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
         if baseline is not None:
             report.measured["baseline"] = measure_step(baseline, x)
     return report
+
+
+def _add_utilisation(report: CostReport, model) -> None:
+    """Mixture-of-experts sublayers: the share of training-time routing assignments each expert
+    ran (and dropped over capacity), in ``report.utilisation`` and one note per sublayer."""
+    for name, m in model.named_modules():
+        if callable(getattr(m, "utilisation", None)) and hasattr(m, "n_experts"):
+            u = report.utilisation[name] = m.utilisation()
+            if u["assignments"]:
+                shares = ", ".join(f"{100 * s:.1f}%" for s in u["share"])
+                report.notes.append(f"{name}: experts ran {shares} of {u['assignments']} "
+                                    f"training assignments ({100 * sum(u['dropped_share']):.1f}% "
+                                    "dropped over capacity); top-k circuits per token, not "
+                                    "one per expert")

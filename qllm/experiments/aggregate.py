@@ -5,7 +5,9 @@ same bytes, whatever order they are listed in).
 
 Statistics: ``std`` is the sample standard deviation (ddof=1) over seeds; ``n`` says how many
 seeds. ``Δ`` columns pair runs by seed (same data order and split) and give the mean +- std of the
-per-seed differences; with 3 seeds, a difference smaller than about twice its std is noise.
+per-seed differences. Whether a difference is real is decided by ``qllm.experiments.stats``: a 95%
+t interval, a paired t-test and Holm's correction over a task's comparisons, with a verdict
+(``vs_<control>_*`` columns; ``attribution.md``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import statistics
 from pathlib import Path
 
 TASK_ORDER = ("digits", "meaning", "parity", "copy", "sort", "stdlib_text", "text")
-FAMILY_ORDER = ("classical-width", "classical-params", "hybrid")
+FAMILY_ORDER = ("classical-width", "classical-params", "hybrid", "bottleneck", "no_entanglement")
 LEDGER_KEYS = ("qubits", "quantum_layers", "two_qubit_gates", "executions_per_epoch",
                "qpu_seconds_per_epoch", "executions_per_token", "qpu_seconds_per_token",
                "flops_per_token")
@@ -53,8 +55,9 @@ def _paired(runs: list[dict], ref: list[dict]) -> tuple[float, float, int]:
 
 def _sort_key(row: dict):
     t = row["task"]
-    return (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t,
-            FAMILY_ORDER.index(row["family"]), row["label"])
+    # a hybrid's controls (labels "<hybrid>~<control>") sort right after it
+    family = min(FAMILY_ORDER.index(row["family"]), FAMILY_ORDER.index("hybrid"))
+    return (TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER), t, family, row["label"])
 
 
 def aggregate(records: list[dict]) -> list[dict]:
@@ -92,7 +95,26 @@ def aggregate(records: list[dict]) -> list[dict]:
             d, ds, n = _paired(runs, ref) if job["family"] == "hybrid" else (math.nan, math.nan, 0)
             row[f"{key}_mean"], row[f"{key}_std"], row[f"{key}_n"] = d, ds, n
         rows.append(row)
-    return sorted(rows, key=_sort_key)
+    _add_comparisons(rows, records)
+    from qllm.experiments.pareto import add_pareto
+
+    rows = sorted(rows, key=_sort_key)
+    add_pareto(rows)
+    return rows
+
+
+def _add_comparisons(rows: list[dict], records: list[dict]) -> None:
+    """``vs_<control>_{mean,ci_low,ci_high,p_holm,verdict}`` on every row (None where the row
+    is not a hybrid or has no such control), so CSV rows share one header."""
+    from qllm.experiments.stats import COMPARISONS, compare_to_controls
+
+    found = {(c["task"], c["hybrid"], c["control"]): c
+             for c in compare_to_controls(records, metric_of)}
+    for row in rows:
+        for control in COMPARISONS:
+            c = found.get((row["task"], row["label"], control))
+            for k in ("mean", "ci_low", "ci_high", "p_holm", "verdict"):
+                row[f"vs_{control}_{k}"] = c[k] if c else None
 
 
 def to_csv(rows: list[dict]) -> str:
@@ -120,6 +142,14 @@ def _sci(x) -> str:
     return f"{x:.3g}"
 
 
+def _qpu_time(seconds) -> str:
+    from qllm.cost.format import human_seconds
+
+    if seconds is None:
+        return "—"
+    return human_seconds(seconds) if seconds else "0"  # classical models need no QPU
+
+
 def _param_cell(r: dict) -> str:
     if r["family"] == "classical-width":
         return "— (same width as the hybrids)"
@@ -135,7 +165,7 @@ def to_markdown(rows: list[dict]) -> str:
     """The results table: metric as % accuracy (perplexity for text LM, lower is better)."""
     head = ("| task | model | n_embd×mlp | metric (mean ± std) | n | Δ vs width-matched | "
             "Δ vs param-matched | params | param match | train s | qubits | 2q gates (torino) | "
-            "circuit executions / epoch | QPU s / epoch | executions / token | QPU s / token |")
+            "circuit executions / epoch | QPU time / epoch | executions / token | QPU time / token |")
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in rows:
         pct = r["metric"] != "perplexity"
@@ -148,9 +178,9 @@ def to_markdown(rows: list[dict]) -> str:
             f"{r['params']:,} | {_param_cell(r)} | "
             f"{_pm(r['wall_s_mean'], r['wall_s_std'], False, 0)} | "
             f"{r['qubits'] or 0} | {r['two_qubit_gates'] or 0} | "
-            f"{_sci(r['executions_per_epoch'])} | {_sci(r['qpu_seconds_per_epoch'])} | "
+            f"{_sci(r['executions_per_epoch'])} | {_qpu_time(r['qpu_seconds_per_epoch'])} | "
             f"{_sci(r['executions_per_token'])} | "
-            f"{_sci(r['qpu_seconds_per_token'])} |")
+            f"{_qpu_time(r['qpu_seconds_per_token'])} |")
     return "\n".join(lines)
 
 
@@ -177,26 +207,61 @@ def noise_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+HEADLINE_COLUMNS = ("model", "metric", "params", "qubits", "train s", "QPU time/epoch")
+
+
+def headline_rows(rows: list[dict], task: str) -> list[list[str]]:
+    """The narrow view of one task: model, metric (mean ± std), params, qubits, train s, QPU
+    time per epoch in human units."""
+    out = []
+    for r in (r for r in rows if r["task"] == task):
+        pct = r["metric"] != "perplexity"
+        out.append([r["label"], _pm(r["metric_mean"], r["metric_std"], pct, 1 if pct else 2),
+                    f"{r['params']:,}", str(r["qubits"] or 0), f"{r['wall_s_mean']:.1f}",
+                    _qpu_time(r["qpu_seconds_per_epoch"])])
+    return out
+
+
 def headline(rows: list[dict], task: str = "digits") -> str:
-    """Side by side for one task: every model's metric, params and cost ledger."""
+    """Side by side for one task, under 100 columns: every model's metric, params and QPU time."""
     sel = [r for r in rows if r["task"] == task]
     if not sel:
         return ""
-    out = [f"{task}: test {sel[0]['metric']} over {sel[0]['n_seeds']} seeds (mean ± std)",
-           (f"{'model':<34} {'metric':>14} {'params':>8} {'qubits':>6} {'train s':>8} "
-            f"{'QPU s/epoch':>12}")]
-    for r in sel:
-        pct = r["metric"] != "perplexity"
-        metric = _pm(r["metric_mean"], r["metric_std"], pct, 1 if pct else 2)
-        out.append(f"{r['label']:<34} {metric:>14} "
-                   f"{r['params']:>8,} {r['qubits'] or 0:>6} {r['wall_s_mean']:>8.1f} "
-                   f"{_sci(r['qpu_seconds_per_epoch']):>12}")
+    unit = "%" if sel[0]["metric"] != "perplexity" else ""
+    out = [f"{task}: test {sel[0]['metric']}{' (%)' if unit else ''} over {sel[0]['n_seeds']} "
+           "seeds (mean ± std)",
+           f"{HEADLINE_COLUMNS[0]:<34} " + " ".join(f"{c:>{w}}" for c, w in zip(
+               HEADLINE_COLUMNS[1:], (14, 8, 6, 8, 14)))]
+    for cells in headline_rows(rows, task):
+        out.append(f"{cells[0]:<34} " + " ".join(f"{c:>{w}}" for c, w in zip(
+            cells[1:], (14, 8, 6, 8, 14))))
     return "\n".join(out)
 
 
-def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
+class SummaryTable(list):
+    """The aggregated rows (a list of dicts, as ``aggregate`` returns) that display in a
+    notebook: one narrow HTML table per task (``_repr_html_``; the full 16-column table is
+    ``_repr_markdown_`` and ``summary.md``)."""
+
+    def _repr_markdown_(self) -> str:
+        return to_markdown(list(self))
+
+    def _repr_html_(self) -> str:
+        from qllm.cost.format import html_table
+
+        parts = []
+        for task in dict.fromkeys(r["task"] for r in self):
+            sel = [r for r in self if r["task"] == task]
+            metric = "test perplexity" if sel[0]["metric"] == "perplexity" else "test accuracy %"
+            parts.append(f"<h4>{task}: {metric}, {sel[0]['n_seeds']} seeds (mean ± std)</h4>"
+                         + html_table(list(HEADLINE_COLUMNS), headline_rows(self, task)))
+        return "<div>" + "".join(parts) + "</div>"
+
+
+def write_outputs(out_dir: str | Path, progress: bool = True) -> SummaryTable:
     """Aggregate ``out_dir/runs/*.json`` (and ``noise/*.json``) into ``summary.csv``,
-    ``summary.md``, ``noise.csv``, ``noise.md`` and ``figures/*.png``; print the tables."""
+    ``summary.md``, ``noise.csv``, ``noise.md`` and ``figures/`` (PDF + PNG); print a narrow
+    headline per task and where the full tables are. Returns the rows (a ``SummaryTable``)."""
     out_dir = Path(out_dir)
     records = load_records(sorted((out_dir / "runs").glob("*.json")))
     rows = aggregate(records)
@@ -205,6 +270,16 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
     nrows = noise_rows(load_records(sorted((out_dir / "noise").glob("*.json"))))
     nmd = noise_markdown(nrows) if nrows else ""
     (out_dir / "summary.md").write_text(md + "\n")
+    from qllm.experiments.stats import compare_to_controls, comparisons_markdown
+
+    comparisons = compare_to_controls(records, metric_of)
+    amd = comparisons_markdown(comparisons)
+    (out_dir / "attribution.csv").write_text(to_csv(comparisons))
+    (out_dir / "attribution.md").write_text(amd + "\n")
+    from qllm.experiments.pareto import pareto_markdown
+
+    pmd = pareto_markdown(rows)
+    (out_dir / "pareto.md").write_text(pmd + "\n")
     if nrows:
         (out_dir / "noise.csv").write_text(to_csv(nrows))
         (out_dir / "noise.md").write_text(nmd + "\n")
@@ -214,5 +289,9 @@ def write_outputs(out_dir: str | Path, progress: bool = True) -> list[dict]:
     if progress:
         for task in dict.fromkeys(r["task"] for r in rows):
             print("\n" + headline(rows, task))
-        print("\n" + md + ("\n\n" + nmd if nmd else ""))
-    return rows
+        print(f"\nfull table (Δ vs baselines, parameter match, cost): {out_dir / 'summary.md'}"
+              f"\nhybrid against each control (seed-paired 95% t intervals, Holm, verdicts): "
+              f"{out_dir / 'attribution.md'}\nPareto frontiers: {out_dir / 'pareto.md'}"
+              + (f"\nnoise study: {out_dir / 'noise.md'}" if nmd else "")
+              + f"\nfigures (PDF, PNG): {out_dir / 'figures'}")
+    return SummaryTable(rows)

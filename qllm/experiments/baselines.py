@@ -61,7 +61,7 @@ def classical_param_count(cfg: ModelConfig, fields: dict | None = None) -> int:
     ``tests/test_baselines.py`` checks it against the built model)."""
     if fields:
         cfg = cfg.override(fields)
-    if cfg.quantum_sublayers:
+    if any(k != "classical" for i in range(cfg.n_layer) for k in cfg.block_kinds(i)):
         raise ConfigError("classical_param_count needs attn='classical' and ffn='classical'")
     C, H = cfg.n_embd, cfg.mlp_ratio * cfg.n_embd
     embed = cfg.vocab_size * C if cfg.vocab_size is not None else (cfg.input_dim + 1) * C

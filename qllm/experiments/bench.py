@@ -1,17 +1,19 @@
 """Benchmark presets: for each task, classical baselines (width-matched and parameter-matched)
-and hybrid variants (quantum FFN, quantum attention, both; ansatz families; qubit counts) over
-several seeds, with the cost ledger of every run; then a noise study, an aggregated table and
-plots.
+and hybrid variants (quantum FFN, quantum attention, both, the FFN in the last block only; ansatz
+families; qubit counts) over several seeds, each hybrid with its circuit controls (``bottleneck``
+and ``no_entanglement``, ``qllm.experiments.controls``), with the cost ledger of every run; then a
+noise study, an aggregated table, the hybrid-vs-control statistics, Pareto frontiers and plots.
 
 Presets (``qllm bench --preset NAME``; see benchmarks/README.md for the grids and wall times):
 - ``tiny``: a few steps per run; for tests.
 - ``quick``: 3 seeds; every task has both classical baselines and the 4-qubit quantum FFN; the
-  ``meaning`` task also carries the ansatz, qubit-count and quantum-attention variants.
+  ``meaning`` task also carries the ansatz, qubit-count, last-block and quantum-attention
+  variants; every hybrid has both circuit controls.
 - ``full``: 5 seeds; the whole grid on every task.
 
 Output, under ``out_dir/<preset>/``: ``runs/<run_id>.json`` (one per run; a re-run skips runs
-whose JSON exists), ``noise/*.json``, ``summary.csv``, ``summary.md``, ``figures/*.png``,
-``summary.json``.
+whose JSON exists), ``noise/*.json``, ``summary.csv``, ``summary.md``, ``attribution.csv``,
+``attribution.md``, ``pareto.md``, ``figures/*.png``, ``summary.json``.
 """
 
 from __future__ import annotations
@@ -60,34 +62,47 @@ FULL_QUBITS = (4, 6, 8)
 
 
 def hybrid_variants(preset: str, task: str) -> list[dict]:
-    """The hybrid grid of a preset and task: dicts with attn, ffn, ansatz, n_qubits."""
-    def v(parts, ansatz="hardware_efficient", n=4):
+    """The hybrid grid of a preset and task: dicts with attn, ffn, ansatz, n_qubits and blocks
+    ("all", or "last": the quantum sublayer only in the last block)."""
+    def v(parts, ansatz="hardware_efficient", n=4, blocks="all"):
         return {"attn": "quantum" if "attn" in parts else "classical",
                 "ffn": "quantum" if "ffn" in parts else "classical", "ansatz": ansatz,
-                "n_qubits": n}
+                "n_qubits": n, "blocks": blocks}
 
     if preset == "tiny":
         return [v(("ffn",))]
     if preset == "quick":
         if task != "meaning":
             return [v(("ffn",))]
-        return ([v(("ffn",)), v(("attn",)), v(("attn", "ffn"))]
+        return ([v(("ffn",)), v(("attn",)), v(("attn", "ffn")), v(("ffn",), blocks="last")]
                 + [v(("ffn",), a) for a in FULL_ANSATZE[1:]]
                 + [v(("ffn",), n=n) for n in FULL_QUBITS[1:]])
     # full: the quantum FFN over every ansatz family and qubit count; quantum attention and both
-    # with the hardware-efficient ansatz over every qubit count
+    # with the hardware-efficient ansatz over every qubit count; the FFN in the last block only
     return ([v(("ffn",), a, n) for a in FULL_ANSATZE for n in FULL_QUBITS]
             + [v(("attn",), "hardware_efficient", n) for n in FULL_QUBITS]
-            + [v(("attn", "ffn"), "hardware_efficient", n) for n in FULL_QUBITS])
+            + [v(("attn", "ffn"), "hardware_efficient", n) for n in FULL_QUBITS]
+            + [v(("ffn",), blocks="last")])
 
 
 def hybrid_label(var: dict) -> str:
     parts = ("both" if var["attn"] != "classical" and var["ffn"] != "classical"
              else "attn" if var["attn"] != "classical" else "ffn")
-    return f"q{parts}-{ANSATZ_SHORT.get(var['ansatz'], var['ansatz'])}-{var['n_qubits']}q"
+    where = "-last" if var.get("blocks") == "last" else ""
+    return f"q{parts}{where}-{ANSATZ_SHORT.get(var['ansatz'], var['ansatz'])}-{var['n_qubits']}q"
+
+
+def _placed(kind: str, blocks: str, n_layer: int):
+    """A sublayer kind in every block, or (blocks="last") only in the last one."""
+    if blocks != "last" or kind == "classical":
+        return kind
+    return ["classical"] * (n_layer - 1) + [kind]
 
 
 PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
+# Presets with a runner of their own: name -> module with ``run(out_dir, progress)``.
+OWN_PRESETS = {"compression": "qllm.experiments.compression",
+               "multimodal": "qllm.experiments.multimodal"}
 PRESET_TASKS = {"tiny": ("digits", "meaning"),
                 "quick": ("digits", "meaning", "sort", "stdlib_text"),
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
@@ -102,9 +117,11 @@ NOISE = {  # the noise study per preset: shots grid, sampler repeats, test subse
 
 def task_jobs(preset: str, task: str, options: dict | None = None,
               seeds: tuple | None = None) -> list[dict]:
-    """Every training job of one task: width-matched classical, hybrids, and one
+    """Every training job of one task: width-matched classical, hybrids, their circuit controls
+    (``bottleneck``, ``no_entanglement``: ``qllm.experiments.controls``), and one
     parameter-matched classical per group of hybrids within 10% of each other's counts."""
     from qllm.experiments.baselines import param_matched, task_fields, width_matched
+    from qllm.experiments.controls import controls_for
 
     spec = TASKS[task]
     options = {**spec.get("options", {}).get(preset, {}), **(options or {})}
@@ -116,7 +133,10 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
     hybrids = []
     for var in hybrid_variants(preset, task):
         q = QuantumConfig(n_qubits=var["n_qubits"], n_layers=2, ansatz=var["ansatz"])
-        cfg = ModelConfig(**base, attn=var["attn"], ffn=var["ffn"], quantum=q).override(fields)
+        n_layer = base["n_layer"]
+        cfg = ModelConfig(**base, attn=_placed(var["attn"], var["blocks"], n_layer),
+                          ffn=_placed(var["ffn"], var["blocks"], n_layer),
+                          quantum=q).override(fields)
         hybrids.append((hybrid_label(var), cfg, var))
     width = width_matched(hybrids[0][1])
     entries.append(("classical-width", "classical-width", width, {}))
@@ -132,10 +152,15 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
             matched.append((ref_label, cparam, ref_params))
             entries.append((ref_label, "classical-params", cparam,
                             {"matched_to": label, "param_match": info}))
+        controls = controls_for(cfg)
         entries.append((label, "hybrid", cfg, {
             "variant": var, "param_baseline": ref_label,
+            "controls": {name: f"{label}~{name}" for name in controls},
             "param_match": {"target_params": info["target_params"], "params": ref_params,
                             "rel_diff": (ref_params - target) / target}}))
+        for name, ccfg in controls.items():
+            entries.append((f"{label}~{name}", name, ccfg, {"control_of": label,
+                                                            "variant": var}))
     jobs = []
     for seed in seeds or PRESET_SEEDS[preset]:
         for label, family, cfg, meta in entries:
@@ -146,10 +171,25 @@ def task_jobs(preset: str, task: str, options: dict | None = None,
     return jobs
 
 
+# Presets with a module of their own that takes the sweep options (its preset_jobs and
+# run_preset take over: tasks, executor, workers).
+SWEEP_PRESETS = {"experts": "qllm.experiments.experts",
+                 "experts_tiny": "qllm.experiments.experts"}
+
+
+def _own(preset: str):
+    import importlib
+
+    return importlib.import_module(SWEEP_PRESETS[preset]) if preset in SWEEP_PRESETS else None
+
+
 def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = None) -> list[dict]:
     """Every training job of a preset (optionally a subset of its tasks, plus ``--text PATH``)."""
+    if _own(preset):
+        return _own(preset).preset_jobs(preset, tasks)
     if preset not in PRESET_SEEDS:
-        raise ConfigError(f"unknown preset {preset!r}; allowed: {', '.join(PRESET_SEEDS)}")
+        raise ConfigError(f"unknown preset {preset!r}; allowed: "
+                          f"{', '.join([*PRESET_SEEDS, *SWEEP_PRESETS])}")
     tasks = list(tasks or PRESET_TASKS[preset])
     unknown = [t for t in tasks if t not in TASKS or t == "text"]
     if unknown:
@@ -169,8 +209,9 @@ def preset_jobs(preset: str, tasks: list[str] | None = None, text: str | None = 
 
 
 def noise_jobs(preset: str, out_dir: Path, task: str = "digits") -> list[dict]:
-    """The noise study's job: seed 0 of the best hybrid variant of ``task`` (best by mean test
-    accuracy over seeds; seed 0 rather than the best seed, so the pick is not tuned on noise)."""
+    """The noise study's job: seed 0 of the best hybrid variant of ``task`` (best by mean
+    validation accuracy over seeds, never the test set; seed 0 rather than the best seed, so the
+    pick is not tuned on noise)."""
     from qllm.experiments.aggregate import load_records
 
     records = [r for r in load_records(sorted((out_dir / "runs").glob("*.json")))
@@ -180,7 +221,8 @@ def noise_jobs(preset: str, out_dir: Path, task: str = "digits") -> list[dict]:
         return []
     by_label: dict[str, list] = {}
     for r in records:
-        by_label.setdefault(r["job"]["label"], []).append(r["final"]["accuracy"])
+        by_label.setdefault(r["job"]["label"], []).append(
+            (r.get("validation") or r["final"])["accuracy"])  # older runs had no validation
     best = max(by_label, key=lambda k: sum(by_label[k]) / len(by_label[k]))
     seed0 = min((r for r in records if r["job"]["label"] == best), key=lambda r: r["job"]["seed"])
     return [{"kind": "noise", "run_id": f"{task}-{best}-seed{seed0['job']['seed']}-noise",
@@ -195,10 +237,16 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
     """Run a preset (training sweep, noise study), write CSV, markdown, plots and
     ``summary.json`` under ``out_dir/<name>/``, print the tables, and return the aggregated rows.
     Runs whose JSON exists are skipped. See ``qllm.experiments.sweep.run_sweep`` for the executors."""
+    if name in OWN_PRESETS:
+        import importlib
+
+        return importlib.import_module(OWN_PRESETS[name]).run(out_dir, progress=progress)
     from qllm.experiments.aggregate import write_outputs
     from qllm.experiments.sweep import run_sweep
     from qllm.results import machine, versions, write_json
 
+    if _own(name):
+        return _own(name).run_preset(name, out_dir, progress, executor, workers, ray_address, tasks)
     out = Path(out_dir) / name
     t0 = time.perf_counter()
     jobs = preset_jobs(name, tasks, text)

@@ -67,11 +67,25 @@ def _worker(job: dict, out_dir: str) -> dict:
     return execute(job, out_dir)
 
 
-def _report(done: dict, i: int, n: int, progress: bool) -> None:
-    if progress:
-        extra = f"  {done['error']}" if done["status"] == "failed" else ""
-        print(f"[{i}/{n}] {done['status']:<7} {done['run_id']} ({done['seconds']:.0f} s){extra}",
-              flush=True)
+class _Progress:
+    """A ``tqdm.auto`` bar over a sweep's runs (ETA from the runs done so far); each finished
+    run names itself in the bar, a failed one also gets a line."""
+
+    def __init__(self, n: int, enabled: bool, desc: str = "runs"):
+        from tqdm.auto import tqdm
+
+        self.enabled = enabled
+        self.bar = tqdm(total=n, desc=desc, unit="run", disable=not enabled or n == 0,
+                        dynamic_ncols=True)
+
+    def __call__(self, done: dict) -> None:
+        self.bar.update(1)
+        self.bar.set_postfix_str(f"last: {done['run_id']} ({done['seconds']:.0f} s)")
+        if done["status"] == "failed" and self.enabled:
+            self.bar.write(f"failed {done['run_id']}: {done['error']}")
+
+    def close(self) -> None:
+        self.bar.close()
 
 
 def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
@@ -86,7 +100,7 @@ def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
         executor: "local" (process pool), "ray", or "serial" (this process; for debugging).
         workers: pool size (default: every core, ``os.cpu_count()``); ignored by Ray.
         ray_address: a Ray cluster address; default ``RAY_ADDRESS``, else a local Ray instance.
-        progress: print one line per finished job.
+        progress: show a ``tqdm.auto`` progress bar with an ETA (a widget in notebooks).
     Returns:
         ``{"ran": [run_id...], "skipped": [...], "failed": [{"run_id", "error", ...}]}``.
     """
@@ -110,14 +124,19 @@ def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
         print(f"{len(summary['skipped'])} of {len(jobs)} runs already done (JSON exists): "
               "skipped", flush=True)
     results = []
-    if executor == "serial" or not todo:
-        for i, job in enumerate(todo, 1):
-            results.append(execute(job, out_dir))
-            _report(results[-1], i, len(todo), progress)
-    elif executor == "local":
-        results = _run_local(todo, out_dir, workers or os.cpu_count() or 1, progress)
-    else:
-        results = _run_ray(todo, out_dir, ray_address, progress)
+    report = _Progress(len(todo), progress, desc="noise study" if todo and all(
+        j["kind"] == "noise" for j in todo) else "training runs")
+    try:
+        if executor == "serial" or not todo:
+            for job in todo:
+                results.append(execute(job, out_dir))
+                report(results[-1])
+        elif executor == "local":
+            results = _run_local(todo, out_dir, workers or os.cpu_count() or 1, report)
+        else:
+            results = _run_ray(todo, out_dir, ray_address, report)
+    finally:
+        report.close()
     by_id = {j["run_id"]: j for j in todo}
     for r in results:
         path = job_path(out_dir, by_id[r["run_id"]])
@@ -132,7 +151,7 @@ def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
     return summary
 
 
-def _run_local(jobs: list[dict], out_dir: str, workers: int, progress: bool) -> list[dict]:
+def _run_local(jobs: list[dict], out_dir: str, workers: int, report) -> list[dict]:
     import multiprocessing as mp
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
@@ -142,13 +161,13 @@ def _run_local(jobs: list[dict], out_dir: str, workers: int, progress: bool) -> 
     with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
                              initializer=_init_worker) as pool:
         futures = [pool.submit(execute, job, out_dir) for job in jobs]
-        for i, fut in enumerate(as_completed(futures), 1):
+        for fut in as_completed(futures):
             results.append(fut.result())
-            _report(results[-1], i, len(jobs), progress)
+            report(results[-1])
     return results
 
 
-def _run_ray(jobs: list[dict], out_dir: str, address: str | None, progress: bool) -> list[dict]:
+def _run_ray(jobs: list[dict], out_dir: str, address: str | None, report) -> list[dict]:
     try:
         import ray
     except ImportError:
@@ -166,7 +185,7 @@ def _run_ray(jobs: list[dict], out_dir: str, address: str | None, progress: bool
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
             results.append(ray.get(done[0]))
-            _report(results[-1], len(results), len(jobs), progress)
+            report(results[-1])
         return results
     finally:
         if started:

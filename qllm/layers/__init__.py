@@ -3,11 +3,17 @@ Add a kind with ``register_mixer`` / ``register_ffn``; the model never branches 
 
 from __future__ import annotations
 
+from qllm.layers.bottleneck import BottleneckAttention, BottleneckFFN
 from qllm.layers.classical import MLP, SelfAttention
+from qllm.layers.experts import ClassicalMoE, QuantumMoE
+from qllm.layers.fusion import ClassicalFusion, QuantumFusion
 from qllm.layers.quantum import QSANNAttention, QuantumAttention, QuantumFFN
 
-MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention}
-FFNS = {"classical": MLP, "quantum": QuantumFFN}
+MIXERS = {"classical": SelfAttention, "quantum": QuantumAttention, "qsann": QSANNAttention,
+          "fusion": ClassicalFusion, "qfusion": QuantumFusion,
+          "bottleneck": BottleneckAttention}  # bottleneck: the classical control of "quantum"
+FFNS = {"classical": MLP, "quantum": QuantumFFN, "quantum_moe": QuantumMoE, "moe": ClassicalMoE,
+        "bottleneck": BottleneckFFN}
 
 
 def register_mixer(name: str, cls) -> None:
@@ -19,4 +25,6 @@ def register_ffn(name: str, cls) -> None:
 
 
 __all__ = ["MIXERS", "FFNS", "register_mixer", "register_ffn", "SelfAttention", "MLP",
-           "QuantumFFN", "QuantumAttention", "QSANNAttention"]
+           "QuantumFFN", "QuantumAttention", "QSANNAttention", "ClassicalFusion", "QuantumFusion",
+           "QuantumMoE", "ClassicalMoE",
+           "BottleneckFFN", "BottleneckAttention"]

@@ -1,0 +1,225 @@
+"""Mixture-of-experts feed-forward sublayers: ``ffn="quantum_moe"`` and its classical control
+``ffn="moe"``.
+
+A router (Linear(C -> E), softmax, top-k) sends each token to k of E experts; in training,
+tokens beyond an expert's capacity (Switch Transformer, Fedus et al. arXiv:2101.03961) are dropped
+from it and pass through the residual (evaluation drops none). The layer keeps the Switch load-balancing loss of its last forward in
+``aux_loss`` (``weight * E * sum_i f_i P_i``; f_i the fraction of routing assignments to expert i,
+P_i its mean router probability), which the model adds to the training loss.
+
+Quantum experts (QMoE-style re-uploading VQCs inside the FFN) are each Linear(C -> n_inputs) ->
+VQC -> Linear(n_observables -> C) with one circuit shape. Only the tokens routed to an expert are
+simulated for it, and all experts run as one stacked engine call (``simulate_stacked``) with each
+expert's token set padded to the largest; the padded rows are not counted: each expert's backend
+stats (and the cost ledger) count the tokens it was routed, so k circuits per token, not E.
+Classical experts are MLPs whose hidden width matches a quantum expert's parameter count by
+default, so ``moe`` and ``quantum_moe`` have the same active parameters per token.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qllm.quantum_layer import QuantumLayer, _stacks_with
+from qllm.validate import check_angles
+
+
+@dataclass
+class Routing:
+    """What the router decided for N tokens: ``probs [N, E]`` (softmax), ``experts [N, k]``
+    (chosen expert ids, best first), ``gates [N, k]`` (output weights), ``position [N, k]`` (the
+    assignment's place in its expert's queue) and ``keep [N, k]`` (False where that place is
+    beyond the expert's capacity)."""
+
+    probs: torch.Tensor
+    experts: torch.Tensor
+    gates: torch.Tensor
+    position: torch.Tensor
+    keep: torch.Tensor
+
+
+def expert_capacity(n_tokens: int, n_experts: int, top_k: int, capacity_factor: float) -> int:
+    """Most tokens one expert takes: ``ceil(factor * N * k / E)``; factor 0 means no limit."""
+    if capacity_factor == 0:
+        return n_tokens
+    return min(n_tokens, math.ceil(capacity_factor * n_tokens * top_k / n_experts))
+
+
+def route(logits: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
+    """Top-k routing with capacity. Args: ``logits [N, E]``. Gates are the chosen softmax
+    probabilities (top-1, as Switch, so the router gets a gradient), renormalised over the k
+    chosen for k > 1 (as Mixtral). Capacity is filled first choices first, then in token order
+    (GShard)."""
+    N, E = logits.shape
+    probs = logits.softmax(-1)  # (N, E)
+    top_p, experts = probs.topk(top_k, dim=-1)  # (N, k)
+    gates = top_p if top_k == 1 else top_p / top_p.sum(-1, keepdim=True)
+    order = F.one_hot(experts.t().reshape(-1), E)  # (k*N, E): slot-major, then token order
+    position = ((order.cumsum(0) * order).sum(-1) - 1).view(top_k, N).t()  # (N, k)
+    keep = position < expert_capacity(N, E, top_k, capacity_factor)
+    return Routing(probs, experts, gates, position, keep)
+
+
+def load_balancing_loss(routing: Routing, chosen: torch.Tensor | None = None) -> torch.Tensor:
+    """Switch's auxiliary loss ``E * sum_i f_i P_i`` (1 when uniform): f_i the fraction of the
+    N*k assignments (before capacity) sent to expert i, P_i the mean router probability.
+    ``chosen``: the assignment counts per expert, if already counted."""
+    E = routing.probs.shape[-1]
+    if chosen is None:
+        chosen = torch.bincount(routing.experts.reshape(-1), minlength=E)
+    f = chosen.to(routing.probs.dtype) / routing.experts.numel()  # (E,)
+    return E * (f * routing.probs.mean(0)).sum()
+
+
+class MoEFFN(nn.Module):
+    """Router + experts; subclasses build the experts and run them on their token sets.
+
+    Input ``(B, T, C)``; returns ``(B, T, C)``. Counts of tokens routed to (and dropped by) each
+    expert while training accumulate in the buffers ``routed`` and ``dropped`` (``utilisation``).
+    """
+
+    def __init__(self, cfg):
+        super().__init__()
+        moe = cfg.moe
+        self.n_experts, self.top_k = moe.n_experts, moe.top_k
+        self.capacity_factor, self.aux_weight = moe.capacity_factor, moe.aux_loss_weight
+        self.router = nn.Linear(cfg.n_embd, moe.n_experts)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.register_buffer("routed", torch.zeros(moe.n_experts, dtype=torch.float64))
+        self.register_buffer("dropped", torch.zeros(moe.n_experts, dtype=torch.float64))
+        self.aux_loss: torch.Tensor | None = None
+
+    def run_experts(self, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+        """The experts on their token sets: ``x [E, W, C]`` holds expert e's ``counts[e]`` tokens
+        first, then zero padding; returns ``[E, W, C]`` (padded rows are never read)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        B, T, C = x.shape
+        N, E, k = B * T, self.n_experts, self.top_k
+        flat = x.reshape(N, C)
+        # capacity bounds training batches; evaluation sends every token to its k experts
+        r = route(self.router(flat), k, self.capacity_factor if self.training else 0)
+        chosen = torch.bincount(r.experts.reshape(-1), minlength=E)
+        self.aux_loss = self.aux_weight * load_balancing_loss(r, chosen)
+        kept = r.keep.reshape(-1).nonzero().squeeze(1)  # kept assignments, token-major
+        expert = r.experts.reshape(-1).index_select(0, kept)
+        position = r.position.reshape(-1).index_select(0, kept)
+        token = kept // k
+        counts = torch.bincount(expert, minlength=E)
+        if self.training:
+            with torch.no_grad():
+                self.routed += counts.to(self.routed.dtype)
+                self.dropped += (chosen - counts).to(self.dropped.dtype)
+        W = int(counts.max())
+        y = flat.new_zeros(N, C)
+        if W:  # dispatch into [E, W, C] (expert e's tokens in its first counts[e] rows)
+            slot = expert * W + position
+            dispatched = flat.new_zeros(E * W, C).index_copy(0, slot, flat.index_select(0, token))
+            out = self.run_experts(dispatched.view(E, W, C), counts.tolist()).reshape(E * W, C)
+            gates = r.gates.reshape(-1).index_select(0, kept).unsqueeze(-1)
+            y = y.index_add(0, token, out.index_select(0, slot) * gates)
+        return self.drop(y.view(B, T, C))
+
+    def utilisation(self) -> dict:
+        """Fractions of the training-time routing assignments each expert ran and dropped."""
+        total = float(self.routed.sum() + self.dropped.sum())
+        if total == 0:
+            return {"assignments": 0, "share": [], "dropped_share": []}
+        return {"assignments": int(total),
+                "share": [float(v) / total for v in self.routed],
+                "dropped_share": [float(v) / total for v in self.dropped]}
+
+
+class QuantumExpert(nn.Module):
+    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``. The
+    experts of a layer share one ``spec`` object (the stacking check compares by identity)."""
+
+    def __init__(self, cfg, spec):
+        super().__init__()
+        q = cfg.quantum
+        self.vqc = QuantumLayer(spec, q.backend, init=q.init, gradient=q.gradient,
+                                spsa_samples=q.spsa_samples, backend_options=q.backend_options)
+        self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
+        self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
+
+
+class QuantumMoE(MoEFFN):
+    """``ffn="quantum_moe"``: E VQC experts of one circuit shape, simulated as one stacked call
+    on the tokens routed to each (see the module docstring)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        spec = cfg.quantum.build_spec()
+        self.experts = nn.ModuleList(QuantumExpert(cfg, spec) for _ in range(self.n_experts))
+
+    def run_experts(self, x, counts):
+        angles = stacked_linear([ex.down for ex in self.experts], x)  # (E, W, n_inputs)
+        out = run_stacked([ex.vqc for ex in self.experts], angles, counts)  # (E, W, n_obs)
+        return stacked_linear([ex.up for ex in self.experts], out)  # (E, W, C)
+
+
+def stacked_linear(linears: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
+    """``linears[e](x[e])`` for every e as one batched product: ``[E, W, in] -> [E, W, out]``."""
+    weight = torch.stack([lin.weight for lin in linears])  # (E, out, in)
+    bias = torch.stack([lin.bias for lin in linears]).unsqueeze(1)  # (E, 1, out)
+    return torch.baddbmm(bias, x, weight.transpose(1, 2))
+
+
+def run_stacked(layers: list[QuantumLayer], x: torch.Tensor, counts: list[int]) -> torch.Tensor:
+    """``layers[e](x[e, :counts[e]])`` for every e, zero-padded back to ``[E, W, n_outputs]``.
+
+    Args: ``x [E, W, n_inputs]``, expert e's tokens in its first ``counts[e]`` rows.
+    Where the layers stack (``qllm.quantum_layer.stacked_forward``'s conditions: one spec, the
+    native exact backend, no hooks), all E run as one ``simulate_stacked`` call on the padded
+    tensor, and each layer's stats count its own ``counts[e]`` circuits, not the padding.
+    Otherwise each non-empty set runs through its own layer (hooks see just the routed tokens)."""
+    E, W = x.shape[:2]
+    first = layers[0]
+    if not all(_stacks_with(layer, first) for layer in layers):
+        return torch.stack([F.pad(layer(x[e, :n]), (0, 0, 0, W - n)) if n
+                            else x.new_zeros(W, layer.n_outputs)
+                            for e, (layer, n) in enumerate(zip(layers, counts))])
+    from qllm.engine import simulate_stacked
+
+    spec, backend = first.spec, first.backend
+    check_angles(x, "x", spec.n_inputs)
+    weights = torch.stack([layer.weights for layer in layers]).to(x.device, x.dtype)
+    check_angles(weights, "weights", spec.n_weights)
+    backend.check_memory(spec, x.reshape(-1, spec.n_inputs))
+    out = simulate_stacked(spec, x, weights, backend.strategy)  # (E, W, n_observables)
+    backend.check_output(out, x, weights)
+    for layer, n in zip(layers, counts):
+        layer.backend.stats.add(n, jobs=1 if n else 0)
+    return out
+
+
+def classical_expert_hidden(cfg) -> int:
+    """``moe.expert_hidden``, or (0) the MLP width whose parameters match one quantum expert's:
+    ``h (2C + 1) + C`` against ``C n_in + n_in + n_obs C + C + n_weights``."""
+    if cfg.moe.expert_hidden:
+        return cfg.moe.expert_hidden
+    spec, C = cfg.quantum.build_spec(), cfg.n_embd
+    quantum = C * spec.n_inputs + spec.n_inputs + spec.n_observables * C + C + spec.n_weights
+    return max(1, round((quantum - C) / (2 * C + 1)))
+
+
+class ClassicalMoE(MoEFFN):
+    """``ffn="moe"``: the same router over GELU MLP experts (the control at matched active
+    parameters)."""
+
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        h = classical_expert_hidden(cfg)
+        self.experts = nn.ModuleList(
+            nn.Sequential(nn.Linear(cfg.n_embd, h), nn.GELU(), nn.Linear(h, cfg.n_embd))
+            for _ in range(self.n_experts))
+
+    def run_experts(self, x, counts):
+        hidden = F.gelu(stacked_linear([ex[0] for ex in self.experts], x))  # (E, W, h)
+        return stacked_linear([ex[2] for ex in self.experts], hidden)
