@@ -62,7 +62,7 @@ def _model(path: Path):
 
 def _what_if(args, path: Path) -> dict:
     """``cost_report`` options: a results.json's own run (``run_settings``), changed by flags."""
-    from qllm.cost.report import run_settings
+    from qllm.cost.ledger import run_settings
 
     kwargs = run_settings(read_json_object(path, "config file")) if path.suffix != ".pt" else {}
     if args.epochs is not None or args.steps_per_epoch is not None:

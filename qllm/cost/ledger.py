@@ -127,6 +127,23 @@ def route_for(name: str, **options) -> dict:
     return out
 
 
+def route_work(route: dict, circuits: float, jobs: int) -> tuple[int, int]:
+    """``(executions, jobs)`` for ``HardwareProfile.project``, as the route submits them:
+    mitigation multiplies the circuits and adds calibration circuits per job; a one-job-per-circuit route has a job per circuit."""
+    executions = round(circuits * route.get("mitigation_factor", 1)
+                       + jobs * route.get("calibration_circuits_per_job", 0))
+    return executions, executions if route.get("jobs_per_circuit") else jobs
+
+
+def run_settings(results: dict) -> dict:
+    """``cost_report`` keyword arguments of the run a results.json records (its batch size,
+    steps per epoch, epochs, steps, shots and gradient), for ``qllm cost results.json``; {}
+    for a plain config."""
+    settings = (results.get("cost") or {}).get("settings") or {}
+    keys = ("batch_size", "steps_per_epoch", "epochs", "steps", "shots", "gradient")
+    return {k: settings[k] for k in keys if settings.get(k) is not None}
+
+
 @dataclass
 class StepRecord:
     """What one recorded step ran, per quantum layer (layers sharing a backend share a row)."""

@@ -26,6 +26,7 @@ from qllm.cost.ledger import (
     find_quantum_layers,
     route_for,
     route_of,
+    route_work,
 )
 from qllm.cost.profiles import LEAVES_OUT, Projection, get_profile, shots_for_precision
 from qllm.cost.static import circuit_counts, logical_counts, measurement_groups, transpiled_circuit
@@ -203,23 +204,6 @@ def _sum(projections: list[Projection]) -> Projection:
                       sum(p.qpu_seconds for p in projections), price)
 
 
-def _route_work(route: dict, circuits: float, jobs: int) -> tuple[int, int]:
-    """``(executions, jobs)`` for ``HardwareProfile.project``, as the route submits them: mitigation multiplies the circuits
-    and adds calibration circuits per job; a one-job-per-circuit route has a job per circuit."""
-    executions = round(circuits * route.get("mitigation_factor", 1)
-                       + jobs * route.get("calibration_circuits_per_job", 0))
-    return executions, executions if route.get("jobs_per_circuit") else jobs
-
-
-def run_settings(results: dict) -> dict:
-    """``cost_report`` keyword arguments of the run a results.json records (its batch size,
-    steps per epoch, epochs, steps, shots and gradient), for ``qllm cost results.json``; {}
-    for a plain config."""
-    settings = (results.get("cost") or {}).get("settings") or {}
-    keys = ("batch_size", "steps_per_epoch", "epochs", "steps", "shots", "gradient")
-    return {k: settings[k] for k in keys if settings.get(k) is not None}
-
-
 def _check_int(name, v):
     if isinstance(v, bool) or not isinstance(v, int) or v < 1:
         raise ConfigError(f"{name} must be an int >= 1, got {v!r}")
@@ -328,8 +312,8 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                 transpiled_circuit(spec, target, optimization_level, seed)).to_dict()
         row = QuantumRow(name, spec.n_qubits, spec.n_weights, logical_counts(spec).to_dict(),
                          transpiled, grad, s["grad"], groups, s["rows"] / tokens, s["calls"],
-                         s["rows"] / tokens * per_set * groups, route=route_for(route, **(route_options or {})) if route
-                         else route_of(layer.backend))
+                         s["rows"] / tokens * per_set * groups, route=route_for(route, **(route_options or {}))
+                         if route else route_of(layer.backend))
         rows_per_seq = s["rows"] / n_seq
         for p in profiles:
             try:
@@ -341,10 +325,10 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
             # a step: batch_size sequences forward + gradient; one job per backend call, and one
             # more per call for the batched shifted circuits, unless the route submits one job
             # per circuit (the PennyLane Qiskit plugin); mitigation multiplies the circuits
-            e, j = _route_work(row.route, rows_per_seq * batch_size * per_set * groups,
+            e, j = route_work(row.route, rows_per_seq * batch_size * per_set * groups,
                                s["calls"] * (2 if grad in SHIFT_METHODS else 1))
             step = p.project(e, shots, j, shot_s)
-            e, j = _route_work(row.route, rows_per_seq * groups, s["calls"])
+            e, j = route_work(row.route, rows_per_seq * groups, s["calls"])
             forward_seq = p.project(e, shots, j, shot_s)
             parts[p.name].append((step, forward_seq))
         rows.append(row)
@@ -368,7 +352,8 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                      "'parameter-shift' or 'spsa' to project training on hardware)")
 
     settings = {"seq_len": seq, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
-                "epochs": epochs, "steps": steps or steps_per_epoch * epochs, "shots": shots, "target": target, "gradient": gradient,
+                "epochs": epochs, "steps": steps or steps_per_epoch * epochs, "shots": shots,
+                "target": target, "gradient": gradient,
                 "n_spsa_samples": n_spsa_samples, "eps": eps, "shots_for_eps": eps_shots,
                 "optimization_level": optimization_level, "seed_transpiler": seed}
     report = CostReport(
