@@ -27,8 +27,8 @@ class QuantumLayer(nn.Module):
             default), ``"normal"`` from N(0, init_scale²) (small angles start near the identity,
             which avoids barren plateaus in deep circuits), ``"zeros"``.
         init_scale: standard deviation for ``"normal"``.
-        gradient: "backprop" (default: autograd through the backend; a BackendError if the
-            backend cannot, e.g. with shots), "parameter-shift" or "spsa" (``qllm.backends.gradients``:
+        gradient: "backprop" (default: autograd through the backend; a BackendError at the
+            first forward that needs a gradient if the backend cannot, e.g. aer or shots), "parameter-shift" or "spsa" (``qllm.backends.gradients``:
             hardware-style gradients for inputs and weights, all shifted circuits in one job).
         spsa_samples / spsa_epsilon / spsa_seed: SPSA directions per sample, perturbation size,
             and the seed of its direction generator.
@@ -70,13 +70,13 @@ class QuantumLayer(nn.Module):
         # A dict as well as keywords: PennyLane's qiskit.remote takes a device option named
         # "backend", which a keyword could not carry past this method's own `backend`.
         self.backend = get_backend(backend, **{**(backend_options or {}), **options})
-        from qllm.backends.gradients import check_backprop, make_gradient
+        from qllm.backends.gradients import make_gradient
 
         self.gradient = gradient
+        # A backend without autograd (aer, ibm) is refused at the first forward that needs a
+        # gradient, not here: inference under torch.no_grad() needs none.
         self.gradient_fn = make_gradient(gradient, spsa_samples=spsa_samples,
                                          spsa_epsilon=spsa_epsilon, seed=spsa_seed)
-        if self.gradient_fn is None:
-            check_backprop(self.backend, gradient)
         w = torch.empty(spec.n_weights)
         if init == "uniform":
             nn.init.uniform_(w, 0.0, 2 * math.pi)

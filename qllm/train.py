@@ -285,6 +285,9 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
                 "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
                 "versions": versions()})
 
+    from qllm.cost.ledger import run_cost_options, run_ledger
+
+    ledger = run_ledger(model)  # what the quantum layers actually run, step by step
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(total=total_steps, initial=step, desc=f"train {task.name}",
@@ -296,14 +299,15 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         for b in range(first, steps_per_epoch):
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]
             xb, yb = task.x_train[idx].to(device), task.y_train[idx].to(device)
-            logits, loss = model(xb, yb)
-            loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
-                                 f"lower lr (now {train_cfg.lr}) or check the data")
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with ledger.step("train"):
+                logits, loss = model(xb, yb)
+                loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
+                loss_value = loss.item()
+                if not math.isfinite(loss_value):
+                    raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
+                                     f"lower lr (now {train_cfg.lr}) or check the data")
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
             if train_cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
             opt.step()
@@ -322,7 +326,8 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         epoch_done = step % steps_per_epoch == 0 or step >= total_steps
         if epoch_done and ((epoch + 1) % train_cfg.eval_every == 0 or step >= total_steps):
             # learning curves on the validation split: the test split is read once, below
-            metrics = evaluate(model, task, "val") if task.x_val is not None else {}
+            with ledger.step("inference"):
+                metrics = evaluate(model, task, "val") if task.x_val is not None else {}
             history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
                             **{f"val_{k}": v for k, v in metrics.items()}})
             bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items()
@@ -331,8 +336,9 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
             checkpoint()
     bar.close()
     wall += time.perf_counter() - t0
-    final = evaluate(model, task)  # the only look at the test split
-    validation = evaluate(model, task, "val") if task.x_val is not None else None
+    with ledger.step("inference"):
+        final = evaluate(model, task)  # the only look at the test split
+        validation = evaluate(model, task, "val") if task.x_val is not None else None
     results = {
         "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
         "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
@@ -341,8 +347,12 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
         "wall_time_s": wall,
         "steps": step, "versions": versions(), "machine": machine(),
     }
-    results["cost"] = _cost(model, task, cost_options, batch_size=train_cfg.batch_size,
-                            steps_per_epoch=steps_per_epoch, epochs=train_cfg.epochs)
+    results["cost"] = _cost(model, task, run_cost_options(model, model_cfg.quantum.gradient, cost_options),
+                            batch_size=train_cfg.batch_size, steps_per_epoch=steps_per_epoch,
+                            epochs=train_cfg.epochs, steps=total_steps)
+    if results["cost"] is not None and ledger.records is not None:
+        # counted in this process (a resumed run counts the steps after the checkpoint)
+        results["cost"]["measured"] = ledger.summary()
     if out_dir is not None:
         write_json(out_dir / "results.json", results)
     results["model"] = model

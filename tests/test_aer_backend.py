@@ -188,10 +188,10 @@ def test_bad_input_gives_clear_backend_errors():
     x, wt = _data(big, 1, 0)
     with pytest.raises(BackendError, match="6 qubits.*only 5"):
         get_backend("aer:fake_manila").expval(big, x, wt)
-    with pytest.raises(BackendError, match="backprop"):
-        QuantumLayer(random_spec(1, n_qubits=2), backend="aer", shots=100)
-    with pytest.raises(BackendError, match="backprop"):
-        QuantumLayer(random_spec(1, n_qubits=2), backend="aer")  # no autograd through Aer
+    for shots in (100, None):  # no autograd through Aer: refused when a gradient is needed
+        layer = QuantumLayer(random_spec(1, n_qubits=2), backend="aer", shots=shots)
+        with pytest.raises(BackendError, match="backprop.*parameter-shift"):
+            layer(torch.rand(2, layer.n_inputs)).sum().backward()
     with pytest.raises(BackendError, match="counts need shots"):
         get_backend("aer").counts(big, x, wt)
 

@@ -158,7 +158,8 @@ def test_quantum_layer_gradient_options_and_errors():
         QuantumLayer(spec, gradient="spsa", spsa_samples=0)
     with pytest.raises(ConfigError, match="spsa_epsilon"):
         QuantumLayer(spec, gradient="spsa", spsa_epsilon=0)
+    shots_only = QuantumLayer(spec, backend="torch", shots=100)  # inference needs no gradient
     with pytest.raises(BackendError, match="backprop"):
-        QuantumLayer(spec, backend="torch", shots=100)
+        shots_only(torch.rand(2, spec.n_inputs)).sum().backward()
     layer = QuantumLayer(spec, backend="torch", shots=100, gradient="spsa", spsa_seed=1)
     assert "spsa" in repr(layer)

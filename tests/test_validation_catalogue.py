@@ -330,6 +330,13 @@ CLI_FLAG_CASES = [
     (["cost", "{root}/model.json", "--gradient", "nope"], "gradient"),
     (["cost", "{root}/model.json", "--profile", "nope"], "profile"),
     (["cost", "{root}/model.json", "--json", "--seq-len", "x"], "--seq-len"),
+    (["cost", "{root}/model.json", "--batch-size", "0"], "--batch-size"),
+    (["cost", "{root}/model.json", "--steps-per-epoch", "0"], "--steps-per-epoch"),
+    (["cost", "{root}/model.json", "--epochs", "0"], "--epochs"),
+    (["cost", "{root}/model.json", "--steps", "0"], "--steps"),
+    (["cost", "{root}/model.json", "--route", "nope"], "route 'nope'"),
+    (["cost", "{root}/model.json", "--mitigation", "zne"], "--route"),
+    (["cost", "{root}/model.json", "--route", "ibm:x", "--mitigation", "magic"], "magic"),
 ]
 
 

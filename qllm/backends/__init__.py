@@ -5,7 +5,8 @@
 'torch'
 
 Names: ``torch`` (native engine), ``pennylane:<device>`` (any PennyLane device), ``aer`` and
-``aer:<fake_backend>`` (Qiskit Aer primitives, optionally with a fake IBM device's noise).
+``aer:<fake_backend>`` (Qiskit Aer primitives, optionally with a fake IBM device's noise),
+``ibm:<device>`` (qiskit-ibm-runtime SamplerV2 in Batch mode; ``ibm:fake_<name>`` offline).
 """
 
 from __future__ import annotations
@@ -36,10 +37,17 @@ def _aer(device=None, **options):
     return AerBackend(device, **options)
 
 
+def _ibm(device=None, **options):
+    from qllm.backends.ibm_backend import IBMBackend
+
+    return IBMBackend(device, **options)
+
+
 BACKENDS: dict[str, Callable[..., Backend]] = {
     "torch": _torch,
     "pennylane": _pennylane,
     "aer": _aer,
+    "ibm": _ibm,
 }
 
 
@@ -57,8 +65,9 @@ def get_backend(name: str | Backend, **options) -> Backend:
     kind, _, device = name.partition(":")
     if kind not in BACKENDS:
         raise BackendError(f"unknown backend {name!r}; allowed: 'torch', 'pennylane:<device>', "
-                           "'aer', 'aer:<fake_backend>'" + "".join(
-                               f", {k!r}" for k in BACKENDS if k not in ("torch", "pennylane", "aer")))
+                           "'aer', 'aer:<fake_backend>', 'ibm:<device>'" + "".join(
+                               f", {k!r}" for k in BACKENDS
+                               if k not in ("torch", "pennylane", "aer", "ibm")))
     budget = options.pop("memory_budget_gb", None)  # every backend takes it (Backend.budget)
     try:
         backend = BACKENDS[kind](device or None, **options)

@@ -78,6 +78,8 @@ class AerBackend(Backend):
         seed_transpiler: transpiler seed (default 0: the layout is reproducible).
         max_parallel_threads: Aer's OpenMP threads (default 1, see the module docstring).
         sampling: "probabilities" (default) or "sampler" (``SamplerV2``), see the module docstring.
+        mitigation / zne_scales: "readout", "zne" or "readout+zne" with a fake device and shots:
+            runs as SamplerV2 PUBs, one job per call, as ``ibm:fake_<name>`` does (``qllm.hardware.runtime``).
     """
 
     supports_backprop = False
@@ -85,7 +87,8 @@ class AerBackend(Backend):
     def __init__(self, device: str | None = None, shots: int | None = None,
                  seed: int | None = None, method: str = "automatic", noise: bool = True,
                  optimization_level: int = 1, seed_transpiler: int = 0,
-                 max_parallel_threads: int = 1, sampling: str = "probabilities"):
+                 max_parallel_threads: int = 1, sampling: str = "probabilities",
+                 mitigation: str | None = None, zne_scales=(1, 3, 5)):
         super().__init__()
         if device in METHODS:
             method, device = device, None
@@ -126,6 +129,9 @@ class AerBackend(Backend):
         self._rng = np.random.default_rng(seed)
         self._simulator = None
         self._circuits: dict[tuple, tuple] = {}
+        from qllm.hardware.runtime import aer_route
+
+        self.mitigated = aer_route(self, mitigation, zne_scales)
 
     # -- setup (lazy: qiskit and Aer load on first use) -----------------------------------
     @property
@@ -222,6 +228,11 @@ class AerBackend(Backend):
     def _expval(self, spec, inputs, weights):
         values = self._values(inputs, weights)  # [B, n_inputs + n_weights]
         B = values.shape[0]
+        if self.mitigated is not None:
+            self._check_width(spec)
+            out, ran = self.mitigated.run(spec, values)
+            self.stats.add(ran["circuits"], shots=ran["shots"], jobs=1)
+            return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
         if self.shots is None and self.noisy:
             out = self._noisy_exact(spec, values)
             circuits = B
@@ -305,11 +316,12 @@ class AerBackend(Backend):
         """Per physical qubit, its calibrated ``P(measured | prepared)`` matrix (or None)."""
         if not self.noisy:
             return [None] * len(phys)
-        table = {}
-        for err in self.simulator.options.noise_model.to_dict().get("errors", []):
-            if err["type"] == "roerror" and len(err["gate_qubits"][0]) == 1:
-                table[err["gate_qubits"][0][0]] = np.asarray(err["probabilities"], dtype=float)
-        return [table.get(q) for q in phys]
+        if "readout" not in self._circuits:  # to_dict takes seconds on 100+ qubit devices
+            table = self._circuits["readout"] = {}
+            for err in self.simulator.options.noise_model.to_dict().get("errors", []):
+                if err["type"] == "roerror" and len(err["gate_qubits"][0]) == 1:
+                    table[err["gate_qubits"][0][0]] = np.asarray(err["probabilities"], dtype=float)
+        return [self._circuits["readout"].get(q) for q in phys]
 
     def _probabilities(self, spec, values):
         """One job: ``[(basis, members, probs [B, 2^n])]`` with readout errors applied; outcome
@@ -370,23 +382,6 @@ class AerBackend(Backend):
     def counts(self, spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor) -> list[dict]:
         """Computational-basis counts per sample, ``[{bitstring: count}]`` with spec qubit 0 as
         the first character (qllm's order, not Qiskit's). Needs ``shots``."""
-        from qllm.validate import check_angles
+        from qllm.backends.aer_counts import counts
 
-        if self.shots is None:
-            raise BackendError("counts need shots; build the backend with shots=N")
-        check_angles(inputs, "inputs", spec.n_inputs)
-        check_angles(weights, "weights", spec.n_weights)
-        z_spec = spec.with_observables(["Z" * spec.n_qubits])
-        values = self._values(inputs, weights)
-        n = spec.n_qubits
-        self.stats.add(values.shape[0], shots=values.shape[0] * self.shots, jobs=1)
-        if self.sampling == "sampler":
-            ((_, _, bits),) = self._bits(z_spec, values)
-            result = []
-            for sample in bits:
-                keys, c = np.unique(sample, axis=0, return_counts=True)
-                result.append({"".join(str(int(b)) for b in key): int(v) for key, v in zip(keys, c)})
-            return result
-        ((_, _, probs),) = self._probabilities(z_spec, values)
-        labels = ["".join(str((k >> q) & 1) for q in range(n)) for k in range(2**n)]
-        return [{labels[k]: int(v) for k, v in enumerate(row) if v} for row in self._draw(probs)]
+        return counts(self, spec, inputs, weights)

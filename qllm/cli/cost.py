@@ -23,6 +23,14 @@ def add_parser(sub) -> None:
     p.add_argument("--gradient", help=f"gradient method: {choices(GRADIENTS)} (default: each "
                                       "layer's own)")
     p.add_argument("--profile", help=f"hardware profiles, comma-separated: {choices(PROFILES)}")
+    # what-if: a results.json projects its own run; these change it
+    p.add_argument("--batch-size", type=int, dest="batch_size")
+    p.add_argument("--steps-per-epoch", type=int, dest="steps_per_epoch")
+    p.add_argument("--epochs", type=int)
+    p.add_argument("--steps", type=int, help="steps of the whole run (default: epochs x steps)")
+    p.add_argument("--route", help="project as if run on this backend name, e.g. "
+                   "'pennylane:qiskit.remote' (one job per circuit) or 'ibm:ibm_torino'")
+    p.add_argument("--mitigation", help="with --route: none, readout, zne or readout+zne")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=run)
 
@@ -52,12 +60,31 @@ def _model(path: Path):
     return HybridTransformer(ModelConfig.from_dict(section))
 
 
+def _what_if(args, path: Path) -> dict:
+    """``cost_report`` options: a results.json's own run (``run_settings``), changed by flags."""
+    from qllm.cost.ledger import run_settings
+
+    kwargs = run_settings(read_json_object(path, "config file")) if path.suffix != ".pt" else {}
+    if args.epochs is not None or args.steps_per_epoch is not None:
+        kwargs.pop("steps", None)  # a what-if on epochs re-derives the run's steps
+    kwargs.update({k: getattr(args, k) for k in ("shots", "target", "gradient", "profile",
+                                                 "batch_size", "steps_per_epoch", "epochs",
+                                                 "steps", "route")
+                   if getattr(args, k) is not None})
+    if args.mitigation is not None:
+        if args.route is None:
+            raise ConfigError("--mitigation needs --route (the backend it would run on)")
+        kwargs["route_options"] = {"mitigation": args.mitigation}
+    return kwargs
+
+
 def run(args) -> int:
     model = _model(_resolve(Path(args.config)))
     check_int("--seq-len", args.seq_len, 1, model.config.block_size)
     check_int("--shots", args.shots)
-    kwargs = {k: getattr(args, k) for k in ("shots", "target", "gradient", "profile")
-              if getattr(args, k) is not None}
+    for flag in ("batch_size", "steps_per_epoch", "epochs", "steps"):
+        check_int("--" + flag.replace("_", "-"), getattr(args, flag))
+    kwargs = _what_if(args, _resolve(Path(args.config)))
     report = model.cost_report(seq_len=args.seq_len, **kwargs)
     print(report.to_json() if args.json else report)
     return 0

@@ -21,7 +21,7 @@ never shifted.
 
 from __future__ import annotations
 
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from qllm.backends.base import ExecutionStats
@@ -81,15 +81,67 @@ def find_quantum_layers(model) -> list[tuple[str, object]]:
             if isinstance(m, QuantumLayer)]
 
 
-def _tracks_natively(backend, layers) -> bool:
-    """PennyLane computes shift-rule gradients inside the QNode when no qllm gradient is set:
-    those circuits never pass through ``backend.expval``, so the device's tracker counts them.
-    (With ``gradient="parameter-shift"``/``"spsa"`` on the layer, qllm.backends.gradients sends every
-    circuit through ``backend.expval`` and ``backend.stats`` has them all.)"""
-    return (hasattr(backend, "qnode")
-            and getattr(backend, "diff_method", "") in ("parameter-shift", "spsa", "finite-diff",
-                                                        "hadamard")
-            and all(getattr(layer, "gradient_fn", None) is None for layer in layers))
+def route_of(backend) -> dict:
+    """How ``backend`` submits work to a QPU, for the ledger and the projection.
+
+    Returns:
+        {"backend": name, "execution_mode": "batch" | "session" | "job" | "simulator",
+        "jobs_per_circuit": True where every circuit is its own job (the PennyLane Qiskit
+        plugin), "mitigation", "mitigation_factor": circuits and shots multiply by it (ZNE
+        noise scales), "calibration_circuits_per_job": readout calibration}.
+    """
+    route = getattr(backend, "route", None) or getattr(backend, "mitigated", None)
+    out = {"backend": getattr(backend, "name", type(backend).__name__),
+           "execution_mode": getattr(backend, "execution_mode", "simulator"),
+           "jobs_per_circuit": bool(getattr(backend, "qiskit", False)),
+           "mitigation": "none", "mitigation_factor": 1, "calibration_circuits_per_job": 0}
+    if out["jobs_per_circuit"]:
+        out["execution_mode"] = "job"  # pennylane_qiskit: one primitive job per circuit
+    if route is not None:
+        out.update(mitigation=route.mitigation, mitigation_factor=len(route.scales),
+                   calibration_circuits_per_job=2 if "readout" in route.mitigation else 0)
+        if getattr(backend, "execution_mode", None) is None:
+            out["execution_mode"] = route.mode
+    return out
+
+
+def route_for(name: str, **options) -> dict:
+    """``route_of`` for a backend NAME, without building it (no device, no credentials): what
+    ``qllm cost --route`` projects. ``options``: ``mode`` and ``mitigation`` / ``zne_scales``."""
+    from qllm.backends import BACKENDS
+    from qllm.hardware.mitigation import DEFAULT_SCALES, check_mitigation
+
+    kind, _, device = name.partition(":") if isinstance(name, str) else ("", "", "")
+    if kind not in BACKENDS:
+        raise ConfigError(f"route {name!r} is not a backend name; allowed: 'torch', "
+                          "'pennylane:<device>', 'aer:<fake_backend>', 'ibm:<device>'")
+    mitigation, scales = check_mitigation(options.get("mitigation"),
+                                          options.get("zne_scales", DEFAULT_SCALES))
+    out = {"backend": name, "execution_mode": "simulator", "jobs_per_circuit": False,
+           "mitigation": mitigation, "mitigation_factor": len(scales),
+           "calibration_circuits_per_job": 2 if "readout" in mitigation else 0}
+    if kind == "pennylane" and device.startswith("qiskit."):
+        out.update(execution_mode="job", jobs_per_circuit=True)
+    elif kind == "ibm":
+        out["execution_mode"] = options.get("mode", "batch")
+    return out
+
+
+def route_work(route: dict, circuits: float, jobs: int) -> tuple[int, int]:
+    """``(executions, jobs)`` for ``HardwareProfile.project``, as the route submits them:
+    mitigation multiplies the circuits and adds calibration circuits per job; a one-job-per-circuit route has a job per circuit."""
+    executions = round(circuits * route.get("mitigation_factor", 1)
+                       + jobs * route.get("calibration_circuits_per_job", 0))
+    return executions, executions if route.get("jobs_per_circuit") else jobs
+
+
+def run_settings(results: dict) -> dict:
+    """``cost_report`` keyword arguments of the run a results.json records (its batch size,
+    steps per epoch, epochs, steps, shots and gradient), for ``qllm cost results.json``; {}
+    for a plain config."""
+    settings = (results.get("cost") or {}).get("settings") or {}
+    keys = ("batch_size", "steps_per_epoch", "epochs", "steps", "shots", "gradient")
+    return {k: settings[k] for k in keys if settings.get(k) is not None}
 
 
 @dataclass
@@ -98,6 +150,7 @@ class StepRecord:
 
     kind: str
     per_layer: dict[str, ExecutionStats] = field(default_factory=dict)
+    pubs: dict[str, int] = field(default_factory=dict)  # PUBs inside those jobs (ibm: route)
 
     @property
     def total(self) -> ExecutionStats:
@@ -110,9 +163,10 @@ class StepRecord:
 class CostLedger:
     """Records circuit executions, shots and jobs of a model's quantum layers, step by step.
 
-    Counts come from each backend's ``stats`` (every circuit a backend runs, including the shifted
-    circuits of ``qllm.backends.gradients``' parameter-shift and SPSA), and, for PennyLane backends whose
-    QNode differentiates by parameter shift or SPSA itself, from PennyLane's device tracker.
+    Counts come from each backend's ``stats``: every circuit a backend runs, including the shifted
+    circuits of ``qllm.backends.gradients``' parameter-shift and SPSA, and on PennyLane devices
+    every circuit the device executes (PennyLane's own shift rules too), the executions
+    ``qml.Tracker`` reports; jobs are what was submitted (one per circuit on the Qiskit plugin).
 
     Args:
         model: an nn.Module containing ``QuantumLayer``s (or one QuantumLayer).
@@ -148,28 +202,15 @@ class CostLedger:
         if kind not in ("train", "inference"):
             raise ConfigError(f"step kind {kind!r} is not one of ('train', 'inference')")
         groups = self._groups()
-        before = {k: ExecutionStats(**be.stats.as_dict()) for k, (_, be, _) in groups.items()}
-        trackers = {}
-        with ExitStack() as stack:
-            for k, (_, be, members) in groups.items():
-                if _tracks_natively(be, members):
-                    import pennylane as qml
-
-                    trackers[k] = [stack.enter_context(qml.Tracker(be.qnode(m.spec).device))
-                                   for m in members]
-            yield self
+        before = {k: (ExecutionStats(**be.stats.as_dict()), getattr(be, "pubs", None))
+                  for k, (_, be, _) in groups.items()}
+        yield self
         record = StepRecord(kind)
         for k, (name, be, _) in groups.items():
-            if k in trackers:
-                tot = [tr.totals for tr in trackers[k]]
-                record.per_layer[name] = ExecutionStats(
-                    sum(int(t.get("executions", 0)) for t in tot),
-                    sum(int(t.get("shots", 0)) for t in tot),
-                    sum(int(t.get("batches", 0)) for t in tot))
-            else:
-                b, a = before[k], be.stats
-                record.per_layer[name] = ExecutionStats(a.circuits - b.circuits, a.shots - b.shots,
-                                                        a.jobs - b.jobs)
+            (b, pubs), a = before[k], be.stats
+            record.per_layer[name] = ExecutionStats(a.circuits - b.circuits, a.shots - b.shots,
+                                                    a.jobs - b.jobs)
+            record.pubs[name] = (be.pubs - pubs) if pubs is not None else a.jobs - b.jobs
         self.records.append(record)
 
     def totals(self, kind: str | None = None) -> ExecutionStats:
@@ -189,8 +230,57 @@ class CostLedger:
                     out.setdefault(name, ExecutionStats()).add(s.circuits, s.shots, s.jobs)
         return out
 
+    def pubs(self, kind: str | None = None) -> int:
+        return sum(sum(r.pubs.values()) for r in self.records if kind is None or r.kind == kind)
+
+    def routes(self) -> dict[str, dict]:
+        """``{layer names: route_of(backend)}`` per backend."""
+        return {name: route_of(be) for name, be, _ in self._groups().values()}
+
+    def summary(self) -> dict:
+        """Totals per kind (with PUBs and steps) and each backend's route, without the step list."""
+        out = {}
+        for k in ("train", "inference"):
+            steps = sum(r.kind == k for r in self.records)
+            out[k] = {**self.totals(k).as_dict(), "pubs": self.pubs(k), "steps": steps}
+        return {**out, "routes": self.routes()}
+
     def to_dict(self) -> dict:
         return {"steps": [{"kind": r.kind, "per_layer": {n: s.as_dict()
-                                                         for n, s in r.per_layer.items()}}
+                                                         for n, s in r.per_layer.items()},
+                           "pubs": dict(r.pubs)}
                           for r in self.records],
-                "totals": {k: self.totals(k).as_dict() for k in ("train", "inference")}}
+                "totals": {k: self.totals(k).as_dict() for k in ("train", "inference")},
+                "routes": self.routes()}
+
+
+class _NoLedger:
+    """Stands in for a CostLedger when the model has no quantum layer."""
+
+    records = None
+
+    @staticmethod
+    def step(kind):
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def run_ledger(model):
+    """A CostLedger of ``model``, or a stand-in that counts nothing for a classical model."""
+    return CostLedger(model) if find_quantum_layers(model) else _NoLedger()
+
+
+def run_cost_options(model, gradient: str, options: dict) -> dict:
+    """The projection's defaults from this run: its backend's shots (a Qiskit plugin device's
+    default 1024 too) and its gradient (the config's); ``options`` (the caller's) win."""
+    run = {}
+    layers = find_quantum_layers(model)
+    if layers:
+        backend = layers[0][1].backend
+        shots = getattr(backend, "sampled_shots", None) or getattr(backend, "shots", None)
+        if shots:
+            run["shots"] = int(shots)
+        if gradient != "backprop":
+            run["gradient"] = gradient
+    return {**run, **options}

@@ -24,6 +24,9 @@ from qllm.cost.ledger import (
     check_gradient,
     circuits_per_parameter_set,
     find_quantum_layers,
+    route_for,
+    route_of,
+    route_work,
 )
 from qllm.cost.profiles import LEAVES_OUT, Projection, get_profile, shots_for_precision
 from qllm.cost.static import circuit_counts, logical_counts, measurement_groups, transpiled_circuit
@@ -49,6 +52,7 @@ class QuantumRow:
     calls_per_forward: int  # backend calls (jobs) per forward of a batch
     circuits_per_token_step: float  # (forward + gradient) x measurement settings, per token
     shot_seconds: dict = field(default_factory=dict)  # profile -> seconds per shot
+    route: dict = field(default_factory=dict)  # qllm.cost.ledger.route_of: jobs, mode, mitigation
 
 
 @dataclass
@@ -211,7 +215,9 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                 profile=DEFAULT_PROFILES, example_input=None, batch_size: int = 1,
                 steps_per_epoch: int = 1, epochs: int = 1, n_spsa_samples: int = 1,
                 eps: float | None = None, baseline=None, measure: bool = False,
-                optimization_level: int = 1, seed: int = 7) -> CostReport:
+                optimization_level: int = 1, seed: int = 7,
+                steps: int | None = None, route: str | None = None,
+                route_options: dict | None = None) -> CostReport:
     """Resource cost of a model with quantum sublayers, beside its classical cost.
 
     A counted dry run (one forward of ``example_input``, hooks on every ``QuantumLayer``) gives
@@ -241,16 +247,25 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
         baseline: a classical model counted on the same input, row by row where names match.
         measure: also time forward + backward of ``example_input`` and report peak memory.
         optimization_level / seed: Qiskit transpiler level and ``seed_transpiler``.
+        steps: training steps of the whole run (default steps_per_epoch x epochs; a run stopped
+            by ``max_steps`` ran fewer).
+        route / route_options: project as if every layer ran on this backend name (e.g.
+            ``"pennylane:qiskit.remote"``: one job per circuit; ``"ibm:ibm_torino"`` with
+            ``{"mitigation": "zne"}``), see ``qllm.cost.ledger.route_for``; None: each layer's own.
     Returns:
         a CostReport.
     """
     for name, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
                     ("epochs", epochs), ("n_spsa_samples", n_spsa_samples)):
         _check_int(name, v)
+    if steps is not None:
+        _check_int("steps", steps)
     if shots is not None:
         _check_int("shots", shots)
     if gradient is not None:
         check_gradient(gradient)
+    if route is not None:
+        route_for(route, **(route_options or {}))  # a bad name or mitigation fails here
     if target is not None:
         get_target(target)
     # a name, "a,b" (as the CLI passes it), or a list of names
@@ -297,7 +312,8 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                 transpiled_circuit(spec, target, optimization_level, seed)).to_dict()
         row = QuantumRow(name, spec.n_qubits, spec.n_weights, logical_counts(spec).to_dict(),
                          transpiled, grad, s["grad"], groups, s["rows"] / tokens, s["calls"],
-                         s["rows"] / tokens * per_set * groups)
+                         s["rows"] / tokens * per_set * groups, route=route_for(route, **(route_options or {}))
+                         if route else route_of(layer.backend))
         rows_per_seq = s["rows"] / n_seq
         for p in profiles:
             try:
@@ -307,10 +323,13 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                 continue
             shot_s = row.shot_seconds[p.name] = p.shot_seconds(qc)
             # a step: batch_size sequences forward + gradient; one job per backend call, and one
-            # more per call for the batched shifted circuits
-            step = p.project(round(rows_per_seq * batch_size * per_set * groups), shots,
-                             s["calls"] * (2 if grad in SHIFT_METHODS else 1), shot_s)
-            forward_seq = p.project(round(rows_per_seq * groups), shots, s["calls"], shot_s)
+            # more per call for the batched shifted circuits, unless the route submits one job
+            # per circuit (the PennyLane Qiskit plugin); mitigation multiplies the circuits
+            e, j = route_work(row.route, rows_per_seq * batch_size * per_set * groups,
+                               s["calls"] * (2 if grad in SHIFT_METHODS else 1))
+            step = p.project(e, shots, j, shot_s)
+            e, j = route_work(row.route, rows_per_seq * groups, s["calls"])
+            forward_seq = p.project(e, shots, j, shot_s)
             parts[p.name].append((step, forward_seq))
         rows.append(row)
 
@@ -322,7 +341,7 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
             projections[p.name] = {
                 "per_step": step.to_dict(),
                 "per_epoch": step.scaled(steps_per_epoch).to_dict(),
-                "per_run": step.scaled(steps_per_epoch * epochs).to_dict(),
+                "per_run": step.scaled(steps or steps_per_epoch * epochs).to_dict(),
                 # one sequence's forward shared by its seq tokens (generation without a cache
                 # re-runs the prefix: up to seq times more)
                 "per_inference_token": forward_seq.scaled(1.0 / seq).to_dict(),
@@ -333,7 +352,8 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                      "'parameter-shift' or 'spsa' to project training on hardware)")
 
     settings = {"seq_len": seq, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
-                "epochs": epochs, "shots": shots, "target": target, "gradient": gradient,
+                "epochs": epochs, "steps": steps or steps_per_epoch * epochs, "shots": shots,
+                "target": target, "gradient": gradient,
                 "n_spsa_samples": n_spsa_samples, "eps": eps, "shots_for_eps": eps_shots,
                 "optimization_level": optimization_level, "seed_transpiler": seed}
     report = CostReport(
