@@ -32,7 +32,8 @@ from qllm.cost.profiles import (
                               get_profile,
                               shots_for_precision,
 )
-from qllm.cost.report import CostReport, cost_report
+from qllm.cost.report import cost_report
+from qllm.cost.report_types import CostReport
 from qllm.cost.static import (
                               GateCounts,
                               circuit_counts,

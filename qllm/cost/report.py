@@ -12,9 +12,6 @@ Example::
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
-
 import torch
 from torch import nn
 
@@ -28,86 +25,13 @@ from qllm.cost.ledger import (
     route_of,
     route_work,
 )
-from qllm.cost.profiles import LEAVES_OUT, Projection, get_profile, shots_for_precision
+from qllm.cost.profiles import Projection, get_profile, shots_for_precision
+from qllm.cost.report_types import ClassicalRow, CostReport, QuantumRow
 from qllm.cost.static import circuit_counts, logical_counts, measurement_groups, transpiled_circuit
 from qllm.cost.targets import get_target
 from qllm.errors import ConfigError, QllmError
 
 DEFAULT_PROFILES = ("ibm_heron", "ionq_aria")
-
-
-@dataclass
-class QuantumRow:
-    """One QuantumLayer: static counts, and the circuits it runs per token."""
-
-    name: str
-    n_qubits: int
-    n_weights: int
-    logical: dict
-    transpiled: dict | None  # counts on the report's target (None without a target)
-    gradient: str
-    inputs_trainable: bool  # its inputs need gradients: input-driven gates are shifted too
-    measurement_settings: int  # qubit-wise commuting groups of its observables
-    circuits_per_token: float  # forward parameter sets per token, counted in the dry run
-    calls_per_forward: int  # backend calls (jobs) per forward of a batch
-    circuits_per_token_step: float  # (forward + gradient) x measurement settings, per token
-    shot_seconds: dict = field(default_factory=dict)  # profile -> seconds per shot
-    route: dict = field(default_factory=dict)  # qllm.cost.ledger.route_of: jobs, mode, mitigation
-
-
-@dataclass
-class ClassicalRow:
-    """Parameters and forward FLOPs per token of one sublayer (or "total"), and the baseline's
-    module of the same name when there is one."""
-
-    name: str
-    params: int  # classical parameters (circuit weights excluded)
-    quantum_weights: int
-    flops_per_token: float  # nanoGPT convention; circuit simulation excluded
-    baseline_params: int | None = None
-    baseline_flops_per_token: float | None = None
-
-
-@dataclass
-class CostReport:
-    """Everything ``cost_report`` found. ``str(report)`` is a Markdown table to paste; in a
-    notebook the report displays as HTML tables (``_repr_html_``);
-    ``to_dict()`` / ``to_json()`` hold the same data for results files."""
-
-    model: str
-    settings: dict
-    quantum: list[QuantumRow]
-    classical: list[ClassicalRow]
-    projections: dict  # profile -> {"per_step", "per_epoch", "per_run", "per_inference_token"}
-    profiles: dict  # profile -> {"description", "target", "sources", "assumptions"}
-    notes: list[str]
-    measured: dict = field(default_factory=dict)
-    leaves_out: str = LEAVES_OUT
-    utilisation: dict = field(default_factory=dict)  # MoE sublayer -> expert shares in training
-
-    def to_dict(self) -> dict:
-        return {"model": self.model, "settings": self.settings,
-                "quantum": [vars(r) for r in self.quantum],
-                "classical": [vars(r) for r in self.classical],
-                "projections": self.projections, "profiles": self.profiles,
-                "measured": self.measured, "notes": self.notes, "leaves_out": self.leaves_out,
-                "utilisation": self.utilisation}
-
-    def to_json(self, indent: int = 2) -> str:
-        return json.dumps(self.to_dict(), indent=indent)
-
-    def __str__(self) -> str:
-        from qllm.cost.format import format_report
-
-        return format_report(self)
-
-    def _repr_markdown_(self) -> str:  # notebooks: rendered tables, not a wrapped text block
-        return str(self)
-
-    def _repr_html_(self) -> str:
-        from qllm.cost.format import format_report_html
-
-        return format_report_html(self)
 
 
 # -- the dry run ----------------------------------------------------------------------------
@@ -209,6 +133,101 @@ def _check_int(name, v):
         raise ConfigError(f"{name} must be an int >= 1, got {v!r}")
 
 
+def _check_arguments(batch_size, steps_per_epoch, epochs, n_spsa_samples, steps, shots,
+                     gradient, route, route_options, target, profile, eps):
+    """Refuse what cost_report cannot use, before any dry run; returns the resolved profiles,
+    shots, eps, the shots eps asks for, and the notes so far."""
+    for name, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
+                    ("epochs", epochs), ("n_spsa_samples", n_spsa_samples)):
+        _check_int(name, v)
+    if steps is not None:
+        _check_int("steps", steps)
+    if shots is not None:
+        _check_int("shots", shots)
+    if gradient is not None:
+        check_gradient(gradient)
+    if route is not None:
+        route_for(route, **(route_options or {}))  # a bad name or mitigation fails here
+    if target is not None:
+        get_target(target)
+    # a name, "a,b" (as the CLI passes it), or a list of names
+    names = profile.split(",") if isinstance(profile, str) else list(profile or ())
+    profiles = [get_profile(p) for p in names]
+    eps = 0.01 if eps is None else eps
+    eps_shots = shots_for_precision(eps)
+    notes = []
+    if shots is None:
+        shots = eps_shots
+        notes.append(f"shots not given: {shots} per circuit, the 1/eps^2 that bounds each "
+                     f"expectation value's standard error by eps={eps}")
+    return profiles, shots, eps, eps_shots, notes
+
+
+def _default_input(model, seq_len):
+    x = _example_input(model, seq_len)
+    params = list(model.parameters())
+    return x.to(params[0].device) if params else x  # a model on CUDA gets a CUDA input
+
+
+def _baseline_flops(baseline, x) -> dict:
+    if baseline is None:
+        return {}
+    was = baseline.training
+    baseline.eval()
+    try:
+        with torch.no_grad():
+            return count_flops(baseline, x)
+    finally:
+        baseline.train(was)
+
+
+def _quantum_row(name, spec, seen, grad, tokens, n_spsa_samples, route, target,
+                 optimization_level, seed) -> QuantumRow:
+    """One layer's static counts (logical and on ``target``) and the circuits it ran per token."""
+    groups = measurement_groups(spec)
+    per_set = circuits_per_parameter_set(spec, grad, n_spsa_samples, seen["grad"])
+    transpiled = None
+    if target is not None:
+        transpiled = circuit_counts(
+            transpiled_circuit(spec, target, optimization_level, seed)).to_dict()
+    return QuantumRow(name, spec.n_qubits, spec.n_weights, logical_counts(spec).to_dict(),
+                      transpiled, grad, seen["grad"], groups, seen["rows"] / tokens,
+                      seen["calls"], seen["rows"] / tokens * per_set * groups, route=route)
+
+
+def _project_layer(p, row, spec, seen, n_seq, batch_size, shots, n_spsa_samples,
+                   optimization_level, seed, notes):
+    """``(training step, one sequence's forward)`` Projections of one layer on profile ``p``,
+    or None (noted) when the circuit does not fit the profile's device."""
+    try:
+        qc = transpiled_circuit(spec, p.target, optimization_level, seed)
+    except QllmError as e:
+        notes.append(f"{p.name}: {row.name} not projected: {e}")
+        return None
+    shot_s = row.shot_seconds[p.name] = p.shot_seconds(qc)
+    per_set = circuits_per_parameter_set(spec, row.gradient, n_spsa_samples, seen["grad"])
+    rows_per_seq = seen["rows"] / n_seq
+    groups = row.measurement_settings
+    # a step: batch_size sequences forward + gradient; one job per backend call, and one more
+    # per call for the batched shifted circuits, unless the route submits one job per circuit
+    # (the PennyLane Qiskit plugin); mitigation multiplies the circuits
+    e, j = route_work(row.route, rows_per_seq * batch_size * per_set * groups,
+                      seen["calls"] * (2 if row.gradient in SHIFT_METHODS else 1))
+    step = p.project(e, shots, j, shot_s)
+    e, j = route_work(row.route, rows_per_seq * groups, seen["calls"])
+    return step, p.project(e, shots, j, shot_s)
+
+
+def _projection(parts, steps_per_epoch: int, steps: int, seq: int) -> dict:
+    step = _sum([a for a, _ in parts])
+    forward_seq = _sum([b for _, b in parts])
+    return {"per_step": step.to_dict(), "per_epoch": step.scaled(steps_per_epoch).to_dict(),
+            "per_run": step.scaled(steps).to_dict(),
+            # one sequence's forward shared by its seq tokens (generation without a cache re-runs
+            # the prefix: up to seq times more)
+            "per_inference_token": forward_seq.scaled(1.0 / seq).to_dict()}
+
+
 # -- the report -----------------------------------------------------------------------------
 def cost_report(model, seq_len: int | None = None, shots: int | None = None,
                 target: str | None = "ibm_torino", gradient: str | None = None,
@@ -255,110 +274,41 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
     Returns:
         a CostReport.
     """
-    for name, v in (("batch_size", batch_size), ("steps_per_epoch", steps_per_epoch),
-                    ("epochs", epochs), ("n_spsa_samples", n_spsa_samples)):
-        _check_int(name, v)
-    if steps is not None:
-        _check_int("steps", steps)
-    if shots is not None:
-        _check_int("shots", shots)
-    if gradient is not None:
-        check_gradient(gradient)
-    if route is not None:
-        route_for(route, **(route_options or {}))  # a bad name or mitigation fails here
-    if target is not None:
-        get_target(target)
-    # a name, "a,b" (as the CLI passes it), or a list of names
-    profiles = profile.split(",") if isinstance(profile, str) else list(profile or ())
-    profiles = [get_profile(p) for p in profiles]
-    eps = 0.01 if eps is None else eps
-    eps_shots = shots_for_precision(eps)
-    notes = []
-    if shots is None:
-        shots = eps_shots
-        notes.append(f"shots not given: {shots} per circuit, the 1/eps^2 that bounds each "
-                     f"expectation value's standard error by eps={eps}")
-
-    x = example_input
-    if x is None:
-        x = _example_input(model, seq_len)
-        params = list(model.parameters())
-        if params:
-            x = x.to(params[0].device)  # a model on CUDA gets a CUDA input
-    seq = int(_first(x).shape[1])
-    n_seq = int(_first(x).shape[0])  # sequences in the dry run
-    tokens = seq * n_seq
+    profiles, shots, eps, eps_shots, notes = _check_arguments(
+        batch_size, steps_per_epoch, epochs, n_spsa_samples, steps, shots, gradient, route,
+        route_options, target, profile, eps)
+    x = example_input if example_input is not None else _default_input(model, seq_len)
+    seq, n_seq = int(_first(x).shape[1]), int(_first(x).shape[0])  # sequences in the dry run
     layers = find_quantum_layers(model)
     seen, flops = _dry_run(model, x, layers)
-    baseline_flops = {}
-    if baseline is not None:
-        was = baseline.training
-        baseline.eval()
-        try:
-            with torch.no_grad():
-                baseline_flops = count_flops(baseline, x)
-        finally:
-            baseline.train(was)
-
     rows, parts = [], {p.name: [] for p in profiles}
     for name, layer in layers:
-        spec, s = layer.spec, seen[name]
         grad = _layer_gradient(layer, gradient)
-        groups = measurement_groups(spec)
-        per_set = circuits_per_parameter_set(spec, grad, n_spsa_samples, s["grad"])
-        transpiled = None
-        if target is not None:
-            transpiled = circuit_counts(
-                transpiled_circuit(spec, target, optimization_level, seed)).to_dict()
-        row = QuantumRow(name, spec.n_qubits, spec.n_weights, logical_counts(spec).to_dict(),
-                         transpiled, grad, s["grad"], groups, s["rows"] / tokens, s["calls"],
-                         s["rows"] / tokens * per_set * groups, route=route_for(route, **(route_options or {}))
-                         if route else route_of(layer.backend))
-        rows_per_seq = s["rows"] / n_seq
+        layer_route = route_for(route, **(route_options or {})) if route else route_of(layer.backend)
+        row = _quantum_row(name, layer.spec, seen[name], grad, seq * n_seq, n_spsa_samples,
+                           layer_route, target, optimization_level, seed)
         for p in profiles:
-            try:
-                qc = transpiled_circuit(spec, p.target, optimization_level, seed)
-            except QllmError as e:
-                notes.append(f"{p.name}: {name} not projected: {e}")
-                continue
-            shot_s = row.shot_seconds[p.name] = p.shot_seconds(qc)
-            # a step: batch_size sequences forward + gradient; one job per backend call, and one
-            # more per call for the batched shifted circuits, unless the route submits one job
-            # per circuit (the PennyLane Qiskit plugin); mitigation multiplies the circuits
-            e, j = route_work(row.route, rows_per_seq * batch_size * per_set * groups,
-                               s["calls"] * (2 if grad in SHIFT_METHODS else 1))
-            step = p.project(e, shots, j, shot_s)
-            e, j = route_work(row.route, rows_per_seq * groups, s["calls"])
-            forward_seq = p.project(e, shots, j, shot_s)
-            parts[p.name].append((step, forward_seq))
+            part = _project_layer(p, row, layer.spec, seen[name], n_seq, batch_size, shots,
+                                  n_spsa_samples, optimization_level, seed, notes)
+            if part is not None:
+                parts[p.name].append(part)
         rows.append(row)
-
-    projections = {}
-    for p in profiles:
-        if layers and len(parts[p.name]) == len(layers):
-            step = _sum([a for a, _ in parts[p.name]])
-            forward_seq = _sum([b for _, b in parts[p.name]])
-            projections[p.name] = {
-                "per_step": step.to_dict(),
-                "per_epoch": step.scaled(steps_per_epoch).to_dict(),
-                "per_run": step.scaled(steps or steps_per_epoch * epochs).to_dict(),
-                # one sequence's forward shared by its seq tokens (generation without a cache
-                # re-runs the prefix: up to seq times more)
-                "per_inference_token": forward_seq.scaled(1.0 / seq).to_dict(),
-            }
+    projections = {p.name: _projection(parts[p.name], steps_per_epoch,
+                                       steps or steps_per_epoch * epochs, seq)
+                   for p in profiles if layers and len(parts[p.name]) == len(layers)}
     if profiles and any(r.gradient in ("backprop", "adjoint") for r in rows):
         notes.append("backprop/adjoint gradients exist only in simulation: for those layers the "
                      "QPU projection counts forward circuits only (pass gradient="
                      "'parameter-shift' or 'spsa' to project training on hardware)")
-
     settings = {"seq_len": seq, "batch_size": batch_size, "steps_per_epoch": steps_per_epoch,
                 "epochs": epochs, "steps": steps or steps_per_epoch * epochs, "shots": shots,
                 "target": target, "gradient": gradient,
                 "n_spsa_samples": n_spsa_samples, "eps": eps, "shots_for_eps": eps_shots,
                 "optimization_level": optimization_level, "seed_transpiler": seed}
+    classical = _classical_rows(model, flops, seq * n_seq, layers, baseline,
+                                _baseline_flops(baseline, x))
     report = CostReport(
-        type(model).__name__, settings, rows,
-        _classical_rows(model, flops, tokens, layers, baseline, baseline_flops), projections,
+        type(model).__name__, settings, rows, classical, projections,
         {p.name: {"description": p.description, "target": p.target, "sources": list(p.sources),
                   "assumptions": list(p.assumptions)} for p in profiles},
         notes)
