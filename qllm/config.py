@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from qllm.errors import ConfigError
+from qllm.validate import is_int, is_real
 
 # Sublayer kinds that run no circuit (the rest of the MIXERS / FFNS registries do).
 CLASSICAL_KINDS = ("classical", "moe", "bottleneck", "fusion")
@@ -97,7 +98,7 @@ def _check_kind(name: str, value, registry) -> None:
 
 
 def _is_number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value
+    return is_real(value) and value == value
 
 
 def _check_number(name: str, value, low: float, high: float = float("inf")) -> None:
@@ -110,7 +111,7 @@ _INT_MAX = 2**31 - 1
 
 
 def _check_positive(name: str, value, minimum=1, maximum=_INT_MAX) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not minimum <= value <= maximum:
+    if not is_int(value) or not minimum <= value <= maximum:
         raise ConfigError(f"{name} must be an int in [{minimum}, {maximum}], got {value!r}")
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 from qllm.errors import DataError
+from qllm.validate import is_int
 
 
 @dataclass
@@ -265,7 +266,7 @@ def _check_options(name: str, options: dict) -> None:
     for key, value in options.items():
         low = _INT_OPTIONS.get(key)
         if low is not None and not (value is None and key == "max_chars") and (
-                isinstance(value, bool) or not isinstance(value, int) or value < low):
+                not is_int(value) or value < low):
             raise DataError(f"task {name!r}: option {key}={value!r} must be an int >= {low}")
     if "split_seed" in options:
         from qllm.seeds import check_seed

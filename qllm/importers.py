@@ -27,6 +27,7 @@ import torch
 from qllm.errors import SpecError
 from qllm.gates import GATES
 from qllm.spec import CircuitSpec, Op, Param, const, inp, w
+from qllm.validate import is_int
 
 # PennyLane's SingleExcitation(phi) is qllm's RBS(-phi / 2) (see qllm.export); others match 1:1.
 _ANGLE_FACTOR = {"RBS": -0.5}
@@ -133,7 +134,7 @@ def from_pennylane(qfunc: Callable, n_qubits: int, n_inputs: int, n_weights: int
     import pennylane as qml
 
     for arg, value in (("n_qubits", n_qubits), ("n_inputs", n_inputs), ("n_weights", n_weights)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < (arg == "n_qubits"):
+        if not is_int(value) or value < (arg == "n_qubits"):
             raise SpecError(f"{arg} must be a non-negative int (n_qubits >= 1), got {value!r}")
     qfunc = getattr(qfunc, "func", qfunc)  # a QNode: trace its quantum function
     gen = torch.Generator().manual_seed(seed)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from qllm.errors import ConfigError, InputError
+from qllm.validate import is_int
 
 STREAM_KINDS = ("features", "tokens")
 # digits_qa: the question names an offset; the answer is (digit + offset) mod 10.
@@ -53,7 +54,7 @@ def check_streams(streams, input_dim) -> None:
                               f"{sorted(need)}, got {sorted(s)}")
         for key in need - {"name", "kind"}:
             v = s[key]
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+            if not is_int(v) or v < 1:
                 raise ConfigError(f"streams[{i}] ({s['name']!r}): {key} must be an int >= 1, "
                                   f"got {v!r}")
         if s["name"] in names:
@@ -176,7 +177,7 @@ def digits_questions(images, questions: int = 2, seed: int = 0) -> dict:
         a dict of TaskData fields (packed ``x``, ``y``, streams).
     """
     n_q = len(QA_QUESTIONS)
-    if isinstance(questions, bool) or not isinstance(questions, int) or not 1 <= questions <= n_q:
+    if not is_int(questions) or not 1 <= questions <= n_q:
         raise ConfigError(f"questions must be an int in 1..{n_q} (per image), got {questions!r}")
     g = torch.Generator().manual_seed(seed)
     index = {w: i for i, w in enumerate(QA_VOCAB)}

@@ -11,7 +11,7 @@ from qllm.backends import Backend, get_backend
 from qllm.errors import ConfigError
 from qllm.seeds import check_seed
 from qllm.spec import CircuitSpec
-from qllm.validate import check_angles
+from qllm.validate import check_angles, is_real
 
 INITS = ("uniform", "normal", "zeros")
 
@@ -60,7 +60,7 @@ class QuantumLayer(nn.Module):
             raise ConfigError(f"spec must be a CircuitSpec, got {type(spec).__name__}")
         if init not in INITS:
             raise ConfigError(f"init {init!r} is not one of {INITS}")
-        if isinstance(init_scale, bool) or not isinstance(init_scale, (int, float)) \
+        if not is_real(init_scale) \
                 or not 0 <= init_scale < math.inf:
             raise ConfigError(f"init_scale must be a finite number >= 0, got {init_scale!r}")
         check_seed(spsa_seed, "spsa_seed", ConfigError, allow_none=True)

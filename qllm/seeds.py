@@ -12,6 +12,7 @@ derives from a seed (seed x constant + epoch) back into the same range.
 from __future__ import annotations
 
 from qllm.errors import QllmError
+from qllm.validate import is_int
 
 SEED_MAX = 2**63 - 1
 
@@ -30,7 +31,7 @@ def check_seed(value, name: str = "seed", error: type[QllmError] | None = None,
     """
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= SEED_MAX:
+    if not is_int(value) or not 0 <= value <= SEED_MAX:
         if error is None:
             from qllm.errors import ConfigError as error
         allowed = "None or an int" if allow_none else "an int"

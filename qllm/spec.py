@@ -19,6 +19,7 @@ import torch
 
 from qllm.errors import SpecError
 from qllm.gates import gate
+from qllm.validate import is_int
 
 PAULI_CHARS = set("IXYZ")
 
@@ -123,7 +124,7 @@ class CircuitSpec:
         return {k: v for k, v in self.__dict__.items() if k != "_hash"}
 
     def __post_init__(self):
-        if not isinstance(self.n_qubits, int) or isinstance(self.n_qubits, bool) or self.n_qubits < 1:
+        if not is_int(self.n_qubits) or self.n_qubits < 1:
             raise SpecError(f"n_qubits must be an int >= 1, got {self.n_qubits!r}")
         ops = tuple(self.ops)
         for op in ops:

@@ -43,6 +43,7 @@ from qllm.rng import (
 )
 from qllm.runlock import RunLock
 from qllm.seeds import fold
+from qllm.validate import is_int
 
 
 def lr_lambda(cfg: TrainConfig, total_steps: int):
@@ -78,7 +79,7 @@ def evaluate(model: HybridTransformer, task: TaskData, split: str = "test",
     Returns:
         ``{"loss", "accuracy"}`` (+ ``"perplexity"`` for text LM).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+    if not is_int(batch_size) or batch_size < 1:
         raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
     splits = {"test": (task.x_test, task.y_test), "val": (task.x_val, task.y_val),
               "train": (task.x_train, task.y_train)}

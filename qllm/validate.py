@@ -10,6 +10,16 @@ import torch
 from qllm.errors import InputError, InputTypeError
 
 
+def is_int(value) -> bool:
+    """An int that is not a bool (Python counts True as 1; no count, size or seed here is)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_real(value) -> bool:
+    """An int or a float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def check_angles(x, name: str, width: int) -> torch.Tensor:
     if not torch.is_tensor(x):
         raise InputTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")

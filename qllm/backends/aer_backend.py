@@ -49,6 +49,7 @@ import torch
 from qllm.backends.base import Backend
 from qllm.errors import BackendError
 from qllm.spec import CircuitSpec
+from qllm.validate import is_int
 
 METHODS = ("automatic", "statevector", "density_matrix")
 SAMPLINGS = ("probabilities", "sampler")
@@ -60,7 +61,7 @@ AER_BASIS = ("rx", "ry", "rz", "p", "u", "h", "x", "y", "z", "s", "sdg", "t", "t
 
 
 def _positive_int_or_none(value, name: str):
-    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value <= 0):
+    if value is not None and (not is_int(value) or value <= 0):
         raise BackendError(f"{name} must be None or a positive int, got {value!r}")
     return value
 

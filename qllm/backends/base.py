@@ -11,7 +11,7 @@ import torch
 from qllm.backends.memory import check_budget
 from qllm.errors import BackendError
 from qllm.spec import CircuitSpec
-from qllm.validate import all_finite, check_angles
+from qllm.validate import all_finite, check_angles, is_real
 
 
 @dataclass
@@ -84,7 +84,7 @@ class Backend:
     def set_memory_budget(self, memory_budget_gb: float | None) -> Backend:
         """Refuse calls whose estimate exceeds ``memory_budget_gb`` GiB (None: the default)."""
         if memory_budget_gb is not None and (
-                isinstance(memory_budget_gb, bool) or not isinstance(memory_budget_gb, (int, float))
+                not is_real(memory_budget_gb)
                 or not math.isfinite(memory_budget_gb) or memory_budget_gb <= 0):
             raise BackendError(f"memory_budget_gb must be a number > 0 (GiB) or None, got "
                                f"{memory_budget_gb!r}")

@@ -47,6 +47,7 @@ from torch.autograd.function import once_differentiable
 from qllm.errors import BackendError, ConfigError
 from qllm.gates import gate
 from qllm.spec import CircuitSpec, Op, Param, inp
+from qllm.validate import is_int
 
 METHODS = ("parameter-shift", "spsa")
 
@@ -171,7 +172,7 @@ class CircuitGradient:
                  spsa_epsilon: float = 0.01, seed: int | None = None):
         if method not in METHODS:
             raise ConfigError(f"gradient method {method!r} is not one of {METHODS}")
-        if isinstance(spsa_samples, bool) or not isinstance(spsa_samples, int) or spsa_samples < 1:
+        if not is_int(spsa_samples) or spsa_samples < 1:
             raise ConfigError(f"spsa_samples must be an int >= 1, got {spsa_samples!r}")
         if not isinstance(spsa_epsilon, (int, float)) or not spsa_epsilon > 0:
             raise ConfigError(f"spsa_epsilon must be a number > 0, got {spsa_epsilon!r}")

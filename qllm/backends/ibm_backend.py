@@ -24,6 +24,7 @@ import torch
 from qllm.backends.base import Backend
 from qllm.errors import BackendError
 from qllm.hardware.mitigation import DEFAULT_SCALES
+from qllm.validate import is_int
 
 
 class IBMBackend(Backend):
@@ -50,7 +51,7 @@ class IBMBackend(Backend):
         if not device:
             raise BackendError("the ibm backend needs a device: 'ibm:fake_manila' (offline) or "
                                "'ibm:ibm_<name>' (a real device)")
-        if isinstance(shots, bool) or not isinstance(shots, int) or shots <= 0:
+        if not is_int(shots) or shots <= 0:
             raise BackendError(f"shots must be a positive int on IBM hardware (it only samples),"
                                f" got {shots!r}")
         if optimization_level not in (0, 1, 2, 3):

@@ -11,6 +11,7 @@ from qllm.engine import simulate
 from qllm.engine.estimate import estimate_bytes
 from qllm.errors import BackendError
 from qllm.spec import CircuitSpec
+from qllm.validate import is_int
 
 STRATEGIES = ("auto", "fused", "gates", "core")
 
@@ -51,7 +52,7 @@ class TorchBackend(Backend):
         if strategy not in STRATEGIES:
             raise BackendError(f"strategy {strategy!r} is not one of {STRATEGIES}")
         if not (chunk_size is None or chunk_size == "auto"
-                or (isinstance(chunk_size, int) and not isinstance(chunk_size, bool)
+                or (is_int(chunk_size)
                     and chunk_size > 0)):
             raise BackendError(f"chunk_size must be None, 'auto' or a positive int, got {chunk_size!r}")
         if chunk_size is not None and (shots is not None or noise is not None):

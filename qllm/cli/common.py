@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 
 from qllm.errors import CheckpointError, ConfigError
+from qllm.validate import is_int
 
 # Fields of TrainConfig a resumed run may change (they do not change what is computed).
 RESUMABLE_CHANGES = ("progress", "device")
@@ -35,7 +36,7 @@ def check_int(flag: str, value, minimum: int = 1, maximum: int | None = None) ->
     """ConfigError naming ``flag`` unless ``value`` is None or an int in [minimum, maximum]."""
     if value is None:
         return
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+    if not is_int(value) or value < minimum or (
             maximum is not None and value > maximum):
         allowed = f"an int >= {minimum}" if maximum is None else f"an int in [{minimum}, {maximum}]"
         raise ConfigError(f"{flag} must be {allowed}, got {value!r}")

@@ -22,6 +22,7 @@ from qllm.compress.prune import PruneResult, canonical_ops, check_tolerance, emi
 from qllm.compress.quantize import attach_ste, check_bits, detach_ste, quantize_ops
 from qllm.errors import CheckpointError, ConfigError
 from qllm.spec import CircuitSpec, Op, Param
+from qllm.validate import is_int
 
 
 def compress_spec(spec: CircuitSpec, weights: torch.Tensor, tol: float | None = None,
@@ -85,7 +86,7 @@ def compress_model(model: nn.Module, tol: float | None = None, bits: int | None 
     Returns:
         ``(compressed model, {layer name: PruneResult})``.
     """
-    if isinstance(qat_steps, bool) or not isinstance(qat_steps, int) or qat_steps < 0:
+    if not is_int(qat_steps) or qat_steps < 0:
         raise ConfigError(f"qat_steps must be an int >= 0, got {qat_steps!r}")
     if qat_steps and (bits is None or task is None):
         raise ConfigError("qat_steps > 0 needs bits (the grid to train on) and a task")

@@ -36,6 +36,7 @@ import torch
 from qllm.errors import ConfigError
 from qllm.gates import gate
 from qllm.spec import CircuitSpec, Op, Param, const, w
+from qllm.validate import is_real
 
 # Single-angle gates whose angles add when two of them meet: gate -> period of the angle (up to
 # a global phase, which no expectation value sees).
@@ -93,7 +94,7 @@ class PruneResult:
 
 def check_tolerance(tol) -> float:
     """``tol`` in radians: a finite number in [0, π]."""
-    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not 0 <= tol <= math.pi:
+    if not is_real(tol) or not 0 <= tol <= math.pi:
         raise ConfigError(f"tolerance must be a number of radians in [0, pi], got {tol!r}")
     return float(tol)
 

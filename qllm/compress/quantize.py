@@ -19,13 +19,14 @@ from torch.nn.utils import parametrize
 from qllm.compress.prune import MULTI_PERIODS, PERIODS, PruneResult, WorkOp
 from qllm.errors import ConfigError
 from qllm.gates import gate
+from qllm.validate import is_int
 
 MAX_BITS = 16
 
 
 def check_bits(bits) -> int:
     """``bits``: an int in 1..16."""
-    if isinstance(bits, bool) or not isinstance(bits, int) or not 1 <= bits <= MAX_BITS:
+    if not is_int(bits) or not 1 <= bits <= MAX_BITS:
         raise ConfigError(f"bits must be an int in 1..{MAX_BITS}, got {bits!r}")
     return bits
 

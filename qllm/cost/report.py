@@ -30,13 +30,14 @@ from qllm.cost.report_types import ClassicalRow, CostReport, QuantumRow
 from qllm.cost.static import circuit_counts, logical_counts, measurement_groups, transpiled_circuit
 from qllm.cost.targets import get_target
 from qllm.errors import ConfigError, QllmError
+from qllm.validate import is_int
 
 DEFAULT_PROFILES = ("ibm_heron", "ionq_aria")
 
 
 # -- the dry run ----------------------------------------------------------------------------
 def _example_input(model, seq_len):
-    if isinstance(seq_len, bool) or not isinstance(seq_len, int) or seq_len < 1:
+    if not is_int(seq_len) or seq_len < 1:
         raise ConfigError(f"seq_len must be an int >= 1 (or pass example_input), got {seq_len!r}")
     custom = getattr(model, "example_input", None)  # e.g. a multimodal model's packed streams
     if callable(custom) and custom(seq_len) is not None:
@@ -129,7 +130,7 @@ def _sum(projections: list[Projection]) -> Projection:
 
 
 def _check_int(name, v):
-    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+    if not is_int(v) or v < 1:
         raise ConfigError(f"{name} must be an int >= 1, got {v!r}")
 
 

@@ -23,6 +23,7 @@ import torch
 from qllm.errors import BackendError
 from qllm.gates import complex_dtype, gate
 from qllm.spec import CircuitSpec
+from qllm.validate import is_int, is_real
 
 MAX_DENSITY_QUBITS = 10
 CHANNELS = ("depolarizing", "amplitude_damping", "readout")
@@ -38,7 +39,7 @@ class NoiseSpec:
 
     def __post_init__(self):
         for name, p in asdict(self).items():
-            if isinstance(p, bool) or not isinstance(p, (int, float)) or not 0.0 <= p <= 1.0:
+            if not is_real(p) or not 0.0 <= p <= 1.0:
                 raise BackendError(f"noise {name} must be a probability in [0, 1], got {p!r}")
 
     @property
@@ -57,7 +58,7 @@ class NoiseSpec:
         unknown = sorted(set(noise) - set(CHANNELS))
         if unknown:
             raise BackendError(f"unknown noise channel(s) {unknown}; supported: {CHANNELS}")
-        return cls(**{k: float(v) if isinstance(v, int) and not isinstance(v, bool) else v
+        return cls(**{k: float(v) if is_int(v) else v
                       for k, v in noise.items()})
 
 

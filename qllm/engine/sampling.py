@@ -18,6 +18,7 @@ from functools import lru_cache
 import torch
 
 from qllm.engine.noise import apply_on_axes
+from qllm.validate import is_int
 
 # Samples drawn per chunk (bounds the int64 index tensor to ~32 MiB).
 _CHUNK_SAMPLES = 2**22
@@ -111,7 +112,7 @@ def check_shots(shots) -> None:
     """None or an int in [1, 2**53], else BackendError naming ``shots``."""
     from qllm.errors import BackendError
 
-    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)
+    if shots is not None and (not is_int(shots)
                               or not 1 <= shots <= MAX_SHOTS):
         raise BackendError(f"shots must be None or a positive int, at most 2**53, got {shots!r}")
 
@@ -165,7 +166,7 @@ class MeasuredSimulator:
         from qllm.engine.noise import NoiseSpec
         from qllm.errors import BackendError
 
-        if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int)
+        if shots is not None and (not is_int(shots)
                                   or shots <= 0):
             raise BackendError(f"shots must be None or a positive int, got {shots!r}")
         from qllm.seeds import check_seed

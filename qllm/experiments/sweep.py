@@ -20,6 +20,7 @@ import traceback
 from pathlib import Path
 
 from qllm.errors import ConfigError
+from qllm.validate import is_int
 
 EXECUTORS = ("local", "ray", "serial")
 
@@ -106,7 +107,7 @@ def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
     """
     if executor not in EXECUTORS:
         raise ConfigError(f"executor={executor!r} is not one of {EXECUTORS}")
-    if workers is not None and (isinstance(workers, bool) or not isinstance(workers, int)
+    if workers is not None and (not is_int(workers)
                                 or workers < 1):
         raise ConfigError(f"workers must be an int >= 1, got {workers!r}")
     ids = [j["run_id"] for j in jobs]

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from qllm.errors import BackendError
+from qllm.validate import is_int
 
 MITIGATIONS = ("none", "readout", "zne", "readout+zne")
 DEFAULT_SCALES = (1, 3, 5)
@@ -36,7 +37,7 @@ def check_mitigation(mitigation: str | None, scales=DEFAULT_SCALES) -> tuple[str
     if mitigation not in MITIGATIONS:
         raise BackendError(f"mitigation {mitigation!r} is not one of {MITIGATIONS}")
     scales = tuple(scales)
-    if (not scales or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 or s % 2 == 0
+    if (not scales or any(not is_int(s) or s < 1 or s % 2 == 0
                           for s in scales) or len(set(scales)) != len(scales)):
         raise BackendError(f"zne_scales must be distinct odd ints >= 1, got {scales!r}")
     return mitigation, scales if "zne" in mitigation else (1,)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 from qllm.errors import BackendError
+from qllm.validate import is_int
 
 EXACT_DESELECT = "not (test_gradients_autograd and backprop)"
 SHOTS_DESELECT = "not test_templates"
@@ -36,7 +37,7 @@ def run_device_suite(shots: int | None = None, extra_args: tuple[str, ...] = (),
     Raises:
         BackendError: ``shots`` is not None or a positive int, or pl-device-test is missing.
     """
-    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 1):
+    if shots is not None and (not is_int(shots) or shots < 1):
         raise BackendError(f"shots must be None or a positive int, got {shots!r}")
     bindir = Path(sys.executable).parent
     exe = bindir / "pl-device-test"

@@ -17,6 +17,7 @@ from qiskit.primitives.containers.sampler_pub import SamplerPub
 from qllm.engine import simulate_state
 from qllm.errors import BackendError
 from qllm.interop.qiskit_circuits import circuit_program
+from qllm.validate import is_int
 
 
 def _sample(probs: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -39,7 +40,7 @@ class Sampler(BaseSamplerV2):
     """
 
     def __init__(self, *, default_shots: int = 1024, seed=None):
-        if isinstance(default_shots, bool) or not isinstance(default_shots, int) \
+        if not is_int(default_shots) \
                 or default_shots < 1:
             raise BackendError(f"default_shots must be a positive int, got {default_shots!r}")
         self._default_shots = default_shots
