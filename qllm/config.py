@@ -142,7 +142,9 @@ class QuantumConfig(_Config):
 
         _check_choice("quantum.encoding", self.encoding, ENCODINGS)
         _check_choice("quantum.ansatz", self.ansatz, ANSATZE)
-        _check_choice("quantum.gradient", self.gradient, ("backprop", "parameter-shift", "spsa"))
+        from qllm.backends.gradients import LAYER_GRADIENTS
+
+        _check_choice("quantum.gradient", self.gradient, LAYER_GRADIENTS)
         from qllm.quantum_layer import INITS
 
         _check_choice("quantum.init", self.init, INITS)

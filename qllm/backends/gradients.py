@@ -49,7 +49,13 @@ from qllm.gates import gate
 from qllm.spec import CircuitSpec, Op, Param, inp
 from qllm.validate import is_int
 
-METHODS = ("parameter-shift", "spsa")
+# The gradient vocabulary, in one place: qllm's hardware-style methods run shifted circuits (all
+# of a step's in one job); the simulated ones exist only in simulation and run no circuits of
+# their own; a QuantumLayer takes backprop or a shift method; cost projections know all four.
+SHIFT_METHODS = ("parameter-shift", "spsa")
+SIMULATED_METHODS = ("backprop", "adjoint")
+GRADIENTS = SIMULATED_METHODS + SHIFT_METHODS
+LAYER_GRADIENTS = ("backprop", *SHIFT_METHODS)
 
 
 @dataclass(frozen=True)
@@ -129,7 +135,7 @@ def gradient_circuits(spec: CircuitSpec, method: str, batch: int, inputs_grad: b
     if method == "spsa":
         return batch * settings * 2 * spsa_samples if (inputs_grad or weights_grad) else 0
     if method != "parameter-shift":
-        raise ConfigError(f"method {method!r} is not one of {METHODS}")
+        raise ConfigError(f"method {method!r} is not one of {SHIFT_METHODS}")
     _, occs = angle_spec(spec)
     return batch * settings * sum(occs[k].n_terms for k in _shifted(occs, inputs_grad,
                                                                         weights_grad))
@@ -170,8 +176,8 @@ class CircuitGradient:
 
     def __init__(self, method: str = "parameter-shift", spsa_samples: int = 1,
                  spsa_epsilon: float = 0.01, seed: int | None = None):
-        if method not in METHODS:
-            raise ConfigError(f"gradient method {method!r} is not one of {METHODS}")
+        if method not in SHIFT_METHODS:
+            raise ConfigError(f"gradient method {method!r} is not one of {SHIFT_METHODS}")
         if not is_int(spsa_samples) or spsa_samples < 1:
             raise ConfigError(f"spsa_samples must be an int >= 1, got {spsa_samples!r}")
         if not isinstance(spsa_epsilon, (int, float)) or not spsa_epsilon > 0:
@@ -268,9 +274,8 @@ def make_gradient(method: str, **options) -> CircuitGradient | None:
     allowed ones."""
     if method == "backprop":
         return None
-    if method not in METHODS:
-        raise ConfigError(f"gradient {method!r} is not one of ('backprop', "
-                          f"{', '.join(repr(m) for m in METHODS)})")
+    if method not in SHIFT_METHODS:
+        raise ConfigError(f"gradient {method!r} is not one of {LAYER_GRADIENTS}")
     return CircuitGradient(method, **options)
 
 

@@ -25,12 +25,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from qllm.backends.base import ExecutionStats
+from qllm.backends.gradients import (  # noqa: F401 (GRADIENTS, SHIFT_METHODS: re-exported)
+    GRADIENTS,
+    SHIFT_METHODS,
+    SIMULATED_METHODS,
+    gradient_circuits,
+)
 from qllm.errors import ConfigError
-from qllm.gates import gate
 from qllm.spec import CircuitSpec
-
-GRADIENTS = ("backprop", "adjoint", "parameter-shift", "spsa")
-SHIFT_METHODS = ("parameter-shift", "spsa")
 
 
 def check_gradient(gradient: str) -> str:
@@ -41,21 +43,16 @@ def check_gradient(gradient: str) -> str:
 
 def shift_terms(spec: CircuitSpec, inputs_trainable: bool = True) -> int:
     """Shifted circuits per parameter set for one parameter-shift gradient: sum over the shifted
-    gate parameters of 2 x (number of distinct frequencies of the gate)."""
-    total = 0
-    for op in spec.ops:
-        n_terms = 2 * len(set(gate(op.gate).frequencies))
-        for p in op.params:
-            if p.kind == "weight" or (p.kind == "input" and inputs_trainable):
-                total += n_terms
-    return total
+    gate parameters of 2 x (number of distinct frequencies of the gate); the count is the one
+    ``qllm.backends.gradients`` executes."""
+    return gradient_circuits(spec, "parameter-shift", 1, inputs_trainable, True)
 
 
 def circuits_per_parameter_set(spec: CircuitSpec, gradient: str, n_spsa_samples: int = 1,
                                inputs_trainable: bool = True, backward: bool = True) -> int:
     """Circuits one parameter set (token) costs in a step: 1 forward, plus the gradient's."""
     check_gradient(gradient)
-    if not backward or gradient in ("backprop", "adjoint"):
+    if not backward or gradient in SIMULATED_METHODS:
         return 1
     if gradient == "parameter-shift":
         return 1 + shift_terms(spec, inputs_trainable)

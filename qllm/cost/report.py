@@ -17,7 +17,9 @@ from torch import nn
 
 from qllm.cost.flops import count_flops, count_params
 from qllm.cost.ledger import (
+    GRADIENTS,
     SHIFT_METHODS,
+    SIMULATED_METHODS,
     check_gradient,
     circuits_per_parameter_set,
     find_quantum_layers,
@@ -65,9 +67,9 @@ def _layer_gradient(layer, gradient):
     if own in SHIFT_METHODS:
         return own
     diff = getattr(layer.backend, "diff_method", None)
-    if diff in ("backprop", "adjoint", "parameter-shift", "spsa"):
+    if diff in GRADIENTS:
         return diff
-    return own if own in ("backprop", "adjoint") else "backprop"
+    return own if own in SIMULATED_METHODS else "backprop"
 
 
 def _dry_run(model, example_input, layers):
@@ -297,7 +299,7 @@ def cost_report(model, seq_len: int | None = None, shots: int | None = None,
     projections = {p.name: _projection(parts[p.name], steps_per_epoch,
                                        steps or steps_per_epoch * epochs, seq)
                    for p in profiles if layers and len(parts[p.name]) == len(layers)}
-    if profiles and any(r.gradient in ("backprop", "adjoint") for r in rows):
+    if profiles and any(r.gradient in SIMULATED_METHODS for r in rows):
         notes.append("backprop/adjoint gradients exist only in simulation: for those layers the "
                      "QPU projection counts forward circuits only (pass gradient="
                      "'parameter-shift' or 'spsa' to project training on hardware)")
