@@ -28,9 +28,11 @@ PACKAGES = ("qllm", "torch", "numpy", "pennylane", "pennylane-qiskit", "qiskit",
 _FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
-def versions() -> dict:
+def versions(extra: tuple = ()) -> dict:
+    """Python's and each package's version (None where not installed): qllm's stack, then
+    ``extra`` (e.g. transformers and peft for a pretrained run)."""
     out = {"python": platform.python_version()}
-    for p in PACKAGES:
+    for p in (*PACKAGES, *extra):
         try:
             out[p] = metadata.version(p)
         except metadata.PackageNotFoundError:

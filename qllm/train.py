@@ -234,14 +234,20 @@ def _step(model, opt, sched, objective, batch, train_cfg: TrainConfig, step: int
     xb, yb, idx = batch
     logits, loss = model(xb, yb)
     loss = objective(logits, loss, idx) + model.aux_loss()  # + MoE load balancing
+    return optimizer_step(loss, opt, sched, model.parameters(), train_cfg, step)
+
+
+def optimizer_step(loss: torch.Tensor, opt, sched, params, cfg, step: int) -> float:
+    """Backward, clip (``cfg.grad_clip``), step the optimizer and schedule; returns the loss.
+    A non-finite loss stops the run with an error that names the step and ``cfg.lr``."""
     value = loss.item()
     if not math.isfinite(value):
         raise InputError(f"the training loss became {value} at step {step + 1}; "
-                         f"lower lr (now {train_cfg.lr}) or check the data")
+                         f"lower lr (now {cfg.lr}) or check the data")
     opt.zero_grad(set_to_none=True)
     loss.backward()
-    if train_cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), train_cfg.grad_clip)
+    if cfg.grad_clip > 0:
+        torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
     opt.step()
     sched.step()
     return value

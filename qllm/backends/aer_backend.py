@@ -192,7 +192,7 @@ class AerBackend(Backend):
         ``[(basis, members, circuit, parameter columns, physical qubit of each spec qubit)]``.
         ``kind``: "probabilities" (ends in ``save_probabilities``; outcome bit q = spec qubit q)
         or "sampler" (measures spec qubit q into clbit q)."""
-        from qllm.engine.sampling import measurement_groups
+        from qllm.engine.sampling import measurement_circuits
 
         key = (kind, spec)
         if key not in self._circuits:
@@ -201,13 +201,7 @@ class AerBackend(Backend):
 
             self._check_width(spec)
             out = []
-            for basis, members in measurement_groups(spec.observables):
-                qc = spec.to_qiskit()
-                for q, c in enumerate(basis):
-                    if c == "Y":
-                        qc.sdg(q)
-                    if c in "XY":
-                        qc.h(q)
+            for basis, members, qc in measurement_circuits(spec):
                 if kind == "sampler":
                     qc.add_register(ClassicalRegister(spec.n_qubits, "meas"))
                     qc.measure(range(spec.n_qubits), range(spec.n_qubits))

@@ -43,6 +43,22 @@ def measurement_groups(observables: tuple[str, ...]) -> list[tuple[str, list[int
     return [("".join(b), m) for b, m in groups]
 
 
+def measurement_circuits(spec) -> list:
+    """One Qiskit circuit per qubit-wise commuting group of the observables (the samplers' own
+    grouping), ending in the basis change that lets a Z-basis measurement read the group (H for
+    X; S^dagger then H for Y): ``[(basis, member indices, QuantumCircuit)]``."""
+    out = []
+    for basis, members in measurement_groups(spec.observables):
+        qc = spec.to_qiskit()
+        for q, c in enumerate(basis):
+            if c == "Y":
+                qc.sdg(q)
+            if c in "XY":
+                qc.h(q)
+        out.append((basis, members, qc))
+    return out
+
+
 def basis_rotations(basis: str, dtype, device) -> list[tuple[int, torch.Tensor]]:
     """``[(qubit, U)]`` with ``U P U^dagger = Z`` for each X or Y character of ``basis``."""
     h = torch.tensor([[1, 1], [1, -1]], dtype=dtype, device=device) / math.sqrt(2)

@@ -58,20 +58,14 @@ class SamplerRoute:
     def settings(self, spec):
         """``[(members, {scale: isa circuit measuring spec qubit q into clbit q}, {scale:
         parameter columns})]`` per measurement setting; cached."""
-        from qllm.engine.sampling import measurement_groups
+        from qllm.engine.sampling import measurement_circuits
 
         if spec not in self._circuits:
             if spec.n_qubits > self.target.num_qubits:
                 raise BackendError(f"the spec has {spec.n_qubits} qubits but the device has only "
                                    f"{self.target.num_qubits}")
             out = []
-            for basis, members in measurement_groups(spec.observables):
-                qc = spec.to_qiskit()
-                for q, c in enumerate(basis):
-                    if c == "Y":
-                        qc.sdg(q)
-                    if c in "XY":
-                        qc.h(q)
+            for basis, members, qc in measurement_circuits(spec):
                 isa = self._transpile(qc)
                 phys = list(isa.layout.final_index_layout())[: spec.n_qubits] if isa.layout \
                     else list(range(spec.n_qubits))

@@ -24,7 +24,7 @@ from qllm.checkpoint import (
     save_checkpoint,
     set_rng_state,
 )
-from qllm.errors import CheckpointError, ConfigError, InputError
+from qllm.errors import CheckpointError, ConfigError
 from qllm.pretrained.adapters import AdaptedModel, build
 from qllm.pretrained.backbones import Backbone, load_backbone
 from qllm.pretrained.config import FinetuneConfig
@@ -38,7 +38,7 @@ from qllm.rng import (
     seed_global,
     set_generator_states,
 )
-from qllm.train import lr_lambda
+from qllm.train import lr_lambda, optimizer_step
 
 CHECKPOINT_KEYS = ("trainable", "optimizer", "scheduler", "step", "history", "losses",
                    "wall_time_s", "rng", "generators", "config", "backbone")
@@ -146,17 +146,7 @@ def _optimizer(model: AdaptedModel, cfg: FinetuneConfig):
 def _step(forward, xb: tuple, yb: torch.Tensor, opt, sched, trainable, cfg, step: int) -> float:
     """One optimizer step on a batch; returns its loss (a non-finite loss stops the run)."""
     loss = torch.nn.functional.cross_entropy(forward(*xb), yb)
-    value = loss.item()
-    if not math.isfinite(value):
-        raise InputError(f"the training loss became {value} at step {step + 1}; lower lr "
-                         f"(now {cfg.lr})")
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    if cfg.grad_clip > 0:
-        torch.nn.utils.clip_grad_norm_(trainable, cfg.grad_clip)
-    opt.step()
-    sched.step()
-    return value
+    return optimizer_step(loss, opt, sched, trainable, cfg, step)
 
 
 def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
@@ -183,7 +173,7 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
                 "losses": losses, "wall_time_s": wall + time.perf_counter() - t0,
                 "rng": rng_state(), "generators": generator_states(model),
                 "config": cfg.to_dict(), "backbone": backbone.identity(),
-                "versions": _versions()})
+                "versions": versions(EXTRA_PACKAGES)})
 
     t0 = time.perf_counter()
     bar = tqdm(total=total, initial=step, desc=f"finetune {cfg.adapter} {task.name}",
@@ -219,18 +209,6 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
                     steps_per_epoch, out_dir, cost_options)
 
 
-def _versions() -> dict:
-    from importlib import metadata
-
-    out = versions()
-    for p in EXTRA_PACKAGES:
-        try:
-            out[p] = metadata.version(p)
-        except metadata.PackageNotFoundError:
-            out[p] = None
-    return out
-
-
 def _results(cfg, backbone, task, model, data, history, losses, wall, step, steps_per_epoch,
              out_dir, cost_options) -> dict:
     from qllm.pretrained.cost import adapter_cost, parameter_counts
@@ -243,7 +221,7 @@ def _results(cfg, backbone, task, model, data, history, losses, wall, step, step
         "params": parameter_counts(model),
         "final": {"val": evaluate(model, *data["val"]), "test": evaluate(model, *data["test"])},
         "history": history, "losses": losses, "wall_time_s": wall, "steps": step,
-        "versions": _versions(), "machine": machine(),
+        "versions": versions(EXTRA_PACKAGES), "machine": machine(),
     }
     if cost_options is not False:
         # per-run projections cover the epochs this run took (max_steps may cut the last)
