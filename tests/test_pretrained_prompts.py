@@ -153,3 +153,21 @@ def test_peft_preset_lists_both_prompt_adapters():
     cfgs = peft_configs(["stdlib_topics"], seeds=(0, 1), adapters=PROMPTS)
     assert sorted((c.adapter, c.seed) for c in cfgs) == sorted(
         (a, s) for a in PROMPTS for s in (0, 1))
+
+
+def test_cli_finetunes_a_quantum_prompt(minilm, tmp_path):
+    import json
+
+    from qllm.cli import main
+
+    out = tmp_path / "run"
+    args = ["finetune", "--backbone", "minilm", "--adapter", "quantum_prompt", "--task",
+            "stdlib_topics", "--set", "max_train=16", "--set", "max_length=8", "--set",
+            "train.max_steps=2", "--set", "progress=false", "--set", "rank=2", "--set",
+            "task_options={\"per_class\": 8}", "--out", str(out)]
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["steps"] == 2 and res["backbone"]["sha256"] == minilm.sha256
+    # rank=2 prompt tokens: 2x4 angles + 16 circuit weights + 4x384 projection + 384x7+7 head
+    assert res["params"]["trainable"] == 2 * 4 + 16 + 4 * 384 + 384 * 7 + 7
+    assert [s["name"] for s in res["cost"]["sites"]] == ["encoder.generator.vqc"]
