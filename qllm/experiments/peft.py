@@ -30,6 +30,8 @@ PEFT_TASKS = {
 ADAPTER_SETTINGS = {
     "quantum_lora": dict(lr=5e-3), "lora": dict(lr=5e-3),
     "quantum_adapter": dict(lr=5e-3), "bottleneck": dict(lr=5e-3),
+    # soft prompts move slowly at 5e-3 (the usual prompt-tuning rates are higher); same for both
+    "quantum_prompt": dict(lr=2e-2), "prompt": dict(lr=2e-2),
     "quantum_head": dict(lr=2e-2, epochs=30, max_steps=0),
     "linear_head": dict(lr=2e-2, epochs=30, max_steps=0),
     "mlp_head": dict(lr=2e-2, epochs=30, max_steps=0),
