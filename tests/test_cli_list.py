@@ -204,3 +204,10 @@ def test_every_listed_preset_is_accepted_by_qllm_bench_and_has_a_runner():
         assert build_parser().parse_args(["bench", "--preset", name]).preset == name
     for module, _ in OWN_PRESETS.values():
         assert callable(importlib.import_module(module).run_preset)
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_bench_refuses_workers_below_one(workers, capsys):
+    assert main(["bench", "--preset", "tiny", "--dry-run", "--workers", workers]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--workers" in err[0]

@@ -35,8 +35,10 @@ SMOKE_TEST = ("preset tiny is a smoke test: a few training steps per run, so eve
 
 
 def run(args) -> int:
+    from qllm.cli.common import check_int
     from qllm.experiments.bench import dry_run, run_preset
 
+    check_int("--workers", args.workers)  # before any run: 0 or -1 used to pass silently
     tasks = args.tasks.split(",") if args.tasks else None
     if args.dry_run:
         print(dry_run(args.preset, tasks, args.text))
