@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from qllm.errors import DataError
+from qllm.errors import DataError, lookup
 from qllm.validate import is_int
 
 
@@ -279,8 +279,7 @@ def _check_options(name: str, options: dict) -> None:
 
 def load_task(name: str, **options) -> TaskData:
     """A task by name (see ``TASKS``); bad names, options and files raise DataError."""
-    if not isinstance(name, str) or name not in TASKS:
-        raise DataError(f"unknown task {name!r}; allowed: {', '.join(TASKS)}")
+    lookup(TASKS, name, "task", DataError)
     _check_options(name, options)
     try:
         return TASKS[name](**options)

@@ -43,3 +43,11 @@ class StorageError(QllmError, OSError):
 
 class RunLockedError(QllmError, RuntimeError):
     """A run folder is in use by another live process."""
+
+
+def lookup(table: dict, name, what: str, error: type[QllmError]):
+    """``table[name]``, or ``error`` saying "unknown <what> <name>; allowed <what>s: ..." with
+    every known name: the one way qllm looks a name up in a registry."""
+    if isinstance(name, str) and name in table:
+        return table[name]
+    raise error(f"unknown {what} {name!r}; allowed {what}s: {', '.join(table)}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from qllm.errors import SpecError
+from qllm.errors import SpecError, lookup
 
 
 def complex_dtype(real_dtype: torch.dtype) -> torch.dtype:
@@ -209,7 +209,4 @@ GATES: dict[str, GateDef] = {g.name: g for g in [
 
 def gate(name: str) -> GateDef:
     """Look up a gate by name; unknown names fail with the list of known ones."""
-    try:
-        return GATES[name]
-    except KeyError:
-        raise SpecError(f"unknown gate {name!r}; allowed gates: {', '.join(GATES)}") from None
+    return lookup(GATES, name, "gate", SpecError)

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 
-from qllm.errors import ConfigError
+from qllm.errors import ConfigError, lookup
 
 LEAVES_OUT = ("queueing, calibration downtime, error-mitigation overheads (extra circuits, "
               "twirling), compilation/transpilation time, data transfer, session minimums and "
@@ -153,8 +153,4 @@ def get_profile(name: str | HardwareProfile) -> HardwareProfile:
     """Look up a profile by name; unknown names fail with the list of known ones."""
     if isinstance(name, HardwareProfile):
         return name
-    try:
-        return PROFILES[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown hardware profile {name!r}; available profiles: "
-                          f"{', '.join(PROFILES)}") from None
+    return lookup(PROFILES, name, "hardware profile", ConfigError)

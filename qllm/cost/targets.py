@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cache
 
-from qllm.errors import ConfigError, SpecError
+from qllm.errors import ConfigError, SpecError, lookup
 from qllm.hardware.fake_devices import fake_backend
 
 
@@ -74,11 +74,7 @@ def get_target(name: str) -> TargetDef:
     """Look up a target by name; unknown names fail with the list of known ones."""
     if isinstance(name, TargetDef):
         return name
-    try:
-        return TARGETS[name]
-    except (KeyError, TypeError):
-        raise ConfigError(f"unknown target {name!r}; available targets: "
-                          f"{', '.join(TARGETS)}") from None
+    return lookup(TARGETS, name, "target", ConfigError)
 
 
 @cache
