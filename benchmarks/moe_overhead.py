@@ -18,6 +18,8 @@ from qllm.config import ModelConfig, MoEConfig, QuantumConfig
 from qllm.engine import simulate, simulate_stacked
 from qllm.engine.plan import make_plan
 from qllm.engine.shift import FixedMatrix, core_parts
+from qllm.layers import FFNS
+from qllm.layers.experts import load_balancing_loss, route, stacked_linear
 from qllm.model import HybridTransformer
 from qllm.results import machine, versions, write_json
 
@@ -69,6 +71,32 @@ def optimizer_steps(args) -> dict:
     return out
 
 
+def moe_parts(args) -> dict:
+    """Forward + backward closures of a QuantumMoE sublayer's routing and projections, and of
+    the whole sublayer against a QuantumFFN (32 x 16 tokens, n_embd 32)."""
+    q = QuantumConfig(n_qubits=args.qubits)
+    moe = MoEConfig(n_experts=args.experts, top_k=1, capacity_factor=1.25)
+    cfg = dict(input_dim=4, n_classes=10, block_size=16, n_embd=32, n_head=4, n_layer=2, quantum=q)
+    qffn = FFNS["quantum"](ModelConfig(ffn="quantum", **cfg))
+    qmoe = FFNS["quantum_moe"](ModelConfig(ffn="quantum_moe", moe=moe, **cfg))
+    x = torch.randn(32, 16, 32, requires_grad=True)
+    dispatched = torch.randn(args.experts, 160, 32, requires_grad=True)
+
+    def router():
+        r = route(qmoe.router(x.reshape(-1, 32)), 1, 1.25)
+        (r.gates.sum() + load_balancing_loss(r)).backward()
+
+    def projections():
+        angles = stacked_linear([ex.down for ex in qmoe.experts], dispatched)
+        n_out = qmoe.experts[0].vqc.n_outputs
+        stacked_linear([ex.up for ex in qmoe.experts], angles[..., :n_out]).sum().backward()
+
+    return {"QuantumFFN sublayer": lambda: qffn(x).sum().backward(),
+            f"QuantumMoE sublayer, {args.experts} experts": lambda: qmoe(x).sum().backward(),
+            "  its router + load-balancing loss": router,
+            "  its stacked down + up projections": projections}
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,7 +107,8 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     torch.manual_seed(0)
     spec = QuantumConfig(n_qubits=args.qubits).build_spec()
-    calls = {**engine_calls(spec, args.experts, 160, 108, 512), **optimizer_steps(args)}
+    calls = {**engine_calls(spec, args.experts, 160, 108, 512), **moe_parts(args),
+             **optimizer_steps(args)}
     for f in calls.values():
         for _ in range(5):
             f()
