@@ -47,7 +47,9 @@ def engine_calls(spec, experts: int, padded: int, unpadded: int, tokens: int) ->
             torch.view_as_real(M).sum().backward()
         return run
 
-    return {f"FixedMatrix, {experts} stacked": build((experts,)), "FixedMatrix, one": build(()),
+    return {"FixedMatrix, one": build(()), "FixedMatrix, 1 stacked": build((1,)),
+            f"FixedMatrix, {experts} stacked": build((experts,)),
+            f"FixedMatrix, {4 * experts} stacked": build((4 * experts,)),
             f"simulate_stacked {experts} x {padded} (padded)": stacked(padded),
             f"simulate_stacked {experts} x {unpadded} (no padding)": stacked(unpadded),
             f"simulate {tokens}": single(tokens)}
@@ -103,12 +105,17 @@ def main(argv=None) -> dict:
     p.add_argument("--qubits", type=int, default=4)
     p.add_argument("--experts", type=int, default=4)
     p.add_argument("--repeats", type=int, default=150)
+    p.add_argument("--only", choices=["build", "all"], default="all",
+                   help="build: the FixedMatrix rows alone (no other calls between them)")
     p.add_argument("--out", default="results/moe_overhead.json")
     args = p.parse_args(argv)
     torch.manual_seed(0)
     spec = QuantumConfig(n_qubits=args.qubits).build_spec()
-    calls = {**engine_calls(spec, args.experts, 160, 108, 512), **moe_parts(args),
-             **optimizer_steps(args)}
+    calls = engine_calls(spec, args.experts, 160, 108, 512)
+    if args.only == "build":
+        calls = {name: f for name, f in calls.items() if name.startswith("FixedMatrix")}
+    else:
+        calls.update(**moe_parts(args), **optimizer_steps(args))
     for f in calls.values():
         for _ in range(5):
             f()
