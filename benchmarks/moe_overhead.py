@@ -115,7 +115,7 @@ def main(argv=None) -> dict:
     if args.only == "build":
         calls = {name: f for name, f in calls.items() if name.startswith("FixedMatrix")}
     else:
-        calls.update(**moe_parts(args), **optimizer_steps(args))
+        calls |= moe_parts(args) | optimizer_steps(args)
     for f in calls.values():
         for _ in range(5):
             f()
