@@ -31,8 +31,10 @@ def repo(tmp_path):
 
 
 def make_n(repo, *args) -> list[str]:
-    out = subprocess.run(["make", "-n", "lab", *args], cwd=repo, capture_output=True, text=True,
-                         check=True).stdout
+    # under `make test` the outer make's MAKEFLAGS/MAKELEVEL would add "Entering directory" lines
+    env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS")}
+    out = subprocess.run(["make", "--no-print-directory", "-n", "lab", *args], cwd=repo, env=env,
+                         capture_output=True, text=True, check=True).stdout
     return [" ".join(line.split()) for line in out.replace("\\\n", " ").splitlines()]
 
 

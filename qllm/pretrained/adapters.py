@@ -30,6 +30,7 @@ from torch import nn
 
 from qllm.errors import ConfigError
 from qllm.pretrained.backbones import Backbone, mean_pool
+from qllm.pretrained.circuit import adapter_vqc
 from qllm.pretrained.prompts import peft_prompt, quantum_prompt
 
 # Module-name patterns per model type: attention projections (LoRA targets) and each block's
@@ -91,14 +92,6 @@ class Branched(nn.Module):
         return y + self.scale * self.branch(y if self.serial else x)
 
 
-def _vqc(opts: dict, reupload: bool = False) -> nn.Module:
-    from qllm.circuits import build_circuit
-    from qllm.quantum_layer import QuantumLayer
-
-    spec = build_circuit(opts["n_qubits"], opts["n_layers"], "angle", opts["ansatz"], reupload)
-    return QuantumLayer(spec, init="normal", init_scale=0.1)  # near identity: a gentle start
-
-
 def _bottleneck(d_in: int, d_out: int, width: int, middle: nn.Module, bias: bool) -> nn.Module:
     down, up = nn.Linear(d_in, width, bias=bias), nn.Linear(width, d_out, bias=bias)
     nn.init.zeros_(up.weight)  # the branch adds nothing at step 0: training starts at the backbone
@@ -146,7 +139,7 @@ def _branch_sites(serial: bool, quantum: bool):
             def make(base, width=width):
                 d_in, d_out = _dims(base)
                 d_in = d_out if serial else d_in
-                middle = _vqc(opts) if quantum else nn.GELU()
+                middle = adapter_vqc(opts) if quantum else nn.GELU()
                 return Branched(base, _bottleneck(d_in, d_out, width, middle, bias=serial),
                                 scale, serial)
             _replace(encoder, name, make)
@@ -174,7 +167,7 @@ def _quantum_head(backbone, n_classes, opts):
     q = _head_width(n_classes)
     # angles from the embedding, re-uploaded before every ansatz layer (IonQ-style classifier)
     return nn.Sequential(nn.Linear(backbone.hidden_size, q),
-                         _vqc({**opts, "n_qubits": q}, reupload=True), nn.Linear(q, n_classes))
+                         adapter_vqc({**opts, "n_qubits": q}, reupload=True), nn.Linear(q, n_classes))
 
 
 def _mlp_head(backbone, n_classes, opts):

@@ -34,9 +34,9 @@ class QuantumPromptGenerator(nn.Module):
 
     def __init__(self, k: int, hidden: int, opts: dict):
         super().__init__()
-        from qllm.pretrained.adapters import _vqc
+        from qllm.pretrained.circuit import adapter_vqc
 
-        self.vqc = _vqc(opts)
+        self.vqc = adapter_vqc(opts)
         n_in, n_out = self.vqc.spec.n_inputs, self.vqc.spec.n_observables
         # small spread around 0: distinct prompts from the start, none saturating the circuit
         self.angles = nn.Parameter(0.1 * torch.randn(k, n_in))
