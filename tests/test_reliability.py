@@ -15,44 +15,24 @@ import pytest
 import torch
 
 from qllm.checkpoint import load_checkpoint, save_checkpoint
-from qllm.cli import main
-from qllm.config import ModelConfig, TrainConfig
 from qllm.errors import RunLockedError, StorageError
 from qllm.results import atomic_write, write_json
 from qllm.runlock import LOCK_NAME, RunLock
 from qllm.train import train
-
-TINY = ModelConfig(input_dim=4, n_embd=8, n_head=2, n_layer=1, mlp_ratio=1)
-CFG = TrainConfig(task="digits", max_steps=2, progress=False)
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+from tests.reliability_helpers import (  # noqa: F401
+    CFG,
+    ENV,
+    TINY,
+    assert_one_line_error,
+    cli,
+    dead_pid,
+    finished_run,
+)
 
 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
-    """A finished run R, like `qllm train --task digits --set train.max_steps=2 --out R`."""
-    out = tmp_path_factory.mktemp("R")
-    train(TINY, CFG, out_dir=out)
-    return out
-
-
-def cli(argv, capsys) -> tuple[int, str, str]:
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(code, err, *needles):
-    assert code == 2, err
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("qllm"), err
-    for needle in needles:
-        assert needle in err, err
-
-
-def dead_pid() -> int:
-    p = subprocess.Popen([sys.executable, "-c", "pass"])
-    p.wait()
-    return p.pid
+    return finished_run(tmp_path_factory)
 
 
 # -- 1. two runs in one folder -----------------------------------------------------------------
