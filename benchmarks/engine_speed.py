@@ -15,6 +15,10 @@ does torchquantum, in its own venv (``make torchquantum-env``: it needs qiskit <
     make torchquantum-env && python benchmarks/engine_speed.py --torchquantum
     python benchmarks/engine_speed.py --device cuda      # + CUDA graphs, the fused FLOP rate
 
+Each row also gives every path's achieved FLOP rate (``path_flops``: the batch matrix products
+it runs, counted by hand) beside this machine's measured rate of a [B, 2^n] x [2^n, 2^n]
+complex product, so the distance to the arithmetic floor is visible per path.
+
 Times are medians over ``--repeats`` after warm-up (the native variants timed in turns); ratios
 are peer time / native ("auto") time. On CUDA the native strategies also run with CUDA graphs
 (``auto+graphs``, ``fused+graphs``: the backend option ``cuda_graphs=True``), and a second ratio
@@ -39,11 +43,14 @@ from qllm.circuits import build_circuit
 from qllm.engine import simulate
 from qllm.engine.fused import choose_fused
 from qllm.engine.graphs import GraphCache
+from qllm.engine.kron import kron_stages
+from qllm.engine.micro import Layer
 from qllm.engine.plan import make_plan
-from qllm.engine.product import uses_product_core
+from qllm.engine.product import core_kind, uses_product_core
 from qllm.results import machine, versions, write_json
 
-STRATEGIES = ("auto", "fused", "gates")
+STRATEGIES = ("auto", "fused", "gates", "core", "kron")  # core: dense; kron: block by block
+DENSE_CORE_MAX = 10
 
 
 def sync(device: str) -> None:
@@ -190,11 +197,34 @@ def fused_flops(spec, batch: int) -> int:
     return 3 * 8 * batch * dim * dim * fixed
 
 
+def path_flops(spec, batch: int, path: str) -> int:
+    """Real FLOPs of a path's batch matrix products, forward and the two of the backward (the
+    small products that build matrices are not counted; nor are memory passes). "core": the
+    dense weight matrix on the (real) product state; "kron": each block on its state, a real
+    block on a complex state's real view; "gates": each Kronecker block, complex states on
+    their interleaved real view (as apply.py runs them); "fused": one dense product per fixed
+    segment."""
+    plan = make_plan(spec)
+    n, amps = plan.n_qubits, batch * 2**plan.n_qubits
+    if path == "fused":
+        return fused_flops(spec, batch)
+    if path == "core":
+        return 3 * 2 * amps * 2**(n + 1)  # real [B, 2^n] x realified [2^n, 2^(n+1)]
+    if path == "kron":
+        stages, _ = kron_stages(plan)
+        cplx = not plan.real
+        return sum(3 * (8 if not real else 4 if cplx else 2) * amps * 2**k
+                   for kind, layer, real in stages if kind == "layer" for _, k in layer.blocks)
+    return sum(3 * (8 if not plan.real else 2) * amps * 2**k for seg in plan.segments
+               for m in seg.micros if isinstance(m, Layer) for _, k in m.blocks)
+
+
 def auto_path(spec, batch: int) -> str:
-    """The path strategy "auto" takes: "core" (the product-state core), "fused" or "gates"."""
+    """The path strategy "auto" takes: "kron" or "core" (the Kronecker or dense product-state
+    core), "fused" or "gates"."""
     plan = make_plan(spec)
     if uses_product_core(plan, batch, "auto"):
-        return "core"
+        return "kron" if core_kind(plan, batch, "auto") == "kron" else "core"
     fixed = [s for s in plan.segments if not s.data]
     return "fused" if fixed and choose_fused(plan.n_qubits, fixed[0], batch, "auto") else "gates"
 
@@ -254,11 +284,13 @@ def main(argv=None) -> int:
         spec = build_circuit(n, layers)
         x, w = make_inputs(n, batch, spec, args.device, dtype)
         row = {"n_qubits": n, "native": {}, "peers": {}}
-        variants = {s: native_step(spec, x, w, s) for s in STRATEGIES}
-        if args.device == "cuda":  # + the product-state core forced (its cost model is CPU-fitted)
-            variants["core"] = native_step(spec, x, w, "core")
+        # the dense core past 10 qubits builds 2^n x 2^n matrices for minutes: not timed there
+        variants = {s: native_step(spec, x, w, s) for s in STRATEGIES
+                    if s != "core" or n <= DENSE_CORE_MAX}
+        if args.device == "cuda":
             variants.update({f"{s}+graphs": graphed_step(spec, x, w, s)
-                             for s in ("auto", "fused", "core")})
+                             for s in ("auto", "fused", "core", "kron")
+                             if s != "core" or n <= DENSE_CORE_MAX})
         timed = round_robin_times(variants, args.repeats, 2, args.device)
         for strategy, (med, times) in timed.items():
             row["native"][strategy] = {"median_s": med, "times_s": times}
@@ -283,7 +315,9 @@ def main(argv=None) -> int:
         if args.device == "cuda":
             t_fused = min(row["native"][s]["median_s"] for s in ("fused", "fused+graphs"))
             row["fused_flop_rate"] = fused_flops(spec, batch) / t_fused
-            row["matmul_flop_rate"] = matmul_rate(batch, 2**n, args.device, cdtype)
+        row["matmul_flop_rate"] = matmul_rate(batch, 2**n, args.device, cdtype)
+        row["flop_rates"] = {s: path_flops(spec, batch, s) / row["native"][s]["median_s"]
+                             for s in ("fused", "gates", "core", "kron") if s in row["native"]}
         rows.append(row)
         print_row(row, peers, args.device == "cuda")
     data = {"benchmark": "engine_speed",
@@ -318,6 +352,8 @@ def print_row(row: dict, peers: list[str], cuda: bool) -> None:
     if cuda:
         parts.append(f"| fused {row['fused_flop_rate'] / 1e12:.2f} TFLOP/s of matmul "
                      f"{row['matmul_flop_rate'] / 1e12:.2f}")
+    rates = " ".join(f"{s} {r / 1e9:.1f}" for s, r in row["flop_rates"].items())
+    parts.append(f"| GFLOP/s {rates} (matmul {row['matmul_flop_rate'] / 1e9:.1f})")
     print("  ".join(parts), flush=True)
 
 

@@ -152,8 +152,8 @@ def test_plan_merges_micro_ops():
     # layer (their own segment)
     spec = CircuitSpec(3, (Op("CNOT", (0, 1)), Op("SWAP", (0, 2)), Op("RY", (1,), (w(0),)),
                            Op("RY", (1,), (w(1),)), Op("RZ", (0,), (w(2),)), Op("CZ", (1, 2)),
-                           Op("RX", (2,), (inp(0),)), Op("RX", (2,), (inp(1),))))
-    plan = make_plan(spec)
+                           Op("RX", (2,), (inp(0),)), Op("RX", (2,), (inp(1),))), ("XXX",))
+    plan = make_plan(spec)  # X readout: no diagonal gate may be dropped
     assert plan.prefix is None
     got = [(seg.data, [(m.kind, len(m.ops)) for m in seg.micros]) for seg in plan.segments]
     assert got == [(False, [("perm", 2), ("layer", 3), ("diag", 1)]), (True, [("layer", 2)])], got
@@ -167,7 +167,9 @@ def test_plan_prefix_and_trailing_fold():
                            Op("RX", (1,), (w(1),)), Op("CNOT", (2, 1)), Op("RZ", (0,), (w(2),)),
                            Op("CNOT", (0, 1)), Op("RZZ", (0, 2), (w(3),))))
     plan = make_plan(spec)
-    assert [op.gate for op in plan.prefix.ops] == ["RY", "RZ"]
+    # with Z observables the RZ only meets CNOT(0, 1) and RZZ later (monomial): dropped
+    assert [op.gate for op in plan.prefix.ops] == ["RY"]
+    assert [op.gate for op in make_plan(spec.with_observables(["XII"])).prefix.ops] == ["RY", "RZ"]
     got = [(seg.data, [(m.kind, len(m.ops)) for m in seg.micros]) for seg in plan.segments]
     assert got == [(False, [("perm", 1), ("layer", 2)])], got
     assert plan.sign_gather is not None

@@ -22,7 +22,7 @@ import torch
 
 from qllm.engine.fused import choose_fused
 from qllm.engine.plan import make_plan
-from qllm.engine.product import uses_product_core
+from qllm.engine.product import core_kind, uses_product_core
 from qllm.spec import CircuitSpec
 
 PLAN_FREE_QUBITS = 22
@@ -38,7 +38,11 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
         return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
     plan = make_plan(spec)
+    if plan.real and not spec.is_real:  # its dropped phases made the circuit real
+        itemsize, state = real_bytes, real_bytes * max(1, batch) * dim
     if uses_product_core(plan, batch, strategy):
+        if core_kind(plan, batch, strategy) == "kron":
+            return _kron_core_bytes(plan, batch, real_bytes, grad)
         return _product_core_bytes(plan, state, real_bytes, grad)
     saved = matrix = tables = 0
     for seg in plan.segments:
@@ -49,11 +53,11 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
             saved += sum(m.saved_states() for m in seg.micros)
         tables += sum(m.table_bytes(dim) for m in seg.micros)
     # The sign table of the observables is built (once per spec, at the end of the forward) from
-    # float64 parities: 16 (real) or 24 (complex: rows interleaved) bytes per entry at its peak,
-    # then kept in the real dtype.
+    # float64 parities: 12 (real: float64 and its float32 copy) or 24 (complex: rows
+    # interleaved) bytes per entry at its peak, then kept in the real dtype.
     entries = dim * spec.n_observables
-    sign_build = entries * (16 if spec.is_real else 24)
-    sign_kept = entries * real_bytes * (1 if spec.is_real else 2)
+    sign_build = entries * (12 if plan.real else 24)
+    sign_kept = entries * real_bytes * (1 if plan.real else 2)
     if not grad:
         return state * 3 + matrix + tables + sign_build
     forward_end = state * (2 + saved) + sign_build  # product state, saved inputs, probabilities
@@ -69,4 +73,13 @@ def _product_core_bytes(plan, state: int, real_bytes: int, grad: bool) -> int:
     fused = bool(plan.segments)
     matrix = 2 * real_bytes * dim * dim * (2 * len(plan.segments[0].micros) + 3) if fused else 0
     states = (3 if fused else 2) + (1 if grad and fused else 0)
-    return state * states + matrix + dim * n_obs * 24
+    return state * states + matrix + dim * n_obs * (12 if plan.real else 24)
+
+
+def _kron_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
+    """``KronExpval`` (kron.py): a complex state (the product state, and the state before each
+    block, kept for the backward), its squares and, in the backward, two gradient states."""
+    state = (1 if plan.real else 2) * real_bytes * max(1, batch) * 2**plan.n_qubits
+    blocks = sum(len(m.blocks) for m in plan.segments[0].micros if hasattr(m, "blocks"))
+    n_obs = len(plan.observables)
+    return state * (3 + (blocks + 2 if grad else 0)) + 2**plan.n_qubits * n_obs * 12

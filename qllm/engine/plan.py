@@ -15,8 +15,10 @@ Why a plan: a sublayer's weights are shared by every token and most gates act on
      - Mat: any other multi-qubit gate, applied as a 4x4 matrix;
   3. runs of micro-ops without data (fixed segments) may instead be fused into one 2^n x 2^n
      matrix per call and applied as one matrix product (see fused.py, which decides);
-  4. when every observable is diagonal (Z/I only), trailing Perm and Diag micro-ops are not run:
-     phases do not change probabilities and a permutation folds into the sign table;
+  4. when every observable is diagonal (Z/I only), diagonal gates followed only by permutations
+     and phases are dropped (``drop_unseen_diagonals``), and trailing Perm and Diag micro-ops
+     are not run: phases do not change probabilities and a permutation folds into the sign
+     table;
   5. a plan that is just a prefix, one fixed segment and diagonal observables (the quantum-FFN
      shape) runs, under "auto", through product.py's core: three autograd nodes with
      hand-written backwards (shift.py) instead of one per micro-op.
@@ -257,6 +259,34 @@ def _rotate_layers(micros: list[Micro], n: int, sign_foldable: bool, total):
     return None if total is None else torch.argsort(total)
 
 
+def _monomial(op: Op) -> bool:
+    g = gate(op.gate)
+    return g.diag_phases is not None or (g.permutation is not None and not op.params)
+
+
+def drop_unseen_diagonals(ops: tuple[Op, ...], observables: tuple[str, ...]) -> list[Op]:
+    """The ops without the diagonal gates that cannot change Z/I expectation values: those
+    followed on their wires only by monomial gates (permutations and phases). A diagonal on
+    wires S moves past a later gate on other wires (they commute) or a monomial one, which
+    turns it into a diagonal on S and that gate's wires; at the end phases leave probabilities
+    unchanged. Other observables keep every op."""
+    if any(set(o) - {"I", "Z"} for o in observables):
+        return list(ops)
+    kept = []
+    for i, op in enumerate(ops):
+        support = set(op.wires) if gate(op.gate).diag_phases is not None else None
+        for later in ops[i + 1:] if support is not None else ():
+            if support.isdisjoint(later.wires):
+                continue
+            if not _monomial(later):
+                support = None
+                break
+            support |= set(later.wires)
+        if support is None:
+            kept.append(op)
+    return kept
+
+
 @lru_cache(maxsize=256)
 def make_plan(spec: CircuitSpec) -> Plan:
     n = spec.n_qubits
@@ -264,7 +294,8 @@ def make_plan(spec: CircuitSpec) -> Plan:
     prefix_ops: list[Op] = []
     rest: list[Op] = []
     blocked: set[int] = set()
-    for op in spec.ops:
+    ops = drop_unseen_diagonals(spec.ops, spec.observables)
+    for op in ops:
         if len(op.wires) == 1 and op.wires[0] not in blocked:
             prefix_ops.append(op)
         else:
@@ -282,4 +313,5 @@ def make_plan(spec: CircuitSpec) -> Plan:
             segments[-1].micros.append(m)
         else:
             segments.append(Segment(m.data, [m]))
-    return Plan(n, spec.is_real, sources, prefix, segments, sign_gather, spec.observables)
+    real = spec.is_real or all(gate(op.gate).real for op in ops)  # dropped phases: maybe real
+    return Plan(n, real, sources, prefix, segments, sign_gather, spec.observables)

@@ -21,7 +21,9 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.encode import kron_vectors
-from qllm.engine.fused import choose_fused, gates_cost_us
+from qllm.engine.fused import build_cost_us, choose_fused, gates_cost_us
+from qllm.engine.kron import kron_cost_us
+from qllm.engine.micro import LAUNCH_US, MATMUL_NS
 from qllm.engine.plan import Plan
 from qllm.engine.shift import core_cost_us, core_parts, first_order
 
@@ -106,16 +108,41 @@ def has_core_shape(plan: Plan) -> bool:
             and not any(set(o) - {"I", "Z"} for o in plan.observables))
 
 
-def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
-    """Whether ``simulate`` runs ``plan`` through ``ProductExpval``: always under "core" (for
-    circuits of its shape); under "auto" when the segment's build (by ``FixedMatrix`` where it
-    qualifies, else the autograd fused path) plus the batch products is estimated cheaper than
-    gate by gate."""
-    if strategy not in ("auto", "core") or not has_core_shape(plan):
-        return False
-    if not plan.segments or strategy == "core":
-        return True
+def dense_cost_us(plan: Plan, batch: int) -> float:
+    """Estimated forward + backward time of the dense core: ``FixedMatrix`` where it qualifies,
+    else the autograd fused build, plus the batch products."""
     n, seg, stages = plan.n_qubits, plan.segments[0], core_parts(plan)[2]
     if stages is not None:
-        return core_cost_us(stages, n, batch) < gates_cost_us(seg, n, batch)
+        return core_cost_us(stages, n, batch)
+    return build_cost_us(seg, n) + 3 * LAUNCH_US + 3 * batch * 4**n * MATMUL_NS / 1e3
+
+
+def uses_kron_core(plan: Plan, batch: int) -> bool:
+    """Whether the core runs the Kronecker path (kron.py) rather than the dense matrix M."""
+    kron = kron_cost_us(plan, batch) if plan.segments else None
+    return kron is not None and kron < dense_cost_us(plan, batch)
+
+
+def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
+    """Whether ``simulate`` runs ``plan`` through the product-state core (``ProductExpval``, or
+    ``KronExpval``, see ``core_kind``): always under "core" and "kron" (for circuits of their
+    shape); under "auto" when the cheaper of the two is estimated cheaper than gate by gate."""
+    if strategy not in ("auto", "core", "kron") or not has_core_shape(plan):
+        return False
+    if not plan.segments or strategy != "auto":
+        return True
+    n, seg = plan.n_qubits, plan.segments[0]
+    kron = kron_cost_us(plan, batch)
+    if kron is not None and kron < gates_cost_us(seg, n, batch):
+        return True
+    if core_parts(plan)[2] is not None:
+        return dense_cost_us(plan, batch) < gates_cost_us(seg, n, batch)
     return choose_fused(n, seg, batch, strategy)
+
+
+def core_kind(plan: Plan, batch: int, strategy: str) -> str:
+    """"kron" or "dense": which product-state core runs a plan that takes one (strategy "kron"
+    or "core" forces it; "auto" asks the cost models)."""
+    if strategy in ("kron", "core") or not plan.segments:
+        return "kron" if strategy == "kron" else "dense"
+    return "kron" if uses_kron_core(plan, batch) else "dense"

@@ -8,9 +8,10 @@ from qllm.engine.angles import AngleContext
 from qllm.engine.apply import apply_micro, kron
 from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors
 from qllm.engine.fused import choose_fused, segment_matrix
+from qllm.engine.kron import StackedAngles, kron_expval, kron_stages
 from qllm.engine.measure import expectations, sign_table
 from qllm.engine.plan import Plan, make_plan
-from qllm.engine.product import ProductExpval, has_core_shape, uses_product_core
+from qllm.engine.product import ProductExpval, core_kind, has_core_shape, uses_product_core
 from qllm.engine.shift import DataVectors, FixedMatrix, core_parts
 from qllm.errors import BackendError
 from qllm.gates import complex_dtype
@@ -53,22 +54,34 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
         spec: the circuit.
         inputs: ``[B, n_inputs]`` float32 (complex64 simulation) or float64 (complex128).
         weights: ``[n_weights]``, cast to the dtype of ``inputs``.
-        strategy: "auto" (cost model), "fused" or "gates" (see fused.py), or "core". Circuits of
-            the quantum-FFN shape (product-state prefix, one fixed segment, Z/I observables)
-            can run through the product-state core (product.py, shift.py) with hand-written
-            backwards, first derivatives only: "auto" takes it where the cost model says it
-            pays, "core" always (and refuses other shapes). "fused" and "gates" are plain
-            autograd to any order.
+        strategy: "auto" (cost model), "fused" or "gates" (see fused.py), "core" or "kron".
+            Circuits of the quantum-FFN shape (product-state prefix, one fixed segment, Z/I
+            observables) can run through a product-state core with hand-written backwards,
+            first derivatives only: the dense one (one 2^n x 2^n weight matrix, product.py,
+            shift.py) or the Kronecker one (the segment block by block, kron.py). "auto" takes
+            one where the cost models say it pays, "core" forces the dense one and "kron" the
+            Kronecker one (both refuse other shapes). "fused" and "gates" are plain autograd
+            to any order.
     """
     plan = make_plan(spec)
-    if strategy == "core" and not has_core_shape(plan):
-        raise BackendError(f"strategy 'core': {spec.name or 'this circuit'} is not of the "
-                           "product-state core's shape (single-qubit gates first, at most one "
-                           "segment without data, Z/I observables); use 'auto'")
+    _check_core_shape(plan, spec, strategy)
     if uses_product_core(plan, inputs.shape[0], strategy):
-        return _product_core(plan, inputs, weights)
+        return _product_core(plan, inputs, weights, strategy)
     state = _run(plan, inputs, weights, strategy)
     return expectations(state, plan.observables, plan.sign_gather)
+
+
+def _check_core_shape(plan: Plan, spec: CircuitSpec, strategy: str) -> None:
+    """Strategies "core" and "kron" refuse circuits their core cannot run."""
+    name = spec.name or "this circuit"
+    if strategy in ("core", "kron") and not has_core_shape(plan):
+        raise BackendError(f"strategy {strategy!r}: {name} is not of the product-state core's "
+                           "shape (single-qubit gates first, at most one segment without data, "
+                           "Z/I observables); use 'auto'")
+    if strategy == "kron" and plan.segments and kron_stages(plan) is None:
+        raise BackendError(f"strategy 'kron': {name}'s fixed part is not only permutations and "
+                           "single-qubit layers (the Kronecker core's shape); use 'auto' or "
+                           "'core'")
 
 
 def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
@@ -81,23 +94,33 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     H, B = inputs.shape[:2]
     plan = make_plan(spec)
     head, shifts, stages = core_parts(plan) if has_core_shape(plan) else (None, None, None)
-    if shifts is None or stages is None or not uses_product_core(plan, B, strategy):
+    _check_core_shape(plan, spec, strategy)
+    core = shifts is not None and uses_product_core(plan, B, strategy)
+    kron = core and bool(plan.segments) and core_kind(plan, H * B, strategy) == "kron"
+    if not core or not (kron or stages is not None):
         return torch.stack([simulate(spec, inputs[h], weights[h], strategy) for h in range(H)])
     flat = inputs.reshape(H * B, -1)
     ctx, dtype = _context(plan, flat, weights[0])  # the encoding reads no weights (shifts)
     shared = plan.sources.shared(weights.to(flat.device, flat.dtype))  # [H, S]
+    vecs = _encoded(plan, ctx, dtype, head, shifts)
+    if kron:
+        return kron_expval(plan, StackedAngles(shared), vecs, dtype, H)
     M = FixedMatrix.apply(shared, stages, plan.n_qubits, dtype)  # [H, 2^n, 2^n]
-    return _readout(plan, _encoded(plan, ctx, dtype, head, shifts), M).view(H, B, -1)
+    return _readout(plan, vecs, M).view(H, B, -1)
 
 
-def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """The same values by ``ProductExpval`` (product.py): one autograd node for the batch part,
-    and one (``FixedMatrix``, shift.py) for the weight matrix where the segment qualifies."""
+def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
+                  strategy: str) -> torch.Tensor:
+    """The same values by ``KronExpval`` (kron.py) or ``ProductExpval`` (product.py): one
+    autograd node for the batch part, and for the dense one's weight matrix one more
+    (``FixedMatrix``, shift.py) where the segment qualifies."""
     ctx, dtype = _context(plan, inputs, weights)
     n = plan.n_qubits
     head, shifts, stages = core_parts(plan)
     if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
         vecs, M = qubit_vectors(plan, ctx, dtype), None
+    elif core_kind(plan, inputs.shape[0], strategy) == "kron":  # block by block, no dense M
+        return kron_expval(plan, ctx, _encoded(plan, ctx, dtype, head, shifts), dtype)[0]
     elif stages is not None:
         vecs = _encoded(plan, ctx, dtype, head, shifts)
         M = FixedMatrix.apply(ctx.shared, stages, n, dtype)
