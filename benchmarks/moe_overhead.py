@@ -19,7 +19,7 @@ from qllm.engine import simulate, simulate_stacked
 from qllm.engine.plan import make_plan
 from qllm.engine.shift import FixedMatrix, core_parts
 from qllm.layers import FFNS
-from qllm.layers.experts import load_balancing_loss, route, stacked_linear
+from qllm.layers.experts import load_balancing_loss, route
 from qllm.model import HybridTransformer
 from qllm.results import machine, versions, write_json
 
@@ -89,9 +89,9 @@ def moe_parts(args) -> dict:
         (r.gates.sum() + load_balancing_loss(r)).backward()
 
     def projections():
-        angles = stacked_linear([ex.down for ex in qmoe.experts], dispatched)
+        angles = qmoe.down(dispatched)
         n_out = qmoe.experts[0].vqc.n_outputs
-        stacked_linear([ex.up for ex in qmoe.experts], angles[..., :n_out]).sum().backward()
+        qmoe.up(angles[..., :n_out]).sum().backward()
 
     return {"QuantumFFN sublayer": lambda: qffn(x).sum().backward(),
             f"QuantumMoE sublayer, {args.experts} experts": lambda: qmoe(x).sum().backward(),

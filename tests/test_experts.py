@@ -142,7 +142,7 @@ def test_quantum_moe_equals_a_dense_reference(top_k, capacity):
     y = ffn(x)
     flat = x.reshape(-1, 8)
     r = route(ffn.router(flat), top_k, capacity)
-    dense = torch.stack([ex.up(ex.vqc(ex.down(flat))) for ex in ffn.experts], 1)  # (N, E, C)
+    dense = torch.stack([ffn.expert(e, flat) for e in range(ffn.n_experts)], 1)  # (N, E, C)
     ref = torch.zeros_like(flat)
     for t in range(len(flat)):
         for j in range(top_k):
@@ -197,8 +197,11 @@ def test_training_records_utilisation_in_the_cost_report():
 def test_classical_moe_matches_a_quantum_experts_parameters():
     q = HybridTransformer(ModelConfig.from_dict({**QMOE, "n_embd": 32}))
     c = HybridTransformer(ModelConfig.from_dict({**QMOE, "n_embd": 32, "ffn": "moe"}))
-    q_expert = sum(p.numel() for p in q.blocks[0].ffn.experts[0].parameters())
-    c_expert = sum(p.numel() for p in c.blocks[0].ffn.experts[0].parameters())
+    def per_expert(ffn):  # every parameter but the router's, shared out over the experts
+        router = sum(p.numel() for p in ffn.router.parameters())
+        return (sum(p.numel() for p in ffn.parameters()) - router) / ffn.n_experts
+
+    q_expert, c_expert = per_expert(q.blocks[0].ffn), per_expert(c.blocks[0].ffn)
     assert abs(c_expert - q_expert) <= 2 * 32 + 1  # within one hidden unit
     assert classical_expert_hidden(c.config) == round((q_expert - 32) / 65)
     assert c.quantum_layers() == [] and not c.config.quantum_sublayers
@@ -265,3 +268,28 @@ def test_moe_speed_benchmark_times_every_variant(tmp_path):
     # no capacity limit: exactly one circuit per token, as the single quantum FFN
     assert rows["qmoe-4e-top1"]["circuits_per_token"] == rows["qffn"]["circuits_per_token"] == 1
     assert (tmp_path / "speed.json").exists()
+
+
+@pytest.mark.parametrize("ffn,names", [("quantum_moe", {"down": "down", "up": "up"}),
+                                       ("moe", {"fc": "0", "proj": "2"})])
+def test_checkpoints_with_one_linear_per_expert_still_load(ffn, names):
+    """Before the stacked parameters each expert kept its own Linear (``experts.{e}.down``, or
+    ``experts.{e}.0`` in a classical expert's Sequential): such state dicts load into the
+    stacked layout and give the same outputs."""
+    torch.manual_seed(5)
+    model = HybridTransformer(ModelConfig.from_dict({**QMOE, "ffn": ffn})).double()
+    old = {}
+    for key, value in model.state_dict().items():
+        head, _, kind = key.rpartition(".")
+        base, _, name = head.rpartition(".")
+        if name in names and kind in ("weight", "bias") and base.endswith("ffn"):
+            for e in range(value.shape[0]):
+                old[f"{base}.experts.{e}.{names[name]}.{kind}"] = value[e].clone()
+        else:
+            old[key] = value.clone()
+    x = torch.rand(2, 5, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(6))
+    want = model.eval()(x)[0]
+    torch.manual_seed(7)  # a fresh model with other weights, then the old-layout state
+    fresh = HybridTransformer(ModelConfig.from_dict({**QMOE, "ffn": ffn})).double().eval()
+    fresh.load_state_dict(old)
+    torch.testing.assert_close(fresh(x)[0], want, rtol=0, atol=0)

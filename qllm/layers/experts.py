@@ -136,17 +136,57 @@ class MoEFFN(nn.Module):
                 "dropped_share": [float(v) / total for v in self.dropped]}
 
 
+class StackedLinear(nn.Module):
+    """E linear maps of one shape as two parameters, ``weight [E, out, in]`` and ``bias [E, out]``:
+    ``[E, W, in] -> [E, W, out]`` in one batched product. Why not E ``nn.Linear``s: an optimizer
+    step costs a few small ops per tensor (AdamW's default on a CPU loops over them), which
+    at this size is most of what the extra experts cost. ``reset(e)`` draws expert e's slice as
+    ``nn.Linear`` draws its parameters, so models seeded alike start alike."""
+
+    def __init__(self, n: int, in_features: int, out_features: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.empty(n, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(n, out_features))
+
+    @torch.no_grad()
+    def reset(self, e: int) -> None:
+        nn.init.kaiming_uniform_(self.weight[e], a=math.sqrt(5))
+        bound = 1 / math.sqrt(self.weight.shape[-1])
+        nn.init.uniform_(self.bias[e], -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def one(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert e's map alone, on ``[..., in]``."""
+        return F.linear(x, self.weight[e], self.bias[e])
+
+
+def _stack_old_keys(module: nn.Module, names: dict[str, str]):
+    """A load_state_dict pre-hook: checkpoints from before the stacked parameters kept each
+    expert's Linear as ``experts.{e}.{old}.weight``; stack them into ``{new}.weight``."""
+
+    def hook(state_dict, prefix, *args):
+        for old, new in names.items():
+            for kind in ("weight", "bias"):
+                keys = [f"{prefix}experts.{e}.{old}.{kind}" for e in range(module.n_experts)]
+                if all(k in state_dict for k in keys):
+                    state_dict[f"{prefix}{new}.{kind}"] = torch.stack([state_dict.pop(k)
+                                                                       for k in keys])
+
+    module._register_load_state_dict_pre_hook(hook)
+
+
 class QuantumExpert(nn.Module):
-    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``. The
-    experts of a layer share one ``spec`` object (the stacking check compares by identity)."""
+    """One expert's VQC (its Linear(C -> n_inputs) and Linear(n_observables -> C) are slices
+    of the layer's ``StackedLinear``s). The experts of a layer share one ``spec`` object (the
+    stacking check compares by identity)."""
 
     def __init__(self, cfg, spec):
         super().__init__()
         q = cfg.quantum
         self.vqc = QuantumLayer(spec, q.backend, init=q.init, gradient=q.gradient,
                                 spsa_samples=q.spsa_samples, backend_options=q.backend_options)
-        self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
-        self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
 
 
 class QuantumMoE(MoEFFN):
@@ -155,20 +195,25 @@ class QuantumMoE(MoEFFN):
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        spec = cfg.quantum.build_spec()
-        self.experts = nn.ModuleList(QuantumExpert(cfg, spec) for _ in range(self.n_experts))
+        spec, E, C = cfg.quantum.build_spec(), self.n_experts, cfg.n_embd
+        self.down = StackedLinear(E, C, spec.n_inputs)
+        self.up = StackedLinear(E, spec.n_observables, C)
+        experts = []
+        for e in range(E):  # each expert's draws in the order of one QuantumFFN's
+            experts.append(QuantumExpert(cfg, spec))
+            self.down.reset(e)
+            self.up.reset(e)
+        self.experts = nn.ModuleList(experts)
+        _stack_old_keys(self, {"down": "down", "up": "up"})
 
     def run_experts(self, x, counts):
-        angles = stacked_linear([ex.down for ex in self.experts], x)  # (E, W, n_inputs)
+        angles = self.down(x)  # (E, W, n_inputs)
         out = run_stacked([ex.vqc for ex in self.experts], angles, counts)  # (E, W, n_obs)
-        return stacked_linear([ex.up for ex in self.experts], out)  # (E, W, C)
+        return self.up(out)  # (E, W, C)
 
-
-def stacked_linear(linears: list[nn.Linear], x: torch.Tensor) -> torch.Tensor:
-    """``linears[e](x[e])`` for every e as one batched product: ``[E, W, in] -> [E, W, out]``."""
-    weight = torch.stack([lin.weight for lin in linears])  # (E, out, in)
-    bias = torch.stack([lin.bias for lin in linears]).unsqueeze(1)  # (E, 1, out)
-    return torch.baddbmm(bias, x, weight.transpose(1, 2))
+    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert e alone on tokens ``[..., C]`` (a reference for tests and notebooks)."""
+        return self.up.one(e, self.experts[e].vqc(self.down.one(e, x)))
 
 
 def run_stacked(layers: list[QuantumLayer], x: torch.Tensor, counts: list[int]) -> torch.Tensor:
@@ -211,15 +256,20 @@ def classical_expert_hidden(cfg) -> int:
 
 class ClassicalMoE(MoEFFN):
     """``ffn="moe"``: the same router over GELU MLP experts (the control at matched active
-    parameters)."""
+    parameters), their layers stacked as the quantum experts' are."""
 
     def __init__(self, cfg):
         super().__init__(cfg)
-        h = classical_expert_hidden(cfg)
-        self.experts = nn.ModuleList(
-            nn.Sequential(nn.Linear(cfg.n_embd, h), nn.GELU(), nn.Linear(h, cfg.n_embd))
-            for _ in range(self.n_experts))
+        h, E, C = classical_expert_hidden(cfg), self.n_experts, cfg.n_embd
+        self.fc, self.proj = StackedLinear(E, C, h), StackedLinear(E, h, C)
+        for e in range(E):
+            self.fc.reset(e)
+            self.proj.reset(e)
+        _stack_old_keys(self, {"0": "fc", "2": "proj"})
 
     def run_experts(self, x, counts):
-        hidden = F.gelu(stacked_linear([ex[0] for ex in self.experts], x))  # (E, W, h)
-        return stacked_linear([ex[2] for ex in self.experts], hidden)
+        return self.proj(F.gelu(self.fc(x)))  # (E, W, C)
+
+    def expert(self, e: int, x: torch.Tensor) -> torch.Tensor:
+        """Expert e alone on tokens ``[..., C]``."""
+        return self.proj.one(e, F.gelu(self.fc.one(e, x)))
