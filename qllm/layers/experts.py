@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qllm.layers.projected import ProjectedFFN
+from qllm.layers.quantum import make_vqc
 from qllm.quantum_layer import QuantumLayer, _stacks_with
 from qllm.validate import check_angles
 
@@ -136,17 +138,15 @@ class MoEFFN(nn.Module):
                 "dropped_share": [float(v) / total for v in self.dropped]}
 
 
-class QuantumExpert(nn.Module):
-    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN``. The
-    experts of a layer share one ``spec`` object (the stacking check compares by identity)."""
+class QuantumExpert(ProjectedFFN):
+    """Linear(C -> n_inputs) -> VQC -> Linear(n_observables -> C), as ``QuantumFFN`` (its
+    dropout unused: the MoE layer runs the parts). The experts of a layer share one ``spec``
+    object (the stacking check compares by identity)."""
+
+    core_name = "vqc"
 
     def __init__(self, cfg, spec):
-        super().__init__()
-        q = cfg.quantum
-        self.vqc = QuantumLayer(spec, q.backend, init=q.init, gradient=q.gradient,
-                                spsa_samples=q.spsa_samples, backend_options=q.backend_options)
-        self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
-        self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
+        super().__init__(cfg, make_vqc(cfg.quantum, spec=spec))
 
 
 class QuantumMoE(MoEFFN):
