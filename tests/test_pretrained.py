@@ -17,23 +17,13 @@ from qllm.pretrained import ADAPTERS, FinetuneConfig, build, finetune, load_back
 from qllm.pretrained.backbones import embed, mean_pool, weights_sha256
 from qllm.pretrained.cost import adapter_cost, flops_per_token, parameter_counts
 from qllm.quantum_layer import QuantumLayer
-from tests.pretrained_helpers import finetune_and_resume, tiny_text_task
+from tests.pretrained_helpers import finetune_and_resume
 
 peft = pytest.importorskip("peft")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 WORDS = ("the a cook bakes bread runs code program sauce meal engineer writes chef fresh new "
          "debugs dinner").split()
-
-
-@pytest.fixture(scope="session")
-def minilm():
-    return load_backbone("minilm")
-
-
-@pytest.fixture(scope="session")
-def small_task():
-    return tiny_text_task()
 
 
 def _no_network(monkeypatch):

@@ -8,27 +8,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qllm.pretrained import FinetuneConfig, build, load_backbone
+from qllm.pretrained import FinetuneConfig, build
 from qllm.pretrained.backbones import mean_pool, weights_sha256
 from qllm.pretrained.cost import parameter_counts
 from qllm.pretrained.prompts import run_with_prompts
 from qllm.rng import preserve_global_rng, seed_global
-from tests.pretrained_helpers import finetune_and_resume, tiny_text_task
+from tests.pretrained_helpers import finetune_and_resume
 
 peft = pytest.importorskip("peft")
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPTS = ("quantum_prompt", "prompt")
 TEXTS = ["a chef bakes bread", "the engineer runs code today"]
-
-
-@pytest.fixture(scope="session")
-def minilm():
-    return load_backbone("minilm")
-
-
-@pytest.fixture(scope="session")
-def small_task():
-    return tiny_text_task()
 
 
 def _by_hand(minilm, prompts, ids, mask):
