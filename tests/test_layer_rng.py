@@ -66,6 +66,23 @@ def test_a_twin_loaded_from_the_state_dict_draws_what_the_layer_draws_next(kind)
         assert torch.equal(got, want)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_cuda_sampler_state_loaded_onto_the_gpu_is_restored():
+    x = torch.rand(3, 2, generator=torch.Generator().manual_seed(1)).cuda()
+    layer = QuantumLayer(build_circuit(2, 1), shots=16, gradient="spsa").cuda()
+    with torch.no_grad():
+        layer(x)
+        buffer = io.BytesIO()
+        torch.save(layer.state_dict(), buffer)
+        buffer.seek(0)
+        saved = torch.load(buffer, map_location="cuda", weights_only=True)
+        assert list(saved["_extra_state"]["backend"]["sampler"]) == ["cuda:0"]
+        expected = layer(x)
+        twin = QuantumLayer(build_circuit(2, 1), shots=16, gradient="spsa").cuda()
+        twin.load_state_dict(saved)
+        assert torch.equal(twin(x), expected)
+
+
 def test_pennylane_generators_passed_by_the_caller_are_carried():
     x = torch.rand(3, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     layer = QuantumLayer(build_circuit(2, 1), "pennylane:default.qubit", shots=20,
