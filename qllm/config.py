@@ -164,11 +164,7 @@ class QuantumConfig(_Config):
 
         spec = build_circuit(self.n_qubits, self.n_layers, self.encoding, self.ansatz,
                              self.reupload, observables)
-        if self.entangling:
-            return spec
-        from qllm.experiments.controls import without_entanglement
-
-        return without_entanglement(spec)
+        return spec if self.entangling else spec.without_entanglement()
 
 
 @dataclass

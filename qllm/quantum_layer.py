@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from qllm.backends import Backend, get_backend
-from qllm.errors import ConfigError
+from qllm.errors import CheckpointError, ConfigError
 from qllm.seeds import check_seed
 from qllm.spec import CircuitSpec
 from qllm.validate import check_angles, is_real
@@ -38,6 +38,11 @@ class QuantumLayer(nn.Module):
 
     Any leading batch shape is accepted; the output follows the input's device and float dtype
     (float32 runs complex64, float64 runs complex128).
+
+    Private generators (shot sampler, Aer job seeds, SPSA directions) travel in
+    ``state_dict()`` under ``_extra_state`` (``get_extra_state``), so a checkpoint resumes them
+    exactly; a layer without any adds no key, and a state dict without the key (older
+    checkpoints, weights built by hand) loads the weights and leaves the generators alone.
 
     Randomness: the initial weights are drawn from torch's global RNG, as ``nn.Linear``'s are, so
     ``torch.manual_seed`` fixes them (``qllm.train.train`` seeds it from ``TrainConfig.seed`` and
@@ -85,6 +90,8 @@ class QuantumLayer(nn.Module):
         else:
             nn.init.zeros_(w)
         self.weights = nn.Parameter(w)
+        self.register_state_dict_post_hook(_drop_empty_rng_state)
+        self.register_load_state_dict_pre_hook(_allow_missing_rng_state)
 
     @property
     def n_inputs(self) -> int:
@@ -109,9 +116,63 @@ class QuantumLayer(nn.Module):
             out = self.backend.expval(self.spec, flat, weights)
         return out.reshape(*lead, self.spec.n_observables)  # (..., n_observables)
 
+    # -- private generators: carried in state_dict(), asked of the objects that own them ------
+    def get_extra_state(self) -> dict:
+        """``{"backend": backend.rng_state(), "gradient": gradient_fn.rng_state()}``: tensors
+        and plain values, so checkpoints load with ``weights_only=True``."""
+        return {"backend": self.backend.rng_state(),
+                "gradient": self.gradient_fn.rng_state() if self.gradient_fn is not None else {}}
+
+    def set_extra_state(self, state: dict) -> None:
+        """Restore ``get_extra_state``'s states; those of generators this layer's backend or
+        gradient does not have are skipped (weights may move from shots to exact, SPSA to
+        backprop)."""
+        if not (isinstance(state, dict) and set(state) <= {"backend", "gradient"}
+                and all(isinstance(v, dict) for v in state.values())):
+            raise CheckpointError(f"a QuantumLayer's _extra_state must be a dict with 'backend' "
+                                  f"and 'gradient' dicts, got {_describe(state)}")
+        self.backend.set_rng_state(state.get("backend", {}))
+        if self.gradient_fn is not None:
+            self.gradient_fn.set_rng_state(state.get("gradient", {}))
+
+    def seed_rng(self, seed: int, path: str = "<root>", seen: set | None = None) -> None:
+        """Reseed the backend's and the gradient's private generators from ``seed`` and
+        ``path`` (the layer's name in its model: every layer its own streams).
+
+        Args:
+            seed: the run's seed.
+            path: the layer's name in the model (``qllm.layer_rng.seed_layers`` passes it).
+            seen: ids of backends / gradients already seeded, each once (layers may share one).
+        """
+        seen = set() if seen is None else seen
+        # "gradient_fn": the part name seeds were always derived from (same seed, same numbers)
+        for part, owner in (("backend", self.backend), ("gradient_fn", self.gradient_fn)):
+            if owner is not None and id(owner) not in seen:
+                seen.add(id(owner))
+                owner.seed_rng(seed, f"{path}.{part}")
+
     def extra_repr(self) -> str:
         return (f"n_qubits={self.spec.n_qubits}, n_weights={self.spec.n_weights}, "
                 f"backend={self.backend.name!r}, gradient={self.gradient!r}")
+
+
+def _describe(value) -> str:
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(map(str, value))}"
+    return f"a {type(value).__name__}"
+
+
+def _drop_empty_rng_state(module, state_dict, prefix, local_metadata) -> None:
+    """No ``_extra_state`` key for a layer without private generators (exact backprop): its
+    state dict stays all tensors, as it was before layers carried generator states."""
+    key = prefix + "_extra_state"
+    if key in state_dict and not any(state_dict[key].values()):
+        del state_dict[key]
+
+
+def _allow_missing_rng_state(module, state_dict, prefix, *args) -> None:
+    """A state dict without the key (no generators then, or written before) loads the weights."""
+    state_dict.setdefault(prefix + "_extra_state", {})
 
 
 def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:

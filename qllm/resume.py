@@ -1,6 +1,8 @@
 """A training run's state between processes: what its checkpoint holds and how a resume restores
-it (weights, optimizer, schedule, step, curves, RNG and private generator states), refusing a
-checkpoint written by another config."""
+it (weights, optimizer, schedule, step, curves, RNG states; the quantum layers' private
+generator states are in the model's state dict), refusing a checkpoint written by another
+config. Checkpoints of the earlier layout (a separate path-keyed ``"generators"`` dict) still
+resume exactly: ``qllm.layer_rng.upgrade_generators`` moves their states into the model's."""
 
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ from qllm.checkpoint import (
     set_rng_state,
 )
 from qllm.errors import CheckpointError
+from qllm.layer_rng import with_upgraded_generators
 from qllm.results import versions
-from qllm.rng import generator_states, set_generator_states
 
 CHECKPOINT_KEYS = ("model", "optimizer", "scheduler", "step", "history", "losses", "wall_time_s",
-                   "rng", "generators", "model_config", "train_config")
+                   "rng", "model_config", "train_config")
 
 
 @dataclass
@@ -34,13 +36,16 @@ class RunProgress:
 
 def restore_run(path: Path, model, opt, sched, model_cfg, train_cfg, total_steps: int,
              device) -> RunProgress:
-    """Weights, optimizer, schedule, RNG and generator states from the run's checkpoint."""
+    """Weights (with generator states), optimizer, schedule and RNG from the run's checkpoint."""
     state = load_checkpoint(path, map_location=device, require=CHECKPOINT_KEYS)
     check_same_config(path, "model config", state["model_config"], model_cfg.to_dict())
     check_same_config(path, "train config", state["train_config"], train_cfg.to_dict(),
                       ignore=RESUMABLE_CHANGES)
+    weights = state["model"]
+    if "generators" in state:  # the earlier layout
+        weights = with_upgraded_generators(weights, state["generators"], path)
     try:
-        model.load_state_dict(state["model"])
+        model.load_state_dict(weights)
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["scheduler"])
     except (RuntimeError, ValueError, KeyError) as e:
@@ -52,10 +57,6 @@ def restore_run(path: Path, model, opt, sched, model_cfg, train_cfg, total_steps
         raise CheckpointError(f"checkpoint {str(path)!r} is at step {done.step}, outside "
                               f"0..{total_steps}")
     set_rng_state(state["rng"])
-    unmatched = set_generator_states(model, state["generators"])
-    if unmatched:
-        raise CheckpointError(f"checkpoint {str(path)!r} holds generator states "
-                              f"{unmatched} that this model does not have")
     return done
 
 
@@ -64,5 +65,5 @@ def run_state(model, opt, sched, run: RunProgress, seconds: float, model_cfg, tr
     return {"model": model.state_dict(), "optimizer": opt.state_dict(),
             "scheduler": sched.state_dict(), "step": run.step, "history": run.history,
             "losses": run.losses, "wall_time_s": run.wall + seconds, "rng": rng_state(),
-            "generators": generator_states(model), "model_config": model_cfg.to_dict(),
+            "model_config": model_cfg.to_dict(),
             "train_config": train_cfg.to_dict(), "versions": versions()}

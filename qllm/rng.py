@@ -1,13 +1,12 @@
 """Random-number state: save, restore and seed everything qllm draws from.
 
-Two kinds of state:
 - global generators (torch CPU and CUDA, numpy, Python ``random``): ``global_rng_state`` /
   ``set_global_rng_state`` store them as tensors and plain values, which
   ``torch.load(weights_only=True)`` accepts (numpy objects in a checkpoint break resume:
   transformers #40500); ``preserve_global_rng`` restores the caller's state on exit;
-- private generators inside a model's quantum layers (shot samplers, SPSA directions, Aer job
-  seeds): ``module_generators`` finds them, ``generator_states`` / ``set_generator_states`` save
-  and restore them, ``seed_generators`` seeds each from one seed and its path.
+- ``derived_seed``: the seed of one private generator (shot sampler, SPSA directions, Aer job
+  seeds), fixed by the run's seed and the generator's place in the model. Their states travel
+  in ``QuantumLayer.state_dict()``; ``qllm.layer_rng`` seeds and collects them per layer.
 
 >>> import torch
 >>> before = torch.get_rng_state()
@@ -26,9 +25,6 @@ from collections.abc import Iterator
 
 import numpy as np
 import torch
-
-# Attributes of a quantum layer that may own generators, and how deep to look inside them.
-_MAX_DEPTH = 3
 
 
 def global_rng_state() -> dict:
@@ -81,105 +77,6 @@ def preserve_global_rng(device: torch.device | str = "cpu") -> Iterator[None]:
         random.setstate(py_state)
 
 
-# -- generators owned by quantum layers ------------------------------------------------------
-def _is_generator(obj) -> bool:
-    return isinstance(obj, (torch.Generator, np.random.Generator))
-
-
-def _owned_objects(obj, path: str, depth: int, seen: set) -> Iterator[tuple[str, object]]:
-    """``(path, object)`` for ``obj`` and the qllm objects it holds (attributes, dict values)."""
-    if id(obj) in seen or depth > _MAX_DEPTH:
-        return
-    seen.add(id(obj))
-    yield path, obj
-    for name, value in sorted(vars(obj).items()):
-        if isinstance(value, torch.nn.Module):
-            continue  # sub-modules are visited on their own
-        if type(value).__module__.startswith("qllm") and hasattr(value, "__dict__"):
-            yield from _owned_objects(value, f"{path}.{name}", depth + 1, seen)
-
-
-def _owners(module: torch.nn.Module) -> list[tuple[str, object]]:
-    """``(path, object)`` for every submodule and every qllm object it holds, each once."""
-    seen: set = set()
-    return [(path, obj) for mod_name, mod in module.named_modules()
-            for path, obj in _owned_objects(mod, mod_name or "<root>", 0, seen)]
-
-
-def module_generators(module: torch.nn.Module) -> dict[str, tuple[object, str, object]]:
-    """Every private generator in ``module``'s submodules and the qllm objects they hold
-    (backends, samplers, gradient functions): ``{path: (owner, key, generator)}``.
-
-    ``key`` is an attribute name, or ``"attr[k]"`` for generators kept in a dict attribute.
-    """
-    found: dict[str, tuple[object, str, object]] = {}
-    for path, obj in _owners(module):
-        for name, value in sorted(vars(obj).items()):
-            if _is_generator(value):
-                found[f"{path}.{name}"] = (obj, name, value)
-            elif isinstance(value, dict):
-                for k, g in value.items():
-                    if _is_generator(g):
-                        found[f"{path}.{name}[{k}]"] = (obj, f"{name}[{k}]", g)
-    return found
-
-
-def _state_of(g) -> object:
-    if isinstance(g, torch.Generator):
-        return {"torch": g.get_state(), "device": str(g.device)}
-    return {"numpy": g.bit_generator.state}
-
-
-def generator_states(module: torch.nn.Module) -> dict:
-    """``{path: state}`` of every private generator in ``module`` (tensors and plain values)."""
-    return {path: _state_of(g) for path, (_, _, g) in module_generators(module).items()}
-
-
-def set_generator_states(module: torch.nn.Module, states: dict) -> list[str]:
-    """Restore states saved by ``generator_states``; generators that a saved state names but that
-    do not exist yet (samplers create theirs on first use) are created. Returns the paths of
-    saved states that matched nothing."""
-    current = module_generators(module)
-    owners = dict(_owners(module))
-    unmatched = []
-    for path, state in states.items():
-        if path in current:
-            owner, key, g = current[path]
-        else:
-            owner_path, _, key = path.rpartition(".")
-            owner = owners.get(owner_path)
-            attr, _, dict_key = key.partition("[")
-            container = getattr(owner, attr, None) if owner is not None else None
-            if not (dict_key and isinstance(container, dict) and "torch" in state):
-                unmatched.append(path)
-                continue
-            g = container[dict_key[:-1]] = torch.Generator(state["device"])
-        if "torch" in state:
-            g.set_state(state["torch"].cpu())
-        else:
-            g.bit_generator.state = state["numpy"]
-    return unmatched
-
-
 def derived_seed(seed: int, path: str) -> int:
     """A seed for the generator at ``path``, fixed by ``seed`` and distinct per path."""
     return (int(seed) * 1_000_003 + zlib.crc32(path.encode())) % 2**63
-
-
-def seed_generators(module: torch.nn.Module, seed: int) -> None:
-    """Seed every private generator of ``module`` from ``seed`` and its path; owners with a
-    ``seed`` attribute (samplers that create generators lazily) get the derived seed too."""
-    for path, obj in _owners(module):
-        s = derived_seed(seed, path)
-        if (not isinstance(obj, torch.nn.Module) and "seed" in vars(obj)
-                and (obj.seed is None or isinstance(obj.seed, int))):
-            obj.seed = s
-        for name, value in list(vars(obj).items()):
-            if isinstance(value, torch.Generator):
-                value.manual_seed(s)
-            elif isinstance(value, np.random.Generator):
-                setattr(obj, name, np.random.default_rng(s))
-            elif isinstance(value, dict):
-                for g in value.values():
-                    if isinstance(g, torch.Generator):
-                        g.manual_seed(s)

@@ -90,6 +90,12 @@ class Op:
         return any(p.kind == "input" for p in self.params)
 
 
+def _reweighted(op: Op, index) -> Op:
+    """``op`` with each weight parameter's index ``i`` moved to ``index(i)``."""
+    return replace(op, params=tuple(replace(p, index=index(p.indices[0])) if p.kind == "weight"
+                                    else p for p in op.params))
+
+
 @dataclass(frozen=True)
 class CircuitSpec:
     """A variational circuit.
@@ -173,16 +179,30 @@ class CircuitSpec:
         if other.n_qubits != self.n_qubits:
             raise SpecError(f"cannot compose specs on {self.n_qubits} and {other.n_qubits} qubits")
         shift = self.n_weights
-
-        def moved(op: Op) -> Op:
-            return replace(op, params=tuple(
-                replace(p, index=p.indices[0] + shift) if p.kind == "weight" else p
-                for p in op.params))
-
-        return CircuitSpec(self.n_qubits, self.ops + tuple(moved(op) for op in other.ops),
+        return CircuitSpec(self.n_qubits, self.ops + tuple(_reweighted(op, lambda i: i + shift)
+                                                           for op in other.ops),
                            other.observables, max(self.n_inputs, other.n_inputs),
                            self.n_weights + other.n_weights,
                            name or "+".join(s for s in (self.name, other.name) if s))
+
+    def without_entanglement(self) -> CircuitSpec:
+        """This circuit with every gate on two or more qubits removed: the state stays a
+        product state. The remaining weights are renumbered 0.. in order of first use; the
+        data width and observables are unchanged.
+
+        Returns:
+            a product-state circuit of the same shape ([..., n_inputs] -> [..., n_observables]).
+        """
+        kept = [op for op in self.ops if len(op.wires) == 1]
+        renumber: dict[int, int] = {}
+        for op in kept:
+            for p in op.params:
+                if p.kind == "weight":
+                    renumber.setdefault(p.indices[0], len(renumber))
+        return CircuitSpec(self.n_qubits, tuple(_reweighted(op, renumber.__getitem__)
+                                                for op in kept),
+                           self.observables, self.n_inputs, len(renumber),
+                           f"{self.name}-no_entanglement")
 
     def with_observables(self, observables: Sequence[str]) -> CircuitSpec:
         return replace(self, observables=tuple(observables))

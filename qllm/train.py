@@ -3,14 +3,15 @@ periodic evaluation, atomic checkpoints with exact resume, and a results JSON pe
 
 Determinism: everything drawn (init, data order, dropout, shots, SPSA directions) follows
 ``TrainConfig.seed``: the global generators are seeded with it, and every private generator of the
-model's quantum layers (shot samplers, SPSA, Aer job seeds) is reseeded from it and its path
-(``qllm.rng.seed_generators``). The caller's torch, CUDA, numpy and Python RNG states are left
+model's quantum layers (shot samplers, SPSA, Aer job seeds) is reseeded from it and the layer's
+name (``qllm.layer_rng.seed_layers``). The caller's torch, CUDA, numpy and Python RNG states are left
 as they were (``qllm.rng.preserve_global_rng``).
 The data order of epoch e is a permutation seeded by (seed, e), so a run resumed mid-epoch sees
 exactly the batches the uninterrupted run would have seen.
 
 Exact resume: a checkpoint holds the model, optimizer and scheduler state, the step, the loss
-curve and history, the global RNG states and every private generator's state, so 40 steps + a
+curve and history, the global RNG states and every private generator's state (inside the
+model's state dict: ``QuantumLayer.get_extra_state``), so 40 steps + a
 checkpoint + a new process + 60 steps give bit-identical weights and losses to 100 steps (CPU).
 """
 
@@ -33,14 +34,11 @@ from qllm.config import ModelConfig, TrainConfig
 from qllm.data import TaskData, load_task, with_validation
 from qllm.distill import make_objective
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
+from qllm.layer_rng import seed_layers
 from qllm.model import HybridTransformer
 from qllm.results import machine, sweep_temporaries, versions, write_json
 from qllm.resume import RunProgress, restore_run, run_state
-from qllm.rng import (
-    preserve_global_rng,
-    seed_generators,
-    seed_global,
-)
+from qllm.rng import preserve_global_rng, seed_global
 from qllm.runlock import RunLock
 from qllm.seeds import fold
 from qllm.validate import is_int
@@ -264,7 +262,7 @@ def _train(model_cfg, train_cfg, task, out_dir, ckpt_path, resume, device, cost_
     if train_cfg.max_steps:
         total_steps = min(total_steps, train_cfg.max_steps)
     opt, sched = _optimizer(model, train_cfg, total_steps)
-    seed_generators(model, train_cfg.seed)  # shot samplers, SPSA directions, Aer job seeds
+    seed_layers(model, train_cfg.seed)  # shot samplers, SPSA directions, Aer job seeds
     run = (restore_run(ckpt_path, model, opt, sched, model_cfg, train_cfg, total_steps, device)
            if resume else RunProgress())
 

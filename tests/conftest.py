@@ -31,3 +31,20 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+# -- shared by the pretrained test files (session-scoped: MiniLM loads once) ----------------------
+@pytest.fixture(scope="session")
+def minilm():
+    """The MiniLM backbone from its local weights."""
+    from qllm.pretrained import load_backbone
+
+    return load_backbone("minilm")
+
+
+@pytest.fixture(scope="session")
+def small_task():
+    """The tiny food-or-IT text task (``tests.pretrained_helpers.tiny_text_task``)."""
+    from tests.pretrained_helpers import tiny_text_task
+
+    return tiny_text_task()

@@ -14,7 +14,6 @@ from qllm.experiments.controls import (
     bottleneck_control,
     controls_for,
     no_entanglement_control,
-    without_entanglement,
 )
 from qllm.layers.bottleneck import BottleneckMap, bottleneck_for
 from qllm.model import HybridTransformer
@@ -43,7 +42,7 @@ def test_no_entanglement_is_a_product_state_of_the_same_shape(ansatz, encoding):
     spec = QuantumConfig(n_qubits=4, ansatz=ansatz, encoding=encoding).build_spec()
     flat = QuantumConfig(n_qubits=4, ansatz=ansatz, encoding=encoding,
                          entangling=False).build_spec()
-    assert flat == without_entanglement(spec)
+    assert flat == spec.without_entanglement()
     assert all(len(op.wires) == 1 for op in flat.ops)
     assert (flat.n_inputs, flat.observables) == (spec.n_inputs, spec.observables)
     assert 0 < flat.n_weights <= spec.n_weights
@@ -114,7 +113,7 @@ def test_control_models_parameter_counts(kinds, ansatz):
     assert bott.num_params(quantum_only=True) == 0 and not bott.quantum_layers()
     assert bott.num_params() == total - circuit + n_circuits * map_params <= total
     flat = HybridTransformer(controls["no_entanglement"])
-    n_flat = without_entanglement(spec).n_weights
+    n_flat = spec.without_entanglement().n_weights
     assert flat.num_params() == total - circuit + n_circuits * n_flat <= total
     assert param_count(controls["no_entanglement"]) == flat.num_params()
     for layer in flat.quantum_layers():

@@ -18,8 +18,8 @@ import torch
 
 from qllm.circuits import build_circuit
 from qllm.config import ModelConfig, TrainConfig
+from qllm.layer_rng import rng_states, seed_layers
 from qllm.quantum_layer import QuantumLayer
-from qllm.rng import generator_states, seed_generators
 from qllm.train import train
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -58,17 +58,18 @@ def test_shot_sampler_follows_the_training_seed():
     assert runs[0] != runs[2]
 
 
-def test_seed_generators_reaches_every_private_generator():
+def test_seed_layers_reaches_every_private_generator():
     layer = QuantumLayer(build_circuit(2, 1), "torch", gradient="spsa", shots=16)
     x = torch.rand(4, 2)
     layer(x)  # the sampler creates its generator on first use
-    seed_generators(layer, 7)
-    a = {k: v["torch"].clone() for k, v in generator_states(layer).items()}
-    assert len(a) == 2  # the SPSA directions and the shot sampler
+    seed_layers(layer, 7)
+    a = rng_states(layer)[""]
+    assert set(a["backend"]["sampler"]) == {"cpu"} and set(a["gradient"]) == {"directions"}
     layer(x)
-    seed_generators(layer, 7)
-    b = {k: v["torch"] for k, v in generator_states(layer).items()}
-    assert all(torch.equal(a[k], b[k]) for k in a)
+    seed_layers(layer, 7)
+    b = rng_states(layer)[""]
+    assert torch.equal(a["backend"]["sampler"]["cpu"], b["backend"]["sampler"]["cpu"])
+    assert torch.equal(a["gradient"]["directions"], b["gradient"]["directions"])
 
 
 def test_quantum_layer_init_uses_the_global_rng_like_nn_linear():

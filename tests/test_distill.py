@@ -15,6 +15,7 @@ import qllm.distill as D
 from qllm.config import DistillConfig, ModelConfig, TrainConfig
 from qllm.errors import CheckpointError, ConfigError
 from qllm.train import train
+from tests.resume_helpers import train_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -176,30 +177,12 @@ def test_distillation_gains_by_hand():
             in g["sentence"])
 
 
-class _Stop(Exception):
-    pass
-
-
 def test_a_distilled_run_resumes_exactly(teacher_dir, tmp_path, monkeypatch):
-    import qllm.train as T
-
     cfg = TrainConfig(**{**PARITY, "epochs": 2}, checkpoint_every=3, seed=3,
                       distill=DistillConfig(str(teacher_dir), 3.0, 0.6))
     model = ModelConfig(**SMALL, ffn="quantum", quantum=dict(n_qubits=3, n_layers=1))
-    whole = train(model, cfg, out_dir=tmp_path / "whole")
-    save = T.save_checkpoint
-
-    def crash_after(path, state):
-        save(path, state)
-        if state["step"] == 3:
-            raise _Stop
-
-    monkeypatch.setattr(T, "save_checkpoint", crash_after)
-    D._CACHE.clear()  # the resumed run computes the teacher's logits again
-    with pytest.raises(_Stop):
-        train(model, cfg, out_dir=tmp_path / "split")
-    monkeypatch.setattr(T, "save_checkpoint", save)
-    D._CACHE.clear()
-    resumed = train(model, cfg, out_dir=tmp_path / "split", resume=True)
-    assert resumed["losses"] == whole["losses"] and len(whole["losses"]) == 8
+    # every run computes the teacher's logits afresh: the resumed one must not need the cache
+    whole, resumed = train_and_resume(monkeypatch, tmp_path, model, cfg, crash_step=3,
+                                      before_each=D._CACHE.clear)
+    assert len(whole["losses"]) == 8
     assert whole["final"] == resumed["final"]

@@ -25,6 +25,7 @@ from qllm.layers.experts import (
 )
 from qllm.model import HybridTransformer
 from qllm.quantum_layer import QuantumLayer
+from tests.resume_helpers import train_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -208,32 +209,13 @@ def test_classical_moe_matches_a_quantum_experts_parameters():
 
 
 # -- training, checkpoint, exact resume ---------------------------------------------------------
-class _Stop(Exception):
-    pass
-
-
 def test_quantum_moe_trains_checkpoints_and_resumes_exactly(tmp_path, monkeypatch):
     model_cfg = ModelConfig.from_dict({**QMOE, "dropout": 0.1,
                                        "moe": {"n_experts": 3, "top_k": 2}})
     train_cfg = TrainConfig(task="parity", task_options={"n": 50, "seq_len": 4}, batch_size=8,
                             epochs=2, checkpoint_every=3, progress=False, seed=5)
-    whole = T.train(model_cfg, train_cfg, out_dir=tmp_path / "whole")
-    save = T.save_checkpoint
-
-    def crash_after(path, state):
-        save(path, state)
-        if state["step"] == 3:
-            raise _Stop
-
-    monkeypatch.setattr(T, "save_checkpoint", crash_after)
-    with pytest.raises(_Stop):
-        T.train(model_cfg, train_cfg, out_dir=tmp_path / "split")
-    monkeypatch.setattr(T, "save_checkpoint", save)
-    resumed = T.train(model_cfg, train_cfg, out_dir=tmp_path / "split", resume=True)
-    assert resumed["losses"] == whole["losses"] and len(whole["losses"]) == 10
-    for (n, a), b in zip(whole["model"].state_dict().items(),
-                         resumed["model"].state_dict().values()):
-        assert torch.equal(a, b), n
+    whole, resumed = train_and_resume(monkeypatch, tmp_path, model_cfg, train_cfg, crash_step=3)
+    assert len(whole["losses"]) == 10
     assert whole["final"] == resumed["final"]
 
 

@@ -34,47 +34,36 @@ def test_lightning_adjoint_in_a_model_matches_native():
     assert max_grad_error(parameter_grads(native, x, y), parameter_grads(route, x, y)) < 1e-10
 
 
-def test_input_gradient_of_a_layer_with_shots_is_unbiased_parameter_shift():
-    """With shots, parameter-shift is unbiased: the mean over seeded repeats matches autograd
-    within the standard error (z-test per component)."""
+# Stochastic PennyLane gradients are unbiased: the mean over seeded repeats matches autograd
+# within the standard error (z-test per component). Parameter-shift with shots; SPSA's random
+# directions (exact values). Options are made per test: each gets a freshly seeded generator.
+STOCHASTIC = {
+    "parameter-shift with shots": (lambda: dict(diff_method="parameter-shift", shots=200,
+                                                seed=np.random.default_rng(3)), 40),
+    "spsa": (lambda: dict(diff_method="spsa",
+                          gradient_kwargs={"sampler_rng": np.random.default_rng(0)}), 150),
+}
+
+
+@pytest.mark.parametrize("name", sorted(STOCHASTIC))
+def test_stochastic_input_gradients_are_unbiased(name):
+    make_options, repeats = STOCHASTIC[name]
     spec = build_circuit(2, 1)
     torch.manual_seed(0)
     native = QuantumLayer(spec).double()
-    noisy = QuantumLayer(spec, "pennylane:default.qubit", diff_method="parameter-shift",
-                         shots=200, seed=np.random.default_rng(3)).double()
+    noisy = QuantumLayer(spec, "pennylane:default.qubit", **make_options()).double()
     noisy.load_state_dict(native.state_dict())
     x0 = torch.rand(2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
     x = x0.clone().requires_grad_(True)
     native(x).sum().backward()
     ref = x.grad.clone()
     draws = []
-    for _ in range(40):
+    for _ in range(repeats):
         x = x0.clone().requires_grad_(True)
         noisy(x).sum().backward()
         draws.append(x.grad)
     d = torch.stack(draws)
-    z = (d.mean(0) - ref) / (d.std(0) / len(draws) ** 0.5)
-    assert z.abs().max() < 4.5, z
-
-
-def test_spsa_input_gradients_are_unbiased():
-    spec = build_circuit(2, 1)
-    torch.manual_seed(0)
-    native = QuantumLayer(spec).double()
-    spsa = QuantumLayer(spec, "pennylane:default.qubit", diff_method="spsa",
-                        gradient_kwargs={"sampler_rng": np.random.default_rng(0)}).double()
-    spsa.load_state_dict(native.state_dict())
-    x0 = torch.rand(2, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
-    x = x0.clone().requires_grad_(True)
-    native(x).sum().backward()
-    ref = x.grad.clone()
-    draws = []
-    for _ in range(150):
-        x = x0.clone().requires_grad_(True)
-        spsa(x).sum().backward()
-        draws.append(x.grad)
-    d = torch.stack(draws)
-    assert not torch.allclose(d[0], d[1])  # random directions
+    assert not torch.allclose(d[0], d[1])  # the draws differ: shots or random directions
     z = (d.mean(0) - ref) / (d.std(0) / len(draws) ** 0.5)
     assert z.abs().max() < 4.5, z
 

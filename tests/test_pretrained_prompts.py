@@ -5,36 +5,20 @@ backbone untouched."""
 
 from __future__ import annotations
 
-import importlib
-
 import pytest
 import torch
 
-from qllm.pretrained import FinetuneConfig, build, finetune, load_backbone
+from qllm.pretrained import FinetuneConfig, build
 from qllm.pretrained.backbones import mean_pool, weights_sha256
 from qllm.pretrained.cost import parameter_counts
 from qllm.pretrained.prompts import run_with_prompts
-from qllm.pretrained.tasks import split_task
 from qllm.rng import preserve_global_rng, seed_global
+from tests.pretrained_helpers import finetune_and_resume
 
 peft = pytest.importorskip("peft")
-finetune_module = importlib.import_module("qllm.pretrained.finetune")
 pytestmark = pytest.mark.usefixtures("one_thread")
 PROMPTS = ("quantum_prompt", "prompt")
 TEXTS = ["a chef bakes bread", "the engineer runs code today"]
-
-
-@pytest.fixture(scope="session")
-def minilm():
-    return load_backbone("minilm")
-
-
-@pytest.fixture(scope="session")
-def small_task():
-    texts = [f"the {w} {v} {o}" for w in ("cook", "chef", "engineer") for v in ("bakes", "runs")
-             for o in ("bread", "code", "sauce", "program", "meal", "dinner")]
-    labels = [int(t.split()[3] in ("code", "program")) for t in texts]
-    return split_task("tiny", texts * 2, labels * 2, ["food", "it"], seed=0)
 
 
 def _by_hand(minilm, prompts, ids, mask):
@@ -122,24 +106,8 @@ def test_prompts_train_and_resume_exactly(minilm, small_task, tmp_path, monkeypa
     with preserve_global_rng():
         seed_global(cfg.seed)  # as finetune seeds before it builds: the same initial prompts
         before = build(minilm, adapter, 2).encoder.prompts().detach()
-    full = finetune(cfg, out_dir=tmp_path / "full", task=small_task, cost_options=False)
-    save = finetune_module.save_checkpoint
-
-    def crash_after_step_2(path, state):
-        save(path, state)
-        if state["step"] == 2:
-            raise KeyboardInterrupt
-    monkeypatch.setattr(finetune_module, "save_checkpoint", crash_after_step_2)
-    with pytest.raises(KeyboardInterrupt):
-        finetune(cfg, out_dir=tmp_path / "half", task=small_task, cost_options=False)
-    monkeypatch.setattr(finetune_module, "save_checkpoint", save)
-    resumed = finetune(cfg, out_dir=tmp_path / "half", resume=True, task=small_task,
-                       cost_options=False)
-    assert resumed["losses"] == full["losses"] and len(full["losses"]) == 4
-    a = finetune_module.trainable_state(full["model"])
-    b = finetune_module.trainable_state(resumed["model"])
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
-    assert resumed["final"] == full["final"]
+    full, _ = finetune_and_resume(cfg, small_task, tmp_path, monkeypatch, crash_step=2)
+    assert len(full["losses"]) == 4
     trained = full["model"].encoder.prompts().detach()
     assert trained.shape == before.shape and not torch.equal(trained, before)
     assert full["params"]["trainable"] == build(minilm, adapter, 2).trainable_parameters()

@@ -15,6 +15,7 @@ import qllm.qiskit
 from qllm.circuits import build_circuit
 from qllm.engine import simulate
 from qllm.errors import BackendError, SpecError
+from tests.fit_helpers import mse_losses
 
 # (method, qubits, parameters): table gates and some the estimator must transpile first.
 _GATES = [("rx", 1, 1), ("ry", 1, 1), ("rz", 1, 1), ("p", 1, 1), ("u", 1, 3), ("h", 1, 0),
@@ -153,14 +154,7 @@ def test_estimator_qnn_matches_reference_and_trains_through_torch_connector():
     xt = torch.tensor(x, dtype=torch.float32)
     teacher = rng.uniform(0, 2 * np.pi, 6)  # a target the model can reach
     y = torch.tensor(ref.forward(x, teacher), dtype=torch.float32)
-    opt = torch.optim.Adam(model.parameters(), lr=0.1)
-    losses = []
-    for _ in range(20):
-        opt.zero_grad()
-        loss = torch.nn.functional.mse_loss(model(xt), y)
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    losses = mse_losses(model, xt, y, steps=20, lr=0.1)
     assert losses[-1] < 0.5 * losses[0]
 
 

@@ -19,7 +19,7 @@ from qllm.errors import RunLockedError, StorageError
 from qllm.results import atomic_write, write_json
 from qllm.runlock import LOCK_NAME, RunLock
 from qllm.train import train
-from tests.reliability_helpers import (  # noqa: F401
+from tests.reliability_helpers import (
     CFG,
     ENV,
     TINY,

@@ -21,15 +21,7 @@ from qllm.config import TrainConfig
 from qllm.errors import BackendError, ConfigError
 from qllm.runlock import LOCK_NAME
 from qllm.train import train
-from tests.reliability_helpers import (  # noqa: F401
-    CFG,
-    ENV,
-    TINY,
-    assert_one_line_error,
-    cli,
-    dead_pid,
-    finished_run,
-)
+from tests.reliability_helpers import ENV, TINY, assert_one_line_error, cli, finished_run
 
 
 @pytest.fixture(scope="module")

@@ -95,3 +95,16 @@ def test_pennylane_export_broadcasts_inputs():
     x = torch.tensor([[0.0], [np.pi]], dtype=torch.float64)
     out = qnode(x, torch.zeros(0, dtype=torch.float64))
     np.testing.assert_allclose(out[0].numpy(), [1.0, -1.0], atol=1e-12)  # one expval, batch 2
+
+
+def test_without_entanglement_drops_multi_qubit_gates_and_renumbers_weights():
+    # weight 3 first, weight 1 only inside a two-qubit gate: kept weights become 0, 1 in order
+    spec = CircuitSpec(2, (Op("RY", (0,), (inp(1),)), Op("RZ", (1,), (w(3),)),
+                           Op("CRX", (0, 1), (w(1),)), Op("CNOT", (1, 0)),
+                           Op("RX", (0,), (w(0),)), Op("RZ", (0,), (w(3),))),
+                       ("ZI", "XZ"), name="toy")
+    flat = spec.without_entanglement()
+    want = CircuitSpec(2, (Op("RY", (0,), (inp(1),)), Op("RZ", (1,), (w(0),)),
+                           Op("RX", (0,), (w(1),)), Op("RZ", (0,), (w(0),))), ("ZI", "XZ"),
+                       n_inputs=spec.n_inputs, n_weights=2, name="toy-no_entanglement")
+    assert flat == want and flat.n_weights == 2 and flat.n_inputs == spec.n_inputs == 2

@@ -48,6 +48,7 @@ import torch
 
 from qllm.backends.base import Backend
 from qllm.errors import BackendError
+from qllm.rng import derived_seed
 from qllm.spec import CircuitSpec
 from qllm.validate import is_int
 
@@ -280,6 +281,22 @@ class AerBackend(Backend):
 
     def _job_seed(self) -> int:
         return int(self._rng.integers(0, 2**31 - 1))
+
+    def rng_state(self) -> dict:  # the job-seed stream, and the mitigated route's
+        return {"jobs": self._rng.bit_generator.state,
+                **({"mitigated": self.mitigated.rng_state()} if self.mitigated else {})}
+
+    def set_rng_state(self, state: dict) -> None:
+        if "jobs" in state:
+            self._rng.bit_generator.state = state["jobs"]
+        if self.mitigated is not None and "mitigated" in state:
+            self.mitigated.set_rng_state(state["mitigated"])
+
+    def seed_rng(self, seed: int, path: str) -> None:
+        self.seed = derived_seed(seed, path)
+        self._rng = np.random.default_rng(self.seed)
+        if self.mitigated is not None:
+            self.mitigated.seed_rng(seed, f"{path}.mitigated")
 
     def _bits(self, spec, values):
         """Run every measurement setting in one job: ``[(basis, members, bits [B, shots, n])]``,

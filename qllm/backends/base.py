@@ -113,6 +113,21 @@ class Backend:
                      "seq_len tokens), or raise memory_budget_gb / QLLM_MEMORY_BUDGET_GB.",
                      inputs.device, self.budget)
 
+    # -- private generators: a QuantumLayer saves them in its state_dict -------------------
+    def rng_state(self) -> dict:
+        """The states of this backend's private generators (tensors and plain values, so a
+        checkpoint loads with ``weights_only=True``); ``{}`` when it has none."""
+        return {}
+
+    def set_rng_state(self, state: dict) -> None:
+        """Restore what ``rng_state`` returned. Entries for generators this backend does not
+        have are skipped: weights may move between backends (exact to shots, native to Aer)."""
+
+    def seed_rng(self, seed: int, path: str) -> None:
+        """Reseed every private generator from ``seed`` and ``path`` (where the backend sits in
+        the model, e.g. ``"blocks.0.ffn.vqc.backend"``): one stream per place,
+        ``qllm.rng.derived_seed``."""
+
     def _expval(self, spec, inputs, weights):  # pragma: no cover - interface
         raise NotImplementedError
 

@@ -195,6 +195,21 @@ class CircuitGradient:
                  weights: torch.Tensor) -> torch.Tensor:
         return _ShiftFunction.apply(inputs, weights, self, spec, backend)
 
+    def rng_state(self) -> dict:
+        """The SPSA direction generator's state (a tensor: checkpoints load with
+        ``weights_only=True``)."""
+        return {"directions": self.generator.get_state()}
+
+    def set_rng_state(self, state: dict) -> None:
+        if "directions" in state:
+            self.generator.set_state(state["directions"].cpu())
+
+    def seed_rng(self, seed: int, path: str) -> None:
+        """Reseed the directions from ``seed`` and ``path``, the gradient's place in the model."""
+        from qllm.rng import derived_seed
+
+        self.generator.manual_seed(derived_seed(seed, path))
+
     def _evaluate(self, spec, backend, angles: torch.Tensor) -> torch.Tensor:
         aspec, _ = angle_spec(spec)
         return backend.expval(aspec, angles, angles.new_zeros(0))

@@ -81,6 +81,16 @@ class IBMBackend(Backend):
         self.pubs += ran["pubs"]
         return torch.as_tensor(out, dtype=inputs.dtype, device=inputs.device)
 
+    def rng_state(self) -> dict:
+        return {"route": self.route.rng_state()}
+
+    def set_rng_state(self, state: dict) -> None:
+        if "route" in state:
+            self.route.set_rng_state(state["route"])
+
+    def seed_rng(self, seed: int, path: str) -> None:
+        self.route.seed_rng(seed, f"{path}.route")
+
     def close(self) -> None:
         """Close the Batch / Session."""
         self.route.close()

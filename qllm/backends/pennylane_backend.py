@@ -165,6 +165,24 @@ class PennyLaneBackend(Backend):
 
             setattr(dev, method, counted)
 
+    def _passed_generators(self) -> dict:
+        """NumPy generators the caller passed (SPSA's ``sampler_rng``, a device ``seed``):
+        PennyLane draws from those very objects, so their states are this backend's."""
+        import numpy as np
+
+        return {f"{where}.{k}": g for where, opts in (("gradient_kwargs", self.gradient_kwargs),
+                                                     ("device_options", self.device_options))
+                for k, g in opts.items() if isinstance(g, np.random.Generator)}
+
+    def rng_state(self) -> dict:
+        return {k: g.bit_generator.state for k, g in self._passed_generators().items()}
+
+    def set_rng_state(self, state: dict) -> None:
+        generators = self._passed_generators()
+        for k, s in state.items():
+            if k in generators:
+                generators[k].bit_generator.state = s
+
     def resolved_options(self) -> dict:
         """Device options with qiskit backend / noise-model names turned into objects (once)."""
         if self._resolved_options is None:

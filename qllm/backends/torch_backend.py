@@ -74,6 +74,29 @@ class TorchBackend(Backend):
             self.shots = shots
             self.supports_backprop = shots is None
 
+    # The shot sampler keeps one torch.Generator per device, made on first use (MeasuredSimulator
+    # in qllm.engine.sampling, which exposes no state API of its own; hence ``_generators``).
+    def rng_state(self) -> dict:
+        if self.measurement is None:
+            return {}
+        return {"sampler": {device: g.get_state()
+                            for device, g in self.measurement._generators.items()}}
+
+    def set_rng_state(self, state: dict) -> None:
+        if self.measurement is None:
+            return
+        for device, s in state.get("sampler", {}).items():  # a generator not made yet is made
+            self.measurement.generator(torch.device(device)).set_state(s.cpu())
+
+    def seed_rng(self, seed: int, path: str) -> None:
+        if self.measurement is None:
+            return
+        from qllm.rng import derived_seed
+
+        self.measurement.seed = derived_seed(seed, f"{path}.measurement")  # for later devices
+        for g in self.measurement._generators.values():
+            g.manual_seed(self.measurement.seed)
+
     def estimate_bytes(self, spec: CircuitSpec, batch: int, dtype=torch.float32) -> int:
         return estimate_bytes(spec, batch, dtype, self.strategy, grad=torch.is_grad_enabled())
 

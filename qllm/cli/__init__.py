@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 
 from qllm.cli import attribution, bench, compress, cost, device_test, eval, finetune, train
@@ -92,6 +93,35 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit status (2 for bad input, 130 for Ctrl-C).
+
+    A reader that stops early (``qllm list | head -1``) ends the command quietly with status
+    ``SIGPIPE_STATUS``, as Python's docs advise (signal module, "Note on SIGPIPE"): stdout is
+    pointed at devnull, so the interpreter's last flush cannot fail again.
+    """
+    try:
+        try:
+            return _run(argv)
+        finally:
+            sys.stdout.flush()  # a closed pipe raises here, not at interpreter exit
+    except BrokenPipeError:
+        _stdout_to_devnull()
+        return SIGPIPE_STATUS
+
+
+# 128 + SIGPIPE: what a shell reports for a process stopped by a closed pipe
+SIGPIPE_STATUS = 141
+
+
+def _stdout_to_devnull() -> None:
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, sys.stdout.fileno())
+    except (AttributeError, OSError, ValueError):  # stdout replaced by an object without a file
+        sys.stdout = os.fdopen(devnull, "w")
+
+
+def _run(argv: list[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         load_plugins()

@@ -125,20 +125,23 @@ def report_blocks(r) -> list[tuple]:
     return blocks
 
 
-def format_report(r) -> str:
-    """The report as Markdown (``str(report)``)."""
+def _render(r, renderers: dict) -> list[str]:
+    """Each of ``report_blocks(r)`` through the renderer for its kind ("h", "table", "list",
+    or "p" for a paragraph): the one walk both output formats share."""
     out = []
     for kind, payload in report_blocks(r):
-        if kind == "h":
-            out.append(f"## {payload}")
-        elif kind == "table":
-            out += _md_table(*payload)
-        elif kind == "list":
-            out += [f"- {item}" for item in payload]
-        else:
-            out.append(payload)
-        out.append("")
-    return "\n".join(out).rstrip() + "\n"
+        out += renderers[kind](payload)
+    return out
+
+
+# Markdown: a blank line after every block
+_MARKDOWN = {"h": lambda p: [f"## {p}", ""], "table": lambda p: [*_md_table(*p), ""],
+             "list": lambda p: [*(f"- {item}" for item in p), ""], "p": lambda p: [p, ""]}
+
+
+def format_report(r) -> str:
+    """The report as Markdown (``str(report)``)."""
+    return "\n".join(_render(r, _MARKDOWN)).rstrip() + "\n"
 
 
 TABLE_STYLE = "border-collapse:collapse;font-size:0.85em;white-space:nowrap"
@@ -155,17 +158,12 @@ def html_table(header: list, rows: list[list]) -> str:
             f"</thead><tbody>{body}</tbody></table></div>")
 
 
+_HTML = {"h": lambda p: [f"<h4>{html.escape(p)}</h4>"], "table": lambda p: [html_table(*p)],
+         "list": lambda p: ['<ul style="font-size:0.85em">' + "".join(
+             f"<li>{html.escape(i)}</li>" for i in p) + "</ul>"],
+         "p": lambda p: [f'<p style="font-size:0.9em">{html.escape(p)}</p>']}
+
+
 def format_report_html(r) -> str:
     """The report as HTML (the notebook display of a CostReport)."""
-    out = []
-    for kind, payload in report_blocks(r):
-        if kind == "h":
-            out.append(f"<h4>{html.escape(payload)}</h4>")
-        elif kind == "table":
-            out.append(html_table(*payload))
-        elif kind == "list":
-            out.append('<ul style="font-size:0.85em">' + "".join(
-                f"<li>{html.escape(i)}</li>" for i in payload) + "</ul>")
-        else:
-            out.append(f'<p style="font-size:0.9em">{html.escape(payload)}</p>')
-    return "<div>" + "".join(out) + "</div>"
+    return "<div>" + "".join(_render(r, _HTML)) + "</div>"

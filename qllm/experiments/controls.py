@@ -17,43 +17,15 @@ parameter-matched classical models are in ``qllm.experiments.baselines``.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from qllm.config import ModelConfig
-    from qllm.spec import CircuitSpec
 
 # The circuit sublayer kinds each control can stand in for (qsann has no bottleneck twin: its
 # query and key circuits measure one value, not the n_observables vector).
 BOTTLENECK_OF = {"quantum": "bottleneck"}
 CONTROL_NAMES = ("bottleneck", "no_entanglement")
-
-
-def without_entanglement(spec: CircuitSpec) -> CircuitSpec:
-    """``spec`` with every gate on two or more qubits removed; the remaining weights are
-    renumbered 0.. in order of first use, the data width and observables are unchanged.
-
-    Args:
-        spec: any CircuitSpec.
-    Returns:
-        a product-state circuit of the same shape ([..., n_inputs] -> [..., n_observables]).
-    """
-    from qllm.spec import CircuitSpec
-
-    kept = [op for op in spec.ops if len(op.wires) == 1]
-    renumber: dict[int, int] = {}
-    for op in kept:
-        for p in op.params:
-            if p.kind == "weight":
-                renumber.setdefault(p.indices[0], len(renumber))
-
-    def moved(op):
-        return replace(op, params=tuple(replace(p, index=renumber[p.indices[0]])
-                                        if p.kind == "weight" else p for p in op.params))
-
-    return CircuitSpec(spec.n_qubits, tuple(moved(op) for op in kept), spec.observables,
-                       spec.n_inputs, len(renumber), f"{spec.name}-no_entanglement")
 
 
 def _kinds(value, mapping: dict):
@@ -83,7 +55,7 @@ def no_entanglement_control(hybrid: ModelConfig) -> ModelConfig | None:
     if not _block_kinds(hybrid) - {"classical", "bottleneck"}:
         return None
     spec = hybrid.quantum.build_spec()
-    stripped = without_entanglement(spec)
+    stripped = spec.without_entanglement()
     if len(stripped.ops) == len(spec.ops) or stripped.n_weights == 0:
         return None
     return hybrid.override({"quantum.entangling": False})

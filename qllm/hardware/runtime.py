@@ -48,6 +48,18 @@ class SamplerRoute:
         self._mode_obj = None
         self._sampler = None
 
+    # -- the job-seed stream (saved by QuantumLayer.state_dict through the backend) ---------
+    def rng_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
+
+    def seed_rng(self, seed: int, path: str) -> None:
+        from qllm.rng import derived_seed
+
+        self._rng = np.random.default_rng(derived_seed(seed, path))
+
     # -- circuits -------------------------------------------------------------------------
     def _transpile(self, qc, level: int | None = None):
         from qiskit import transpile

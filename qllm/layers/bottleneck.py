@@ -11,10 +11,10 @@ circuit is worth no more than any small bounded map in its place.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from qllm.errors import ConfigError
+from qllm.layers.projected import ProjectedAttention, ProjectedFFN
 
 
 def _shape_options(n_in: int, n_out: int):
@@ -63,34 +63,18 @@ def bottleneck_for(qcfg) -> BottleneckMap:
     return BottleneckMap(spec.n_inputs, spec.n_observables, spec.n_weights)
 
 
-class BottleneckFFN(nn.Module):
+class BottleneckFFN(ProjectedFFN):
+    core_name = "map"
+
     def __init__(self, cfg):
-        super().__init__()
-        self.map = bottleneck_for(cfg.quantum)
-        self.down = nn.Linear(cfg.n_embd, self.map.n_inputs)
-        self.up = nn.Linear(self.map.n_outputs, cfg.n_embd)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.up(self.map(self.down(x))))  # (B, T, C)
+        super().__init__(cfg, bottleneck_for(cfg.quantum))
 
 
-class BottleneckAttention(nn.Module):
+class BottleneckAttention(ProjectedAttention):
+    core_name = "maps"
+
     def __init__(self, cfg):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.causal = cfg.task == "lm"
-        self.maps = nn.ModuleList(bottleneck_for(cfg.quantum) for _ in range(3 * cfg.n_head))
-        n_in, self.hs = self.maps[0].n_inputs, self.maps[0].n_outputs
-        self.down = nn.Linear(cfg.n_embd, 3 * cfg.n_head * n_in)
-        self.proj = nn.Linear(cfg.n_head * self.hs, cfg.n_embd)
-        self.dropout = cfg.dropout
+        super().__init__(cfg, [bottleneck_for(cfg.quantum) for _ in range(3 * cfg.n_head)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
-        angles = self.down(x).view(B, T, 3 * self.n_head, -1)  # (B, T, 3*nh, n_inputs)
-        out = torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.maps)], 2)
-        q, k, v = out.view(B, T, 3, self.n_head, self.hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, -1))  # (B, T, C)
+    def run_cores(self, angles: torch.Tensor) -> torch.Tensor:
+        return torch.stack([m(angles[:, :, h]) for h, m in enumerate(self.maps)], 2)

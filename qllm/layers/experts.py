@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qllm.layers.quantum import make_vqc
 from qllm.quantum_layer import QuantumLayer, _stacks_with
 from qllm.validate import check_angles
 
@@ -184,9 +185,7 @@ class QuantumExpert(nn.Module):
 
     def __init__(self, cfg, spec):
         super().__init__()
-        q = cfg.quantum
-        self.vqc = QuantumLayer(spec, q.backend, init=q.init, gradient=q.gradient,
-                                spsa_samples=q.spsa_samples, backend_options=q.backend_options)
+        self.vqc = make_vqc(cfg.quantum, spec=spec)
 
 
 class QuantumMoE(MoEFFN):

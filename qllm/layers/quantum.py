@@ -11,52 +11,36 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from qllm.layers.classical import mask_future
+from qllm.layers.projected import ProjectedAttention, ProjectedFFN
 from qllm.quantum_layer import QuantumLayer, stacked_forward
 
 
-def make_vqc(qcfg, observables=None) -> QuantumLayer:
-    """A QuantumLayer from a QuantumConfig (one fresh set of circuit weights)."""
-    return QuantumLayer(qcfg.build_spec(observables), qcfg.backend, init=qcfg.init,
+def make_vqc(qcfg, observables=None, spec=None) -> QuantumLayer:
+    """A QuantumLayer from a QuantumConfig (one fresh set of circuit weights); ``spec``: a
+    circuit already built from it, to share one spec object between layers."""
+    return QuantumLayer(spec or qcfg.build_spec(observables), qcfg.backend, init=qcfg.init,
                         gradient=qcfg.gradient, spsa_samples=qcfg.spsa_samples,
                         backend_options=qcfg.backend_options)
 
 
-class QuantumFFN(nn.Module):
+class QuantumFFN(ProjectedFFN):
+    core_name = "vqc"
+
     def __init__(self, cfg):
-        super().__init__()
-        self.vqc = make_vqc(cfg.quantum)
-        self.down = nn.Linear(cfg.n_embd, self.vqc.n_inputs)
-        self.up = nn.Linear(self.vqc.n_outputs, cfg.n_embd)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        angles = self.down(x)  # (B, T, n_inputs)
-        return self.drop(self.up(self.vqc(angles)))  # (B, T, C)
+        super().__init__(cfg, make_vqc(cfg.quantum))
 
 
-class QuantumAttention(nn.Module):
+class QuantumAttention(ProjectedAttention):
+    core_name = "vqcs"
+
     def __init__(self, cfg):
-        super().__init__()
-        self.n_head = cfg.n_head
-        self.causal = cfg.task == "lm"
-        self.vqcs = nn.ModuleList(make_vqc(cfg.quantum) for _ in range(3 * cfg.n_head))  # q,k,v per head
-        n_in, self.hs = self.vqcs[0].n_inputs, self.vqcs[0].n_outputs
-        self.down = nn.Linear(cfg.n_embd, 3 * cfg.n_head * n_in)
-        self.proj = nn.Linear(cfg.n_head * self.hs, cfg.n_embd)
-        self.dropout = cfg.dropout
+        super().__init__(cfg, [make_vqc(cfg.quantum) for _ in range(3 * cfg.n_head)])
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        B, T, _ = x.shape
-        angles = self.down(x).view(B, T, 3 * self.n_head, -1)  # (B, T, 3*nh, n_inputs)
-        out = stacked_forward(self.vqcs, angles)  # (B, T, 3*nh, hs): one engine call
-        q, k, v = out.view(B, T, 3, self.n_head, self.hs).permute(2, 0, 3, 1, 4)  # (B, nh, T, hs)
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal,
-                                           dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(B, T, -1))  # (B, T, C)
+    def run_cores(self, angles: torch.Tensor) -> torch.Tensor:
+        return stacked_forward(self.vqcs, angles)  # one engine call for every head
 
     def attention_maps(self, x: torch.Tensor) -> torch.Tensor:
         """Attention weights ``(B, nh, T, T)`` for inspection."""

@@ -25,19 +25,20 @@ from qllm.checkpoint import (
     set_rng_state,
 )
 from qllm.errors import CheckpointError, ConfigError
+from qllm.layer_rng import (
+    is_old_layout,
+    rng_states,
+    seed_layers,
+    set_rng_states,
+    upgrade_generators,
+)
 from qllm.pretrained.adapters import AdaptedModel, build
 from qllm.pretrained.backbones import Backbone, load_backbone
 from qllm.pretrained.config import FinetuneConfig
 from qllm.pretrained.inputs import split_inputs, subset
 from qllm.pretrained.tasks import TextTask, load_text_task
 from qllm.results import machine, versions, write_json
-from qllm.rng import (
-    generator_states,
-    preserve_global_rng,
-    seed_generators,
-    seed_global,
-    set_generator_states,
-)
+from qllm.rng import preserve_global_rng, seed_global
 from qllm.train import lr_lambda, optimizer_step
 
 CHECKPOINT_KEYS = ("trainable", "optimizer", "scheduler", "step", "history", "losses",
@@ -130,9 +131,13 @@ def _restore(ckpt, cfg, backbone, model, opt, sched, total_steps):
         raise CheckpointError(f"checkpoint {str(ckpt)!r} is at step {step}, outside "
                               f"0..{total_steps}")
     set_rng_state(state["rng"])
-    if set_generator_states(model, state["generators"]):
-        raise CheckpointError(f"checkpoint {str(ckpt)!r} holds generator states this model "
-                              "does not have")
+    generators = state["generators"]
+    if is_old_layout(generators):  # keyed by attribute paths, before layers carried them
+        generators = upgrade_generators(generators, ckpt)
+    unmatched = set_rng_states(model, generators)
+    if unmatched:
+        raise CheckpointError(f"checkpoint {str(ckpt)!r} holds generator states of layers "
+                              f"{unmatched} that this model does not have")
     return step, list(state["history"]), list(state["losses"]), float(state["wall_time_s"])
 
 
@@ -159,7 +164,7 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
     total = steps_per_epoch * cfg.epochs
     total = min(total, cfg.max_steps) if cfg.max_steps else total
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, total))
-    seed_generators(model, cfg.seed)
+    seed_layers(model, cfg.seed)
     step, history, losses, wall = 0, [], [], 0.0
     if resume:
         step, history, losses, wall = _restore(ckpt, cfg, backbone, model, opt, sched, total)
@@ -171,7 +176,7 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
                 "trainable": trainable_state(model), "optimizer": opt.state_dict(),
                 "scheduler": sched.state_dict(), "step": step, "history": history,
                 "losses": losses, "wall_time_s": wall + time.perf_counter() - t0,
-                "rng": rng_state(), "generators": generator_states(model),
+                "rng": rng_state(), "generators": rng_states(model),
                 "config": cfg.to_dict(), "backbone": backbone.identity(),
                 "versions": versions(EXTRA_PACKAGES)})
 
