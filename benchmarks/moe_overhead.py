@@ -10,9 +10,14 @@ the repeats (the machine is shared, so the minimum is the least disturbed figure
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from train_speed import time_round_robin  # noqa: E402
 
 from qllm.config import ModelConfig, MoEConfig, QuantumConfig
 from qllm.engine import simulate, simulate_stacked
@@ -99,6 +104,15 @@ def moe_parts(args) -> dict:
             "  its stacked down + up projections": projections}
 
 
+def _timed(f):
+    """``f`` as a step that returns its own seconds (what time_round_robin collects)."""
+    def step() -> float:
+        t = time.perf_counter()
+        f()
+        return time.perf_counter() - t
+    return step
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,16 +130,8 @@ def main(argv=None) -> dict:
         calls = {name: f for name, f in calls.items() if name.startswith("FixedMatrix")}
     else:
         calls |= moe_parts(args) | optimizer_steps(args)
-    for f in calls.values():
-        for _ in range(5):
-            f()
-    best = {name: float("inf") for name in calls}
-    for _ in range(args.repeats):
-        for name, f in calls.items():
-            t = time.perf_counter()
-            f()
-            best[name] = min(best[name], time.perf_counter() - t)
-    rows = [{"call": name, "min_ms": 1e3 * s} for name, s in best.items()]
+    times = time_round_robin({name: _timed(f) for name, f in calls.items()}, args.repeats, 5)
+    rows = [{"call": name, "min_ms": 1e3 * min(ts)} for name, ts in times.items()]
     print(f"{'call (forward + backward)':<52} {'min ms':>8}")
     for r in rows:
         print(f"{r['call']:<52} {r['min_ms']:>8.3f}")

@@ -13,7 +13,6 @@ shows the median step and its ratio to the single quantum FFN measured in the sa
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import sys
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_speed import make_step, time_round_robin  # noqa: E402
+from train_speed import digits_batch, make_step, step_parser, time_round_robin  # noqa: E402
 
 from qllm.config import ModelConfig, MoEConfig, QuantumConfig  # noqa: E402
 from qllm.model import HybridTransformer  # noqa: E402
@@ -39,25 +38,15 @@ def variants(args) -> dict:
 
 
 def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--batch", type=int, default=32, help="sequences per step")
-    p.add_argument("--seq-len", type=int, default=16)
-    p.add_argument("--n-embd", type=int, default=32)
-    p.add_argument("--n-layer", type=int, default=2)
+    p = step_parser(__doc__)
     p.add_argument("--qubits", type=int, default=4)
     p.add_argument("--experts", type=int, default=4)
     p.add_argument("--top-k", type=int, default=1)
     p.add_argument("--capacity-factor", type=float, default=1.25)
-    p.add_argument("--steps", type=int, default=30)
-    p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--out", default="results/moe_speed.json")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    x = torch.rand(args.batch, args.seq_len, 4, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    x, y = digits_batch(args)
     models, steps = {}, {}
     for name, variant in variants(args).items():
         cfg = ModelConfig(input_dim=4, n_classes=10, block_size=args.seq_len, n_embd=args.n_embd,

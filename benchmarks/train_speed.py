@@ -64,8 +64,10 @@ def time_round_robin(steps: dict, n_steps: int, warmup: int) -> dict[str, list[f
     return times
 
 
-def main(argv=None) -> dict:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def step_parser(doc: str) -> argparse.ArgumentParser:
+    """The options every training-step benchmark shares (this one and moe_speed.py)."""
+    p = argparse.ArgumentParser(description=doc,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, default=32, help="sequences per step")
     p.add_argument("--seq-len", type=int, default=16)
@@ -73,15 +75,26 @@ def main(argv=None) -> dict:
     p.add_argument("--n-layer", type=int, default=2)
     p.add_argument("--steps", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
+    return p
+
+
+def digits_batch(args) -> tuple[torch.Tensor, torch.Tensor]:
+    """A seeded digits-shaped batch: ``args.batch`` sequences of ``args.seq_len`` x 4, 10 classes."""
+    device = torch.device(args.device)
+    torch.manual_seed(0)
+    x = torch.rand(args.batch, args.seq_len, 4, device=device)
+    return x, torch.randint(0, 10, (args.batch,), device=device)
+
+
+def main(argv=None) -> dict:
+    p = step_parser(__doc__)
     p.add_argument("--variants", nargs="*", default=list(VARIANTS))
     p.add_argument("--cuda-graphs", action="store_true",
                    help="quantum sublayers replay CUDA graphs (backend option cuda_graphs=True)")
     p.add_argument("--out", default="results/train_speed.json")
     args = p.parse_args(argv)
     device = torch.device(args.device)
-    torch.manual_seed(0)
-    x = torch.rand(args.batch, args.seq_len, 4, device=device)
-    y = torch.randint(0, 10, (args.batch,), device=device)
+    x, y = digits_batch(args)
     models, steps = {}, {}
     for name in args.variants:
         variant = dict(VARIANTS[name])

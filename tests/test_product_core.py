@@ -14,25 +14,14 @@ from qllm.engine import simulate
 from qllm.engine.plan import make_plan
 from qllm.errors import BackendError
 from qllm.gates import GATES
+from tests.engine_helpers import check_strategy, draw, value_and_grads
 from tests.random_specs import product_spec
-from tests.references import pennylane_expval
 
 N_SPECS = 60
 BATCH = 256
 
 
-def _draw(spec, batch: int, seed: int, dtype=torch.float64):
-    g = torch.Generator().manual_seed(seed)
-    x = ((torch.rand(batch, spec.n_inputs, generator=g, dtype=dtype) - 0.5) * 2 * np.pi)
-    wts = ((torch.rand(spec.n_weights, generator=g, dtype=dtype) - 0.5) * 2 * np.pi)
-    coef = torch.randn(batch, spec.n_observables, generator=g, dtype=dtype)
-    return x.requires_grad_(), wts.requires_grad_(), coef
-
-
-def _value_and_grads(fn, x, wts, coef):
-    out = fn(x, wts)
-    gx, gw = torch.autograd.grad((out * coef).sum(), (x, wts), allow_unused=True)
-    return out, (torch.zeros_like(x) if gx is None else gx), (torch.zeros_like(wts) if gw is None else gw)
+_draw, _value_and_grads = draw, value_and_grads
 
 
 def _paths(spec) -> tuple[bool, bool]:
@@ -56,20 +45,7 @@ def test_shift_rule_flag_is_exactly_the_gates_whose_derivative_is_a_shift(gate):
 def test_random_product_circuit_matches_pennylane_and_autograd(seed):
     spec = product_spec(seed)
     x, wts, coef = _draw(spec, BATCH, seed)  # a batch large enough for "auto" to fuse
-    got = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x, wts, coef)
-    ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
-    if seed % 4 == 0:  # the independent reference, on a quarter of the draws (it is slow)
-        x3 = x[:3].detach().requires_grad_()
-        got3 = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x3, wts, coef[:3])
-        pl = _value_and_grads(lambda a, b: pennylane_expval(spec, a, b), x3, wts, coef[:3])
-        for a, b in zip(got3, pl):
-            np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), atol=1e-8)
-    x32, w32 = x.detach().float().requires_grad_(), wts.detach().float().requires_grad_()
-    got32 = _value_and_grads(lambda a, b: simulate(spec, a, b, "auto"), x32, w32, coef.float())
-    for a, b in zip(got32, ref):
-        np.testing.assert_allclose(a.detach().double().numpy(), b.detach().numpy(), atol=2e-4)
+    check_strategy(spec, "auto", x, wts, coef, pennylane=seed % 4 == 0)
 
 
 def test_random_product_circuits_exercise_both_shift_rule_paths_and_the_fallbacks():

@@ -66,9 +66,19 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
     plan = make_plan(spec)
     _check_core_shape(plan, spec, strategy)
     if uses_product_core(plan, inputs.shape[0], strategy):
-        return _product_core(plan, inputs, weights, strategy)
+        return _keep_graph(_product_core(plan, inputs, weights, strategy), inputs, weights)
     state = _run(plan, inputs, weights, strategy)
-    return expectations(state, plan.observables, plan.sign_gather)
+    return _keep_graph(expectations(state, plan.observables, plan.sign_gather), inputs, weights)
+
+
+def _keep_graph(out: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``out`` joined to the autograd graph of inputs and weights that need gradients, though
+    it may not depend on them (every gate that read them dropped as unseen: zero gradients,
+    as PennyLane gives, rather than an error from backward)."""
+    needs = [t for t in (inputs, weights) if t.requires_grad]
+    if out.requires_grad or not needs or not torch.is_grad_enabled():
+        return out
+    return out + sum(t.reshape(-1)[:0].sum() for t in needs)  # empty sums: 0, with a grad_fn
 
 
 def _check_core_shape(plan: Plan, spec: CircuitSpec, strategy: str) -> None:
@@ -104,9 +114,10 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     shared = plan.sources.shared(weights.to(flat.device, flat.dtype))  # [H, S]
     vecs = _encoded(plan, ctx, dtype, head, shifts)
     if kron:
-        return kron_expval(plan, StackedAngles(shared), vecs, dtype, H)
+        return _keep_graph(kron_expval(plan, StackedAngles(shared), vecs, dtype, H), inputs,
+                           weights)
     M = FixedMatrix.apply(shared, stages, plan.n_qubits, dtype)  # [H, 2^n, 2^n]
-    return _readout(plan, vecs, M).view(H, B, -1)
+    return _keep_graph(_readout(plan, vecs, M).view(H, B, -1), inputs, weights)
 
 
 def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
