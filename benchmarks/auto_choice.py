@@ -2,10 +2,11 @@
 auto's time over the best one's.
 
 Paths, forward + backward of ``build_circuit(n, layers)`` on B tokens (inputs and weights need
-gradients): "gates" and "fused" (plain autograd), and "core" (the product-state core with its
-hand-written backwards, strategy "core") whatever the cost model says. The cost
-model (``qllm/engine/fused.py``, ``core_cost_us`` in ``qllm/engine/shift.py``) was fitted on a
-2-core CPU; run this on other hardware to see how far its choices are from the best there.
+gradients): "gates" and "fused" (plain autograd), "core" (the dense product-state core with its
+hand-written backwards) and "kron" (the Kronecker core: the weight layers block by block),
+whatever the cost model says. The cost models (``qllm/engine/fused.py``, ``core_cost_us`` in
+``qllm/engine/shift.py``, ``kron_cost_us`` in ``qllm/engine/kron.py``) were fitted on a 2-core
+CPU; run this on other hardware to see how far their choices are from the best there.
 
     python benchmarks/auto_choice.py                                 # n = 4..10, B = 64..16384
     python benchmarks/auto_choice.py --qubits 6 --batch 256 --repeats 5
@@ -42,17 +43,19 @@ def main(argv=None) -> dict:
     p.add_argument("--out", default="results/auto_choice.json")
     args = p.parse_args(argv)
     rows = []
-    print(f"{'n':>3} {'B':>6} {'gates ms':>9} {'fused ms':>9} {'core ms':>8}  auto    best   auto/best")
+    print(f"{'n':>3} {'B':>6} {'gates ms':>9} {'fused ms':>9} {'core ms':>8} {'kron ms':>8}  auto    "
+          "best   auto/best")
     for n in args.qubits:
         spec = build_circuit(n, args.layers)
         for batch in args.batch:
             x, w = make_inputs(n, batch, spec, "cpu", torch.float32)
-            paths = {path: step(spec, x, w, path) for path in ("gates", "fused", "core")}
+            paths = {path: step(spec, x, w, path) for path in ("gates", "fused", "core", "kron")}
             ms = {k: 1e3 * v[0] for k, v in round_robin_times(paths, args.repeats, 1, "cpu").items()}
             auto, best = auto_path(spec, batch), min(ms, key=ms.get)
             rows.append({"n_qubits": n, "batch": batch, "ms": ms, "auto": auto, "best": best,
                          "auto_over_best": ms[auto] / ms[best]})
-            print(f"{n:>3} {batch:>6} {ms['gates']:>9.2f} {ms['fused']:>9.2f} {ms['core']:>8.2f}  "
+            print(f"{n:>3} {batch:>6} {ms['gates']:>9.2f} {ms['fused']:>9.2f} {ms['core']:>8.2f} "
+                  f"{ms['kron']:>8.2f}  "
                   f"{auto:<7} {best:<6} {ms[auto] / ms[best]:>6.2f}", flush=True)
     worst = max(r["auto_over_best"] for r in rows)
     print(f"auto's worst choice: {worst:.2f}x the best path")

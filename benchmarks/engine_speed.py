@@ -102,6 +102,22 @@ def native_step(spec, x, w, strategy: str):
     return step
 
 
+def layer_step(spec, x, w):
+    """``QuantumLayer(spec)`` (strategy "auto") with the same weights: what a model calls,
+    input checks and the memory guard included."""
+    from qllm.quantum_layer import QuantumLayer
+
+    layer = QuantumLayer(spec).to(x.device)
+    with torch.no_grad():
+        layer.weights.copy_(w)
+    xl = x.detach().clone().requires_grad_(True)
+
+    def step():
+        xl.grad = layer.weights.grad = None
+        layer(xl).sum().backward()
+    return step
+
+
 def graphed_step(spec, x, w, strategy: str):
     graphs = GraphCache()
 
@@ -287,6 +303,7 @@ def main(argv=None) -> int:
         # the dense core past 10 qubits builds 2^n x 2^n matrices for minutes: not timed there
         variants = {s: native_step(spec, x, w, s) for s in STRATEGIES
                     if s != "core" or n <= DENSE_CORE_MAX}
+        variants["QuantumLayer"] = layer_step(spec, x, w)
         if args.device == "cuda":
             variants.update({f"{s}+graphs": graphed_step(spec, x, w, s)
                              for s in ("auto", "fused", "core", "kron")

@@ -131,13 +131,17 @@ def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
         return False
     if not plan.segments or strategy != "auto":
         return True
+    return _decided(plan, ("uses_core", batch), lambda: _core_pays(plan, batch))
+
+
+def _core_pays(plan: Plan, batch: int) -> bool:
     n, seg = plan.n_qubits, plan.segments[0]
     kron = kron_cost_us(plan, batch)
     if kron is not None and kron < gates_cost_us(seg, n, batch):
         return True
     if core_parts(plan)[2] is not None:
         return dense_cost_us(plan, batch) < gates_cost_us(seg, n, batch)
-    return choose_fused(n, seg, batch, strategy)
+    return choose_fused(n, seg, batch, "auto")
 
 
 def core_kind(plan: Plan, batch: int, strategy: str) -> str:
@@ -145,4 +149,16 @@ def core_kind(plan: Plan, batch: int, strategy: str) -> str:
     or "core" forces it; "auto" asks the cost models)."""
     if strategy in ("kron", "core") or not plan.segments:
         return "kron" if strategy == "kron" else "dense"
-    return "kron" if uses_kron_core(plan, batch) else "dense"
+    return _decided(plan, ("core_kind", batch),
+                    lambda: "kron" if uses_kron_core(plan, batch) else "dense")
+
+
+def _decided(plan: Plan, key: tuple, decide):
+    """A cost-model decision, cached on the plan per batch size (every call asks, the memory
+    guard too); at most 256 kept, since routed batches (experts) vary from step to step."""
+    memo = plan.cache.setdefault("decisions", {})
+    if key not in memo:
+        if len(memo) >= 256:
+            memo.clear()
+        memo[key] = decide()
+    return memo[key]
