@@ -20,8 +20,10 @@ Why a plan: a sublayer's weights are shared by every token and most gates act on
      are not run: phases do not change probabilities and a permutation folds into the sign
      table;
   5. a plan that is just a prefix, one fixed segment and diagonal observables (the quantum-FFN
-     shape) runs, under "auto", through product.py's core: three autograd nodes with
-     hand-written backwards (shift.py) instead of one per micro-op.
+     shape) runs, under "auto", through a product-state core: product.py's dense one (the
+     segment as one 2^n x 2^n matrix, three autograd nodes with hand-written backwards,
+     shift.py) at small n, kron.py's Kronecker one (the segment block by block on an
+     amplitude-major state, one autograd node) where the dense matrix costs more.
 """
 
 from __future__ import annotations
