@@ -25,6 +25,12 @@ peft = pytest.importorskip("peft")
 finetune_module = importlib.import_module("qllm.pretrained.finetune")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
+@pytest.fixture(autouse=True)
+def _private_feature_cache(tmp_path, monkeypatch):
+    """Head-only runs cache features on disk: in this test's folder, never in ~/.cache."""
+    monkeypatch.setenv("QLLM_FEATURE_CACHE", str(tmp_path / "feature_cache"))
+
 WORDS = ("the a cook bakes bread runs code program sauce meal engineer writes chef fresh new "
          "debugs dinner").split()
 

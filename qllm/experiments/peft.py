@@ -5,7 +5,8 @@ scikit-learn's logistic regression on the frozen mean-pooled (L2-normalised) emb
 
 Sized for a 2-core CPU (short sequences, few steps, a training subset on stdlib_topics: see
 ``PEFT_TASKS``). Output under ``out_dir/peft/``: ``runs/<task>-<adapter>-seed<k>/results.json``
-(a re-run reuses finished runs), ``summary.json`` and ``table.md``.
+(a re-run reuses finished runs), ``summary.json``, ``table.md``, and ``feature_cache/`` (the
+heads' backbone features, computed once per task).
 """
 
 from __future__ import annotations
@@ -142,7 +143,8 @@ def run_peft(out_dir: str | Path = "results", tasks=None, seeds=SEEDS,
             rows.append(json.loads((run_dir / "results.json").read_text()))
             continue
         res = finetune(cfg, out_dir=run_dir,
-                       cost_options=None if cfg.seed == configs[0].seed else False)
+                       cost_options=None if cfg.seed == configs[0].seed else False,
+                       feature_cache_dir=out / "feature_cache")
         res.pop("model")
         rows.append(res)
     references = {c.task: logistic_reference(c) for c in configs if c.adapter == "linear_head"
