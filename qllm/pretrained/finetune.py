@@ -215,6 +215,14 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options, cache_di
                     steps_per_epoch, out_dir, cost_options)
 
 
+def _final_val(model, data, history, step) -> dict:
+    """The validation metrics of the trained model: the last epoch's, when it ended at this very
+    step (evaluation is deterministic: the same model gives the same numbers), else evaluated."""
+    if history and history[-1]["step"] == step:
+        return {"loss": history[-1]["val_loss"], "accuracy": history[-1]["val_accuracy"]}
+    return evaluate(model, *data["val"])
+
+
 def _results(cfg, backbone, task, model, data, history, losses, wall, step, steps_per_epoch,
              out_dir, cost_options) -> dict:
     from qllm.pretrained.cost import adapter_cost, parameter_counts
@@ -225,7 +233,8 @@ def _results(cfg, backbone, task, model, data, history, losses, wall, step, step
         "data": {"fingerprint": task.fingerprint(), "sizes": task.sizes(),
                  "classes": task.classes},
         "params": parameter_counts(model),
-        "final": {"val": evaluate(model, *data["val"]), "test": evaluate(model, *data["test"])},
+        "final": {"val": _final_val(model, data, history, step),
+                  "test": evaluate(model, *data["test"])},
         "history": history, "losses": losses, "wall_time_s": wall, "steps": step,
         "versions": versions(EXTRA_PACKAGES), "machine": machine(),
     }
