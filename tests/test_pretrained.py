@@ -22,6 +22,12 @@ from tests.pretrained_helpers import finetune_and_resume
 peft = pytest.importorskip("peft")
 pytestmark = pytest.mark.usefixtures("one_thread")
 
+
+@pytest.fixture(autouse=True)
+def _private_feature_cache(tmp_path, monkeypatch):
+    """Head-only runs cache features on disk: in this test's folder, never in ~/.cache."""
+    monkeypatch.setenv("QLLM_FEATURE_CACHE", str(tmp_path / "feature_cache"))
+
 WORDS = ("the a cook bakes bread runs code program sauce meal engineer writes chef fresh new "
          "debugs dinner").split()
 

@@ -24,6 +24,9 @@ def add_parser(sub) -> None:
     p.add_argument("--out", default="runs/finetune", help="folder for checkpoint.pt and "
                                                           "results.json")
     p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.pt")
+    p.add_argument("--feature-cache", metavar="DIR",
+                   help="folder of the head-only adapters' cached backbone features (default "
+                        "$QLLM_FEATURE_CACHE, else ~/.cache/qllm/features)")
     p.set_defaults(func=run)
 
 
@@ -60,7 +63,8 @@ def run(args) -> int:
         cfg = FinetuneConfig.from_dict(state["config"])
     else:
         cfg = config_from_args(args)
-    res = finetune(cfg, out_dir=args.out, resume=args.resume)
+    res = finetune(cfg, out_dir=args.out, resume=args.resume,
+                   feature_cache_dir=args.feature_cache)
     print(json.dumps({"final": res["final"], "params": res["params"],
                       "wall_time_s": round(res["wall_time_s"], 1), "out": args.out}, indent=2))
     return 0

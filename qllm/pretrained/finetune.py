@@ -91,7 +91,8 @@ def evaluate(model: AdaptedModel, inputs: tuple, labels: torch.Tensor, batch_siz
 
 
 def finetune(cfg: FinetuneConfig, out_dir: str | Path | None = None, resume: bool = False,
-             task: TextTask | None = None, cost_options: dict | None = None) -> dict:
+             task: TextTask | None = None, cost_options: dict | None = None,
+             feature_cache_dir: str | Path | None = None) -> dict:
     """Fine-tune ``cfg.adapter`` on ``cfg.backbone`` for ``cfg.task``.
 
     Args:
@@ -101,6 +102,9 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path | None = None, resume: boo
         task: a loaded TextTask (default ``load_text_task(cfg.task, **cfg.task_options)``).
         cost_options: ``qllm.pretrained.cost.adapter_cost`` options (``shots``, ``profile``...);
             False skips the cost report.
+        feature_cache_dir: folder of the head-only adapters' cached backbone features (None:
+            ``$QLLM_FEATURE_CACHE``, else ``~/.cache/qllm/features``; see
+            ``qllm.pretrained.feature_cache``).
     Returns:
         the results dict (also written to ``out_dir/results.json``), with ``"model"`` added.
     """
@@ -116,7 +120,8 @@ def finetune(cfg: FinetuneConfig, out_dir: str | Path | None = None, resume: boo
     task = subset(task or load_text_task(cfg.task, **cfg.task_options), cfg.max_train)
     with preserve_global_rng():
         seed_global(cfg.seed)
-        return _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options)
+        return _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options,
+                         feature_cache_dir)
 
 
 def _restore(ckpt, cfg, backbone, model, opt, sched, total_steps):
@@ -154,9 +159,10 @@ def _step(forward, xb: tuple, yb: torch.Tensor, opt, sched, trainable, cfg, step
     return optimizer_step(loss, opt, sched, trainable, cfg, step)
 
 
-def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
+def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options, cache_dir) -> dict:
     model = build(backbone, cfg.adapter, task.n_classes, **cfg.adapter_options())
-    data = split_inputs(backbone, task, cfg.max_length, model.head_only, cfg.progress)
+    data = split_inputs(backbone, task, cfg.max_length, model.head_only, cfg.progress,
+                        cache_dir)
     x_train, y_train = data["train"]
     forward = model.head if model.head_only else model
     opt = _optimizer(model, cfg)
@@ -214,6 +220,14 @@ def _finetune(cfg, backbone, task, out_dir, ckpt, resume, cost_options) -> dict:
                     steps_per_epoch, out_dir, cost_options)
 
 
+def _final_val(model, data, history, step) -> dict:
+    """The validation metrics of the trained model: the last epoch's, when it ended at this very
+    step (evaluation is deterministic: the same model gives the same numbers), else evaluated."""
+    if history and history[-1]["step"] == step:
+        return {"loss": history[-1]["val_loss"], "accuracy": history[-1]["val_accuracy"]}
+    return evaluate(model, *data["val"])
+
+
 def _results(cfg, backbone, task, model, data, history, losses, wall, step, steps_per_epoch,
              out_dir, cost_options) -> dict:
     from qllm.pretrained.cost import adapter_cost, parameter_counts
@@ -224,7 +238,8 @@ def _results(cfg, backbone, task, model, data, history, losses, wall, step, step
         "data": {"fingerprint": task.fingerprint(), "sizes": task.sizes(),
                  "classes": task.classes},
         "params": parameter_counts(model),
-        "final": {"val": evaluate(model, *data["val"]), "test": evaluate(model, *data["test"])},
+        "final": {"val": _final_val(model, data, history, step),
+                  "test": evaluate(model, *data["test"])},
         "history": history, "losses": losses, "wall_time_s": wall, "steps": step,
         "versions": versions(EXTRA_PACKAGES), "machine": machine(),
     }

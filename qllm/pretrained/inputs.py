@@ -1,12 +1,15 @@
 """Model inputs per split: token ids and masks, or, for head-only adapters, pooled backbone
-features computed once and cached in memory (keyed by the backbone's weight hash, the data's
-fingerprint and the tokenisation)."""
+features computed once and cached, in memory and on disk (``qllm.pretrained.feature_cache``),
+keyed by the backbone's weight hash, the data's fingerprint, the max length and the pooling."""
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 from tqdm.auto import tqdm
 
+from qllm.pretrained import feature_cache
 from qllm.pretrained.backbones import Backbone, mean_pool
 from qllm.pretrained.tasks import SPLITS, TextTask
 
@@ -37,10 +40,12 @@ def pooled_features(backbone: Backbone, ids: torch.Tensor, mask: torch.Tensor,
 
 
 def split_inputs(backbone: Backbone, task: TextTask, max_length: int, head_only: bool,
-                 progress: bool = False) -> dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
+                 progress: bool = False, cache_dir=None
+                 ) -> dict[str, tuple[tuple[torch.Tensor, ...], torch.Tensor]]:
     """``{split: (inputs, labels)}``: inputs are ``(input_ids, attention_mask)`` (each (N, T)),
     or ``(features,)`` (N, hidden) for head-only adapters, taken from the cache when the same
-    backbone, data and length were seen before in this process."""
+    backbone, data and length were seen before (in this process, or on disk in
+    ``feature_cache.cache_folder(cache_dir)``)."""
     out = {}
     for split in SPLITS:
         y = torch.tensor(task.labels[split], dtype=torch.long)
@@ -48,13 +53,36 @@ def split_inputs(backbone: Backbone, task: TextTask, max_length: int, head_only:
         if not head_only:
             out[split] = ((ids, mask), y)
             continue
-        key = (backbone.sha256, task.fingerprint(), max_length, split, len(y))
-        if key not in _FEATURES:
+        key = feature_cache.feature_key(backbone.sha256, task.fingerprint(), split, len(y),
+                                        max_length, backbone.hidden_size)
+        memo = tuple(sorted(key.items()))
+        if memo not in _FEATURES:
             if len(_FEATURES) >= _CACHE_LIMIT:
                 _FEATURES.pop(next(iter(_FEATURES)))
-            _FEATURES[key] = pooled_features(backbone, ids, mask, progress=progress)
-        out[split] = ((_FEATURES[key],), y)
+            _FEATURES[memo] = _disk_features(backbone, ids, mask, key, cache_dir, progress)
+        out[split] = ((_FEATURES[memo],), y)
     return out
+
+
+def _disk_features(backbone, ids, mask, key, cache_dir, progress) -> torch.Tensor:
+    """The features of ``key`` from the disk cache, else computed and written there."""
+    from qllm.errors import StorageError
+
+    folder = feature_cache.cache_folder(cache_dir)
+    x = feature_cache.load_features(folder, key) if folder is not None else None
+    if x is None:
+        x = pooled_features(backbone, ids, mask, progress=progress)
+        if folder is not None:
+            try:
+                feature_cache.save_features(folder, key, x)
+            except StorageError as e:  # a read-only or full disk costs speed, not the run
+                warnings.warn(f"feature cache not written: {e}", stacklevel=3)
+    return x
+
+
+def clear_memory_cache() -> None:
+    """Forget the in-memory features (the disk cache stays)."""
+    _FEATURES.clear()
 
 
 def cache_info() -> dict:
