@@ -24,8 +24,8 @@ SEEDS = (0, 1, 2)
 # Per task: tokens per text, training subset, and steps of the adapters that run the backbone.
 PEFT_TASKS = {
     # 16 tokens (was 24) so the whole preset fits 15 minutes of a quiet 2-core machine
-    "stdlib_topics": dict(max_length=16, max_train=224, max_steps=28, batch_size=16),
-    "meaning": dict(max_length=12, max_train=0, max_steps=18, batch_size=16,
+    "stdlib_topics": dict(max_length=16, max_train=224, max_steps=21, batch_size=16),
+    "meaning": dict(max_length=12, max_train=0, max_steps=14, batch_size=16,
                     task_options={"n": 200}),
 }
 # Per adapter: learning rate, and epochs for head-only methods (cached features: cheap).
