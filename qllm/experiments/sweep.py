@@ -6,7 +6,8 @@ A job is a plain JSON-able dict ``{"kind": "train" | "noise", "run_id": ..., ...
 receive only that dict and the output folder, so the same jobs run in a local process pool
 (default: one worker per core, each with ``torch.set_num_threads(1)`` to avoid
 oversubscription) or on a Ray cluster (``executor="ray"``; address from ``ray_address`` or
-``RAY_ADDRESS``; ``pip install qllm[sweep]``).
+``RAY_ADDRESS``; ``pip install qllm[sweep]``). Follow-ups (``run_sweep(..., followups=...)``) are
+jobs made once the runs they need have finished; they start next, in the same workers.
 
 >>> run_sweep([], "results/empty")                      # doctest: +SKIP
 {'ran': [], 'skipped': [], 'failed': []}
@@ -225,7 +226,8 @@ def _run_local(schedule: _Schedule, out_dir: str, workers: int, finish) -> None:
 
     # spawn, not fork: a forked torch/OpenMP runtime can deadlock in the child
     ctx = mp.get_context("spawn")
-    size = min(workers, len(schedule.pending) + len(schedule.followups))
+    # follow-ups may bring any number of jobs: then every worker may be needed
+    size = workers if schedule.followups else min(workers, len(schedule.pending))
     with ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=_init_worker) as pool:
         running = set()
         while schedule.pending or running:
