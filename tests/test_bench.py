@@ -154,7 +154,7 @@ def test_preset_grids_cover_the_issue():
         fams = {(j["family"], j["seed"]) for j in quick if j["task"] == task}
         assert {f for f, _ in fams} == {"classical-width", "classical-params", "hybrid",
                                         "bottleneck", "no_entanglement"}
-        assert {s for _, s in fams} == {0, 1, 2}
+        assert {s for _, s in fams} == {0, 1, 2, 3}
     full = preset_jobs("full", tasks=["digits"])
     variants = {tuple(sorted(j["variant"].items())) for j in full if j["family"] == "hybrid"}
     assert {dict(v)["ansatz"] for v in variants} >= {"hardware_efficient", "strongly_entangling",

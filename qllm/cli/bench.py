@@ -8,7 +8,7 @@ def add_parser(sub) -> None:
     from qllm.experiments.bench import PRESET_NAMES
 
     p.add_argument("--preset", default="quick", choices=PRESET_NAMES,
-                   help="tiny: a smoke test (a few steps, chance-level models); quick: 3 seeds, "
+                   help="tiny: a smoke test (a few steps, chance-level models); quick: 4 seeds, "
                         "minutes; full: 5 seeds, hours; the others: `qllm list presets` "
                         "(default: quick)")
     p.add_argument("--out", default="results")

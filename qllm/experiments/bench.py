@@ -6,7 +6,7 @@ noise study, an aggregated table, the hybrid-vs-control statistics, Pareto front
 
 Presets (``qllm bench --preset NAME``; see benchmarks/README.md for the grids and wall times):
 - ``tiny``: a few steps per run; for tests.
-- ``quick``: 3 seeds; every task has both classical baselines and the 4-qubit quantum FFN; the
+- ``quick``: 4 seeds; every task has both classical baselines and the 4-qubit quantum FFN; the
   ``meaning`` task also carries the ansatz, qubit-count, last-block and quantum-attention
   variants; every hybrid has both circuit controls.
 - ``full``: 5 seeds; the whole grid on every task.
@@ -99,7 +99,7 @@ def _placed(kind: str, blocks: str, n_layer: int):
     return ["classical"] * (n_layer - 1) + [kind]
 
 
-PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2), "full": (0, 1, 2, 3, 4)}
+PRESET_SEEDS = {"tiny": (0, 1), "quick": (0, 1, 2, 3), "full": (0, 1, 2, 3, 4)}
 PRESET_TASKS = {"tiny": ("digits", "meaning"),
                 "quick": ("digits", "meaning", "sort", "stdlib_text"),
                 "full": ("digits", "meaning", "sort", "stdlib_text")}
@@ -261,10 +261,12 @@ def run_preset(name: str, out_dir: str | Path = "results", progress: bool = True
     jobs = preset_jobs(name, tasks, text)
     if progress:
         print(f"preset {name}: {len(jobs)} training runs -> {out}", flush=True)
-    sweeps = [run_sweep(jobs, out, executor, workers, ray_address, progress)]
+    followups = []
     if noise and (tasks is None or "digits" in tasks):
-        sweeps.append(run_sweep(noise_jobs(name, out), out, executor, workers, ray_address,
-                                progress))
+        # the noise study starts in the same workers once the digits hybrids are trained
+        picks = [j["run_id"] for j in jobs if j["task"] == "digits" and j["family"] == "hybrid"]
+        followups.append((picks, lambda: noise_jobs(name, out)))
+    sweeps = [run_sweep(jobs, out, executor, workers, ray_address, progress, followups)]
     rows = write_outputs(out, progress=progress)
     failed = [f for s in sweeps for f in s["failed"]]
     write_json(out / "summary.json", {

@@ -156,6 +156,9 @@ def save(fig, stem: Path) -> list[Path]:
     """``stem.pdf`` (vector, fonts embedded as TrueType, no timestamp) and ``stem.png``."""
     pdf, png = stem.with_suffix(".pdf"), stem.with_suffix(".png")
     fig.savefig(pdf, metadata={"CreationDate": None})
+    # the constrained layout is settled by the first save: the PNG reuses it instead of
+    # solving it again (a fifth of the plotting time; the same layout to the eye)
+    fig.set_layout_engine("none")
     fig.savefig(png, dpi=PNG_DPI)
     return [pdf, png]
 

@@ -6,7 +6,8 @@ A job is a plain JSON-able dict ``{"kind": "train" | "noise", "run_id": ..., ...
 receive only that dict and the output folder, so the same jobs run in a local process pool
 (default: one worker per core, each with ``torch.set_num_threads(1)`` to avoid
 oversubscription) or on a Ray cluster (``executor="ray"``; address from ``ray_address`` or
-``RAY_ADDRESS``; ``pip install qllm[sweep]``).
+``RAY_ADDRESS``; ``pip install qllm[sweep]``). Follow-ups (``run_sweep(..., followups=...)``) are
+jobs made once the runs they need have finished; they start next, in the same workers.
 
 >>> run_sweep([], "results/empty")                      # doctest: +SKIP
 {'ran': [], 'skipped': [], 'failed': []}
@@ -73,11 +74,21 @@ class _Progress:
     run names itself in the bar, a failed one also gets a line."""
 
     def __init__(self, n: int, enabled: bool, desc: str = "runs"):
-        from tqdm.auto import tqdm
+        self.enabled, self.desc, self.bar = enabled, desc, None
+        self.grow(n)
 
-        self.enabled = enabled
-        self.bar = tqdm(total=n, desc=desc, unit="run", disable=not enabled or n == 0,
-                        dynamic_ncols=True)
+    def grow(self, n: int, desc: str | None = None) -> None:
+        """``n`` more runs to do (a follow-up's); the bar starts with the first run."""
+        if self.bar is None and n:
+            from tqdm.auto import tqdm
+
+            self.desc = desc or self.desc
+
+            self.bar = tqdm(total=n, desc=self.desc, unit="run", disable=not self.enabled,
+                            dynamic_ncols=True)
+        elif n:
+            self.bar.total += n
+            self.bar.refresh()
 
     def __call__(self, done: dict) -> None:
         self.bar.update(1)
@@ -86,12 +97,53 @@ class _Progress:
             self.bar.write(f"failed {done['run_id']}: {done['error']}")
 
     def close(self) -> None:
-        self.bar.close()
+        if self.bar is not None:
+            self.bar.close()
+
+
+class _Schedule:
+    """The jobs still to start, in order, and the follow-ups that join them (at the front: they
+    start next) once every run they wait for has finished."""
+
+    def __init__(self, todo: list[dict], followups, known_ids: set, skipped: set):
+        from collections import deque
+
+        self.pending = deque(todo)
+        self.finished = set(skipped)
+        # a follow-up waits only for runs of this sweep (anything else would never finish)
+        self.followups = [[set(after) & known_ids, make] for after, make in followups or ()]
+        self.known = set(known_ids)
+        self.jobs = {j["run_id"]: j for j in todo}
+
+    def release(self, out_dir: str, summary: dict, report) -> None:
+        """Start every follow-up whose runs have all finished: make its jobs, skip those whose
+        JSON exists, queue the rest first."""
+        ready = [f for f in self.followups if f[0] <= self.finished]
+        self.followups = [f for f in self.followups if f not in ready]
+        for _, make in ready:
+            new = []
+            for job in make():
+                if job["run_id"] in self.known:
+                    raise ConfigError(f"run_id must be unique within a sweep: a follow-up "
+                                      f"repeats {job['run_id']!r}")
+                self.known.add(job["run_id"])
+                if job_path(out_dir, job).exists():
+                    summary["skipped"].append(job["run_id"])
+                    self.finished.add(job["run_id"])
+                else:
+                    new.append(job)
+                    self.jobs[job["run_id"]] = job
+            self.pending.extendleft(reversed(new))
+            report.grow(len(new), "noise study" if all(j["kind"] == "noise" for j in new)
+                        else None)
+
+    def done(self, result: dict) -> None:
+        self.finished.add(result["run_id"])
 
 
 def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
               workers: int | None = None, ray_address: str | None = None,
-              progress: bool = True) -> dict:
+              progress: bool = True, followups: list | None = None) -> dict:
     """Run ``jobs``, writing one JSON per job under ``out_dir``; jobs whose JSON exists are
     skipped without starting a worker.
 
@@ -102,6 +154,10 @@ def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
         workers: pool size (default: every core, ``os.cpu_count()``); ignored by Ray.
         ray_address: a Ray cluster address; default ``RAY_ADDRESS``, else a local Ray instance.
         progress: show a ``tqdm.auto`` progress bar with an ETA (a widget in notebooks).
+        followups: ``[(run_ids, make_jobs)]``: once every run of ``run_ids`` in this sweep has
+            finished (ran, skipped or failed), ``make_jobs()`` is called here and the jobs it
+            returns start next, in the same workers (the noise study starts as soon as the
+            runs it picks from are done, while the other runs train; no second pool).
     Returns:
         ``{"ran": [run_id...], "skipped": [...], "failed": [{"run_id", "error", ...}]}``.
     """
@@ -124,51 +180,65 @@ def run_sweep(jobs: list[dict], out_dir: str | Path, executor: str = "local",
     if progress and summary["skipped"]:
         print(f"{len(summary['skipped'])} of {len(jobs)} runs already done (JSON exists): "
               "skipped", flush=True)
-    results = []
     report = _Progress(len(todo), progress, desc="noise study" if todo and all(
         j["kind"] == "noise" for j in todo) else "training runs")
+    schedule = _Schedule(todo, followups, set(ids), set(summary["skipped"]))
+
+    def finish(r: dict) -> None:
+        _keep(r, schedule.jobs[r["run_id"]], out_dir, summary)
+        schedule.done(r)
+        report(r)
+        schedule.release(out_dir, summary, report)
+
     try:
-        if executor == "serial" or not todo:
-            for job in todo:
-                results.append(execute(job, out_dir))
-                report(results[-1])
+        schedule.release(out_dir, summary, report)
+        if executor == "serial" or not schedule.pending:
+            while schedule.pending:
+                finish(execute(schedule.pending.popleft(), out_dir))
         elif executor == "local":
-            results = _run_local(todo, out_dir, workers or os.cpu_count() or 1, report)
+            _run_local(schedule, out_dir, workers or os.cpu_count() or 1, finish)
         else:
-            results = _run_ray(todo, out_dir, ray_address, report)
+            _run_ray(schedule, out_dir, ray_address, finish)
     finally:
         report.close()
-    by_id = {j["run_id"]: j for j in todo}
-    for r in results:
-        path = job_path(out_dir, by_id[r["run_id"]])
-        if r.get("record") is not None and not path.exists():  # a Ray worker on another node
-            from qllm.results import write_json
-
-            write_json(path, r["record"])
-        if r["status"] == "failed":
-            summary["failed"].append(r)
-        else:
-            summary[r["status"]].append(r["run_id"])
     return summary
 
 
-def _run_local(jobs: list[dict], out_dir: str, workers: int, report) -> list[dict]:
+def _keep(r: dict, job: dict, out_dir: str, summary: dict) -> None:
+    """File one finished job's result: its JSON (written here when a Ray worker on another node
+    could not; follow-ups may read it) and its line in the summary."""
+    path = job_path(out_dir, job)
+    if r.get("record") is not None and not path.exists():  # a Ray worker on another node
+        from qllm.results import write_json
+
+        write_json(path, r["record"])
+    if r["status"] == "failed":
+        summary["failed"].append(r)
+    else:
+        summary[r["status"]].append(r["run_id"])
+
+
+def _run_local(schedule: _Schedule, out_dir: str, workers: int, finish) -> None:
+    """A process pool that holds at most one job per worker, so a follow-up queued at the front
+    starts as soon as a worker frees up."""
     import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 
     # spawn, not fork: a forked torch/OpenMP runtime can deadlock in the child
     ctx = mp.get_context("spawn")
-    results = []
-    with ProcessPoolExecutor(max_workers=min(workers, len(jobs)), mp_context=ctx,
-                             initializer=_init_worker) as pool:
-        futures = [pool.submit(execute, job, out_dir) for job in jobs]
-        for fut in as_completed(futures):
-            results.append(fut.result())
-            report(results[-1])
-    return results
+    # follow-ups may bring any number of jobs: then every worker may be needed
+    size = workers if schedule.followups else min(workers, len(schedule.pending))
+    with ProcessPoolExecutor(max_workers=size, mp_context=ctx, initializer=_init_worker) as pool:
+        running = set()
+        while schedule.pending or running:
+            while schedule.pending and len(running) < size:
+                running.add(pool.submit(execute, schedule.pending.popleft(), out_dir))
+            done, running = wait(running, return_when=FIRST_COMPLETED)
+            for fut in done:
+                finish(fut.result())
 
 
-def _run_ray(jobs: list[dict], out_dir: str, address: str | None, report) -> list[dict]:
+def _run_ray(schedule: _Schedule, out_dir: str, address: str | None, finish) -> None:
     try:
         import ray
     except ImportError:
@@ -181,13 +251,13 @@ def _run_ray(jobs: list[dict], out_dir: str, address: str | None, report) -> lis
                  runtime_env={"env_vars": {"OMP_NUM_THREADS": "1"}})
     try:
         remote = ray.remote(num_cpus=1)(_worker)
-        pending = [remote.remote(job, out_dir) for job in jobs]
-        results = []
-        while pending:
+        # a cluster takes every job at once (it queues them itself); follow-ups join as released
+        pending = []
+        while schedule.pending or pending:
+            while schedule.pending:
+                pending.append(remote.remote(schedule.pending.popleft(), out_dir))
             done, pending = ray.wait(pending, num_returns=1)
-            results.append(ray.get(done[0]))
-            report(results[-1])
-        return results
+            finish(ray.get(done[0]))
     finally:
         if started:
             ray.shutdown()
