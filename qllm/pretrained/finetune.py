@@ -244,11 +244,13 @@ def _results(cfg, backbone, task, model, data, history, losses, wall, step, step
         "versions": versions(EXTRA_PACKAGES), "machine": machine(),
     }
     if cost_options is not False:
-        # per-run projections cover the epochs this run took (max_steps may cut the last)
+        # per-run projections cover the steps this run took: whole epochs, or (max_steps cut
+        # one short) the run counted as one epoch of its steps
+        whole = step % steps_per_epoch == 0
         results["cost"] = adapter_cost(model, backbone, seq_len=cfg.max_length,
                                        batch_size=cfg.batch_size,
-                                       steps_per_epoch=steps_per_epoch,
-                                       epochs=max(1, math.ceil(step / steps_per_epoch)),
+                                       steps_per_epoch=steps_per_epoch if whole else max(1, step),
+                                       epochs=max(1, step // steps_per_epoch) if whole else 1,
                                        **(cost_options or {}))
     if out_dir is not None:
         write_json(out_dir / "results.json", results)
