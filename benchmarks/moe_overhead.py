@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from train_speed import time_round_robin  # noqa: E402
+from train_speed import time_round_robin, write_rows  # noqa: E402
 
 from qllm.config import ModelConfig, MoEConfig, QuantumConfig
 from qllm.engine import simulate, simulate_stacked
@@ -26,7 +26,6 @@ from qllm.engine.shift import FixedMatrix, core_parts
 from qllm.layers import FFNS
 from qllm.layers.experts import load_balancing_loss, route
 from qllm.model import HybridTransformer
-from qllm.results import machine, versions, write_json
 
 
 def engine_calls(spec, experts: int, padded: int, unpadded: int, tokens: int) -> dict:
@@ -135,9 +134,7 @@ def main(argv=None) -> dict:
     print(f"{'call (forward + backward)':<52} {'min ms':>8}")
     for r in rows:
         print(f"{r['call']:<52} {r['min_ms']:>8.3f}")
-    out = {"config": vars(args), "rows": rows, "versions": versions(), "machine": machine()}
-    write_json(args.out, out)
-    return out
+    return write_rows(args, rows)
 
 
 if __name__ == "__main__":

@@ -117,6 +117,11 @@ def main(argv=None) -> dict:
         r["ratio_to_classical"] = r["median_ms"] / base if base else None
         ratio = f"{r['ratio_to_classical']:.2f}" if base else "-"
         print(f"{r['variant']:<16} {r['median_ms']:>9.2f} {ratio:>12} {r['params']:>8d}")
+    return write_rows(args, rows)
+
+
+def write_rows(args, rows: list[dict]) -> dict:
+    """The benchmark's JSON (config, rows, versions, machine) at ``args.out``; returns it."""
     out = {"config": vars(args), "rows": rows, "versions": versions(), "machine": machine()}
     write_json(args.out, out)
     return out

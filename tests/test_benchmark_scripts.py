@@ -45,7 +45,7 @@ def test_auto_choice_times_every_path_and_names_autos(tmp_path):
     data = load("auto_choice").main(["--qubits", "3", "--batch", "16", "--repeats", "1",
                                      "--out", str(tmp_path / "ac.json")])
     (row,) = data["rows"]
-    assert set(row["ms"]) == {"gates", "fused", "core"} and row["auto"] in row["ms"]
+    assert set(row["ms"]) == {"gates", "fused", "core", "kron"} and row["auto"] in row["ms"]
     assert row["auto_over_best"] >= 1.0 and data["worst_auto_over_best"] == row["auto_over_best"]
 
 
@@ -58,3 +58,21 @@ def test_attribution_compares_every_hybrid_with_its_controls(tmp_path):
                                                            "no_entanglement"]
     assert all(c["n"] == 2 and c["verdict"] for c in data["comparisons"])
     assert json.loads((tmp_path / "a.json").read_text())["seeds"] == [0, 1]
+
+
+def test_engine_speed_times_every_path_and_counts_their_flops(tmp_path):
+    es = load("engine_speed")
+    assert es.main(["--qubits", "8", "--batch", "16", "--repeats", "1", "--peer-repeats", "1",
+                    "--out", str(tmp_path / "es.json")]) == 0
+    (row,) = json.loads((tmp_path / "es.json").read_text())["rows"]
+    assert set(row["native"]) == {"auto", "fused", "gates", "core", "kron", "QuantumLayer"}
+    assert set(row["flop_rates"]) == {"fused", "gates", "core", "kron"}
+    assert row["peers"]["default.qubit"]["median_s"] > 0 and row["matmul_flop_rate"] > 0
+    # the counts, by hand at n = 8, B = 16: the dense core's three real [16, 256] x [256, 512]
+    # products; the Kronecker core's last layer (RY only: real blocks on the complex state's
+    # real view) as two 16 x 16 blocks, three products each
+    from qllm.circuits import build_circuit
+
+    spec = build_circuit(8, 2)
+    assert es.path_flops(spec, 16, "core") == 3 * 2 * 16 * 256 * 512
+    assert es.path_flops(spec, 16, "kron") == 2 * 3 * 4 * 16 * 256 * 16

@@ -57,17 +57,21 @@ class Layer:
             + len(self.blocks) * amps * ELEM_NS / 1e3
 
 
+class _OpsWires:
+    """The wires of a micro-op that merges several ops (``self.ops``)."""
+
+    @property
+    def wires(self) -> set[int]:
+        return {q for op in self.ops for q in op.wires}
+
+
 @dataclass
-class Perm:
+class Perm(_OpsWires):
     gather: torch.Tensor  # state' = state[:, gather]
     inverse: torch.Tensor
     ops: list[Op]
     data: bool = False
     kind: str = "perm"
-
-    @property
-    def wires(self) -> set[int]:
-        return {q for op in self.ops for q in op.wires}
 
     def saved_states(self) -> int:
         return 0  # a permutation keeps only its index
@@ -80,17 +84,13 @@ class Perm:
 
 
 @dataclass
-class Diag:
+class Diag(_OpsWires):
     const_phase: torch.Tensor  # [2^n] float64: summed phases of parameter-free gates
     phases: torch.Tensor | None  # [m, 2^n] float64, one row per parameterised gate
     group: AngleGroup | None
     ops: list[Op]
     data: bool = False
     kind: str = "diag"
-
-    @property
-    def wires(self) -> set[int]:
-        return {q for op in self.ops for q in op.wires}
 
     def saved_states(self) -> int:
         return 1
