@@ -155,14 +155,19 @@ def test_eval_shots_without_backend_and_cost_seq_len_zero(run_dir, capsys):
 # -- 12. Ctrl-C ----------------------------------------------------------------------------------
 def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path):
     out = tmp_path / "R"
-    proc = subprocess.Popen([sys.executable, "-m", "qllm.cli", "train", "--out", str(out),
-                             "--set", "train.checkpoint_every=1", "--epochs", "50"],
-                            env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 120
-    while not (out / "checkpoint.pt").exists() and proc.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    # output to files, not pipes: nobody reads a pipe while we wait, and a progress bar that
+    # fills one would block the run before its first checkpoint
+    with open(tmp_path / "stdout", "w") as so, open(tmp_path / "stderr", "w") as se:
+        proc = subprocess.Popen([sys.executable, "-m", "qllm.cli", "train", "--out", str(out),
+                                 "--set", "train.checkpoint_every=1", "--epochs", "50"],
+                                env=ENV, stdout=so, stderr=se, text=True)
+        deadline = time.time() + 120
+        while not (out / "checkpoint.pt").exists() and proc.poll() is None \
+                and time.time() < deadline:
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=120)
+    err = (tmp_path / "stderr").read_text()
     assert proc.returncode == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
     last = err.strip().splitlines()[-1]
