@@ -37,8 +37,14 @@ def step_matrices(step: Step, ctx: AngleContext, dtype) -> torch.Tensor:
 def layer_matrices(layer: Layer, ctx: AngleContext, dtype) -> torch.Tensor:
     """Each layer qubit's 2x2 product, in ``layer.qubits`` order: ``[q, 2, 2]`` or
     ``[B, q, 2, 2]`` (shared steps stay unbatched until a data step needs the batch)."""
+    return steps_product(layer.steps, ctx, dtype)
+
+
+def steps_product(steps: list[Step], ctx: AngleContext, dtype) -> torch.Tensor | None:
+    """The product of ``steps``' 2x2s per qubit, the first step applied first (None: no
+    steps)."""
     total = None
-    for step in layer.steps:
+    for step in steps:
         m = step_matrices(step, ctx, dtype)
         total = m if total is None else m @ total
     return total

@@ -20,13 +20,14 @@ from qllm.gates import gate
 def kron_vectors(vecs: list[torch.Tensor], i: int = 0, j: int | None = None,
                  memo: dict | None = None) -> torch.Tensor:
     """Per-qubit ``[B, 2]`` vectors ``vecs[i:j]`` -> ``[B, 2^(j - i)]`` (the first qubit most
-    significant); ``memo`` collects the tree's nodes by (i, j) for a hand-written backward."""
+    significant); ``memo`` collects the tree's nodes by (i, j) for a hand-written backward.
+    Trailing axes ride along: ``[H, 2, B]`` -> ``[H, 2^(j - i), B]`` (kron.py's layout)."""
     j = len(vecs) if j is None else j
     if j - i == 1:
         return vecs[i]
     mid = i + (j - i) // 2
     hi, lo = kron_vectors(vecs, i, mid, memo), kron_vectors(vecs, mid, j, memo)
-    out = (hi[:, :, None] * lo[:, None, :]).flatten(1)  # [B, 2^(mid - i) * 2^(j - mid)]
+    out = (hi.unsqueeze(2) * lo.unsqueeze(1)).flatten(1, 2)  # [B, 2^(mid - i) * 2^(j - mid)]
     if memo is not None:
         memo[i, j] = out
     return out

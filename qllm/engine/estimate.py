@@ -21,6 +21,7 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.fused import choose_fused
+from qllm.engine.kron import kron_stages
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, uses_product_core
 from qllm.spec import CircuitSpec
@@ -80,6 +81,7 @@ def _kron_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
     """``KronExpval`` (kron.py): a complex state (the product state, and the state before each
     block, kept for the backward), its squares and, in the backward, two gradient states."""
     state = (1 if plan.real else 2) * real_bytes * max(1, batch) * 2**plan.n_qubits
-    blocks = sum(len(m.blocks) for m in plan.segments[0].micros if hasattr(m, "blocks"))
+    stages = (kron_stages(plan) or ([], None))[0]  # none: "kron" forced on another shape
+    blocks = sum(len(a.blocks) for kind, a, _ in stages if kind == "layer")
     n_obs = len(plan.observables)
     return state * (3 + (blocks + 2 if grad else 0)) + 2**plan.n_qubits * n_obs * 12

@@ -103,10 +103,14 @@ def choose_fused(n_qubits: int, seg: Segment, batch: int, strategy: str) -> bool
         return strategy == "fused"
     if n_qubits > 12:
         return False
+    return fused_cost_us(seg, n_qubits, batch) < gates_cost_us(seg, n_qubits, batch)
+
+
+def fused_cost_us(seg: Segment, n_qubits: int, batch: int) -> float:
+    """Estimated forward + backward time of the fused path: the matrix's build plus one
+    B x 2^n x 2^n product (three with the backward)."""
     dim = 2**n_qubits
-    gates = gates_cost_us(seg, n_qubits, batch)
-    fused = build_cost_us(seg, n_qubits) + 3 * LAUNCH_US + 3 * batch * dim * dim * MATMUL_NS / 1e3
-    return fused < gates
+    return build_cost_us(seg, n_qubits) + 3 * LAUNCH_US + 3 * batch * dim * dim * MATMUL_NS / 1e3
 
 
 def gates_cost_us(seg: Segment, n_qubits: int, batch: int) -> float:

@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import torch
 
-from qllm.engine.apply import _block_kron, step_matrices
-from qllm.engine.encode import _matmul, split_prefix
+from qllm.engine.apply import _block_kron, steps_product
+from qllm.engine.encode import _apply, kron_vectors, split_prefix
 from qllm.engine.measure import sign_table
 from qllm.engine.micro import ELEM_NS, LAUNCH_US, Layer, Perm
 from qllm.engine.plan import Plan, on_device, rotation_index
@@ -48,7 +48,7 @@ def kron_stages(plan: Plan):
                 stages.append(("perm", g, torch.argsort(g)))
                 unrotate = None
             elif isinstance(m, Layer):
-                stages.append(("layer", m, all(_real_step(step) for step in m.steps)))
+                stages.append(("layer", m, all(map(_real_step, m.steps))))
                 unrotate = torch.argsort(rotation_index(plan.n_qubits, m.blocks[0][1])) \
                     if m.rotated else None
             else:
@@ -79,14 +79,11 @@ def block_matrices(stages: list, ctx, dtype, stacked: bool) -> list[torch.Tensor
     layer, in ``layer.blocks`` order; real gates give real blocks. ``ctx``: an AngleContext
     (H = 1) or StackedAngles (``stacked``)."""
     mats = []
-    for kind, layer, *rest in stages:
+    for kind, layer, real in stages:
         if kind != "layer":
             continue
-        total = None
-        for step in layer.steps:
-            m = step_matrices(step, ctx, ctx.shared.dtype if rest[0] else dtype)
-            total = m if total is None else m @ total
-        u = total if stacked else total.unsqueeze(0)  # [H, q, 2, 2]
+        u = steps_product(layer.steps, ctx, ctx.shared.dtype if real else dtype)
+        u = u if stacked else u.unsqueeze(0)  # [H, q, 2, 2]
         mats += [_block_kron(u, layer, first, k) for first, k in layer.blocks]
     return mats
 
@@ -118,18 +115,9 @@ def _back(y: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def _kron_tree(vecs: list[torch.Tensor], i: int, j: int, memo: dict) -> torch.Tensor:
-    """Per-qubit ``[H, 2, B]`` -> ``[H, 2^(j-i), B]`` (first qubit most significant)."""
-    if j - i == 1:
-        return vecs[i]
-    mid = i + (j - i) // 2
-    hi, lo = _kron_tree(vecs, i, mid, memo), _kron_tree(vecs, mid, j, memo)
-    out = (hi.unsqueeze(2) * lo.unsqueeze(1)).flatten(1, 2)
-    memo[i, j] = out
-    return out
-
-
 def _kron_tree_grads(vecs, i: int, j: int, memo: dict, grad: torch.Tensor) -> list:
+    """Gradients of the per-qubit ``[H, 2, B]`` vectors from that of their ``kron_vectors``
+    product ``[H, 2^n, B]``: at each node ``psi = hi (x) lo``, grad_hi = sum_b g conj(lo)."""
     if j - i == 1:
         return [grad]
     mid = i + (j - i) // 2
@@ -149,7 +137,7 @@ class KronExpval(torch.autograd.Function):
     def forward(ctx, vecs, signs, stages, *mats):
         H, n, _, B = vecs.shape
         memo: dict = {}
-        x = _kron_tree(list(vecs.unbind(1)), 0, n, memo)
+        x = kron_vectors(list(vecs.unbind(1)), memo=memo)
         memo.pop((0, n), None)
         saved, i = [], 0
         for kind, a, b in stages:
@@ -209,13 +197,11 @@ def kron_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torch
     stages, rows = kron_stages(plan)
     n, device, real_dtype = plan.n_qubits, vecs.device, ctx.shared.dtype
     vecs = vecs.view(H, -1, n, 2)
-    pending = None
-    for step in split_prefix(plan)[1]:
-        m = step_matrices(step, ctx, dtype if not _real_step(step) else real_dtype)
-        pending = m if pending is None else _matmul(m, pending)
+    tail = split_prefix(plan)[1]
+    pending = steps_product(tail, ctx, real_dtype if all(map(_real_step, tail)) else dtype)
     if pending is not None:  # [n, 2, 2] or [H, n, 2, 2], the same for every token
         pending = pending if pending.dim() == 4 else pending.unsqueeze(0)
-        vecs = _matmul(pending.unsqueeze(1), vecs.unsqueeze(-1)).squeeze(-1)
+        vecs = _apply(pending.unsqueeze(1), vecs)
     complex_state = vecs.is_complex() or not all(s[2] for s in stages if s[0] == "layer")
     vecs = vecs.to(dtype if complex_state else real_dtype)
     mats = block_matrices(stages, ctx, dtype, isinstance(ctx, StackedAngles))

@@ -21,9 +21,8 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.encode import kron_vectors
-from qllm.engine.fused import build_cost_us, choose_fused, gates_cost_us
+from qllm.engine.fused import choose_fused, fused_cost_us, gates_cost_us
 from qllm.engine.kron import kron_cost_us
-from qllm.engine.micro import LAUNCH_US, MATMUL_NS
 from qllm.engine.plan import Plan
 from qllm.engine.shift import core_cost_us, core_parts, first_order
 
@@ -114,7 +113,7 @@ def dense_cost_us(plan: Plan, batch: int) -> float:
     n, seg, stages = plan.n_qubits, plan.segments[0], core_parts(plan)[2]
     if stages is not None:
         return core_cost_us(stages, n, batch)
-    return build_cost_us(seg, n) + 3 * LAUNCH_US + 3 * batch * 4**n * MATMUL_NS / 1e3
+    return fused_cost_us(seg, n, batch)
 
 
 def uses_kron_core(plan: Plan, batch: int) -> bool:
