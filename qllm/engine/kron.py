@@ -33,10 +33,11 @@ from qllm.gates import gate
 
 
 def kron_stages(plan: Plan):
-    """``(stages, sign_rows)`` for the plan's fixed segment, cached on the plan: stages are
-    ``("perm", gather, inverse)`` and ``("layer", layer, real)``; ``sign_rows`` reorders the
-    plan's sign table for the un-rotated final state (None: as is). None when a micro-op is
-    neither a permutation nor a single-qubit layer, or there is not exactly one fixed segment."""
+    """``(stages, sign_gather)`` for the plan's fixed segment, cached on the plan: stages are
+    ``("perm", gather, inverse)`` and ``("layer", layer, real)``; ``sign_gather`` orders the
+    sign table's rows for the un-rotated final state (the plan's own, with a last rotated
+    layer undone). None when a micro-op is neither a permutation nor a single-qubit layer, or
+    there is not exactly one fixed segment."""
     if "kron" in plan.cache:
         return plan.cache["kron"]
     out = None
@@ -55,9 +56,12 @@ def kron_stages(plan: Plan):
                 stages = None
                 break
         if stages is not None:
-            # the sign table was ordered for the rotated state: plain row k sits at index[k]
-            rows = None if unrotate is None else torch.argsort(unrotate)
-            out = stages, rows
+            # the plan's sign table is ordered for the rotated state: plain row k is at index[k]
+            gather = plan.sign_gather
+            if unrotate is not None:
+                rows = torch.argsort(unrotate)
+                gather = rows if gather is None else gather[rows]
+            out = stages, gather
     plan.cache["kron"] = out
     return out
 
@@ -194,7 +198,7 @@ def kron_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torch
         vecs: the encoded qubit vectors ``[H * B, n, 2]`` after the prefix's data steps (the
             prefix's trailing weight-only steps are applied here, per circuit).
     """
-    stages, rows = kron_stages(plan)
+    stages, sign_gather = kron_stages(plan)
     n, device, real_dtype = plan.n_qubits, vecs.device, ctx.shared.dtype
     vecs = vecs.view(H, -1, n, 2)
     tail = split_prefix(plan)[1]
@@ -205,8 +209,7 @@ def kron_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torch
     complex_state = vecs.is_complex() or not all(s[2] for s in stages if s[0] == "layer")
     vecs = vecs.to(dtype if complex_state else real_dtype)
     mats = block_matrices(stages, ctx, dtype, isinstance(ctx, StackedAngles))
-    signs = sign_table(plan.observables, plan.sign_gather, device, real_dtype)
-    signs = signs if rows is None else signs[on_device(rows, device)]
+    signs = sign_table(plan.observables, sign_gather, device, real_dtype)  # built once
     out = KronExpval.apply(vecs.permute(0, 2, 3, 1), signs, stages, *mats)  # [H, k, B]
     return out.transpose(1, 2)
 
