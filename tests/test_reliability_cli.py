@@ -160,7 +160,10 @@ def test_ctrl_c_prints_one_line_with_the_resume_command(tmp_path):
     with open(tmp_path / "stdout", "w") as so, open(tmp_path / "stderr", "w") as se:
         proc = subprocess.Popen([sys.executable, "-m", "qllm.cli", "train", "--out", str(out),
                                  "--set", "train.checkpoint_every=1", "--epochs", "50"],
-                                env=ENV, stdout=so, stderr=se, text=True)
+                                env=ENV, stdout=so, stderr=se, text=True,
+                                # as a terminal's Ctrl-C finds it: a test run started in the
+                                # background (`make test &`) inherits SIGINT ignored
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + 120
         while not (out / "checkpoint.pt").exists() and proc.poll() is None \
                 and time.time() < deadline:
