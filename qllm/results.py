@@ -7,7 +7,8 @@ old file or the new one, never a mix. The temporary's name carries the writer's 
 (``.<name>.<pid>.<random>.tmp``), so a later write sweeps the temporaries of dead writers and
 never touches those of a live one. A full disk (or any other write failure) removes the
 temporary and raises one ``StorageError`` that says what happened, where, and that the previous
-file is untouched.
+file is untouched. A Ctrl-C that lands mid-write is held until the new file is in place, then
+raised: the interrupt never leaves a half-written file or a traceback from inside the writer.
 """
 
 from __future__ import annotations
@@ -16,8 +17,11 @@ import errno
 import json
 import os
 import platform
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -147,7 +151,29 @@ def atomic_write(path: str | Path, data: bytes | Callable) -> Path:
     Raises:
         StorageError: the folder or file could not be written (disk full, permissions...).
     """
-    path = Path(path)
+    with _sigint_deferred():
+        return _atomic_write(Path(path), data)
+
+
+@contextmanager
+def _sigint_deferred() -> Iterator[None]:
+    """Hold a Ctrl-C until the block ends, then raise it. Only the main thread can take signals,
+    and only Python's own handler is replaced (a caller's custom handler is left alone)."""
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    caught = []
+    signal.signal(signal.SIGINT, lambda *_: caught.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _atomic_write(path: Path, data: bytes | Callable) -> Path:
     tmp = f = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

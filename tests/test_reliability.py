@@ -202,3 +202,19 @@ def test_a_kill_mid_write_leaves_a_temporary_that_the_next_run_sweeps(tmp_path):
         live.wait()
     atomic_write(out / "checkpoint.pt", b"x")  # its writer gone, the next write sweeps it
     assert not live_tmp.exists()
+
+
+def test_ctrl_c_mid_write_finishes_the_file_then_interrupts(tmp_path):
+    # a real SIGINT lands inside torch.save; the zip writer must not be torn (its own error
+    # would replace the KeyboardInterrupt) and the new checkpoint must be whole
+    payload = {"w": torch.arange(10_000.0)}
+
+    def write(f):
+        os.kill(os.getpid(), signal.SIGINT)
+        torch.save(payload, f)
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(tmp_path / "c.pt", write)
+    assert torch.equal(torch.load(tmp_path / "c.pt", weights_only=True)["w"], payload["w"])
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
