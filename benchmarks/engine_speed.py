@@ -45,11 +45,13 @@ from qllm.engine.fused import choose_fused
 from qllm.engine.graphs import GraphCache
 from qllm.engine.kron import kron_stages
 from qllm.engine.micro import Layer
+from qllm.engine.pauli import pauli_program
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, uses_product_core
 from qllm.results import machine, versions, write_json
 
-STRATEGIES = ("auto", "fused", "gates", "core", "kron")  # core: dense; kron: block by block
+STRATEGIES = ("auto", "fused", "gates", "core", "kron", "pauli")  # core: dense; kron: block by
+# block; pauli: the observables as Pauli sums on product states (Heisenberg picture)
 DENSE_CORE_MAX = 10
 
 
@@ -217,7 +219,8 @@ def path_flops(spec, batch: int, path: str) -> int:
     """Real FLOPs of a path's batch matrix products, forward and the two of the backward (the
     small products that build matrices are not counted; nor are memory passes). "core": the
     dense weight matrix on the (real) product state; "kron": each block on its state, a real
-    block on a complex state's real view; "gates": each Kronecker block, complex states on
+    block on a complex state's real view; "pauli": C on the a-half rows and the product with
+    the b-half rows; "gates": each Kronecker block, complex states on
     their interleaved real view (as apply.py runs them); "fused": one dense product per fixed
     segment."""
     plan = make_plan(spec)
@@ -226,6 +229,10 @@ def path_flops(spec, batch: int, path: str) -> int:
         return fused_flops(spec, batch)
     if path == "core":
         return 3 * 2 * amps * 2**(n + 1)  # real [B, 2^n] x realified [2^n, 2^(n+1)]
+    if path == "pauli":
+        prog = pauli_program(plan)
+        rows, UA = prog.shape if prog is not None else (0, 0)
+        return 3 * batch * (2 * rows * UA + 2 * rows)
     if path == "kron":
         stages, _ = kron_stages(plan)
         cplx = not plan.real
@@ -236,11 +243,12 @@ def path_flops(spec, batch: int, path: str) -> int:
 
 
 def auto_path(spec, batch: int) -> str:
-    """The path strategy "auto" takes: "kron" or "core" (the Kronecker or dense product-state
-    core), "fused" or "gates"."""
+    """The path strategy "auto" takes: "kron", "pauli" or "core" (the Kronecker, Heisenberg or
+    dense product-state core), "fused" or "gates"."""
     plan = make_plan(spec)
     if uses_product_core(plan, batch, "auto"):
-        return "kron" if core_kind(plan, batch, "auto") == "kron" else "core"
+        kind = core_kind(plan, batch, "auto")
+        return "core" if kind == "dense" else kind
     fixed = [s for s in plan.segments if not s.data]
     return "fused" if fixed and choose_fused(plan.n_qubits, fixed[0], batch, "auto") else "gates"
 
@@ -302,7 +310,8 @@ def main(argv=None) -> int:
         row = {"n_qubits": n, "native": {}, "peers": {}}
         # the dense core past 10 qubits builds 2^n x 2^n matrices for minutes: not timed there
         variants = {s: native_step(spec, x, w, s) for s in STRATEGIES
-                    if s != "core" or n <= DENSE_CORE_MAX}
+                    if (s != "core" or n <= DENSE_CORE_MAX)
+                    and (s != "pauli" or pauli_program(make_plan(spec)) is not None)}
         variants["QuantumLayer"] = layer_step(spec, x, w)
         if args.device == "cuda":
             variants.update({f"{s}+graphs": graphed_step(spec, x, w, s)
@@ -334,7 +343,8 @@ def main(argv=None) -> int:
             row["fused_flop_rate"] = fused_flops(spec, batch) / t_fused
         row["matmul_flop_rate"] = matmul_rate(batch, 2**n, args.device, cdtype)
         row["flop_rates"] = {s: path_flops(spec, batch, s) / row["native"][s]["median_s"]
-                             for s in ("fused", "gates", "core", "kron") if s in row["native"]}
+                             for s in ("fused", "gates", "core", "kron", "pauli")
+                             if s in row["native"]}
         rows.append(row)
         print_row(row, peers, args.device == "cuda")
     data = {"benchmark": "engine_speed",

@@ -45,7 +45,7 @@ def test_auto_choice_times_every_path_and_names_autos(tmp_path):
     data = load("auto_choice").main(["--qubits", "3", "--batch", "16", "--repeats", "1",
                                      "--out", str(tmp_path / "ac.json")])
     (row,) = data["rows"]
-    assert set(row["ms"]) == {"gates", "fused", "core", "kron"} and row["auto"] in row["ms"]
+    assert set(row["ms"]) == {"gates", "fused", "core", "kron", "pauli"} and row["auto"] in row["ms"]
     assert row["auto_over_best"] >= 1.0 and data["worst_auto_over_best"] == row["auto_over_best"]
 
 
@@ -65,8 +65,9 @@ def test_engine_speed_times_every_path_and_counts_their_flops(tmp_path):
     assert es.main(["--qubits", "8", "--batch", "16", "--repeats", "1", "--peer-repeats", "1",
                     "--out", str(tmp_path / "es.json")]) == 0
     (row,) = json.loads((tmp_path / "es.json").read_text())["rows"]
-    assert set(row["native"]) == {"auto", "fused", "gates", "core", "kron", "QuantumLayer"}
-    assert set(row["flop_rates"]) == {"fused", "gates", "core", "kron"}
+    assert set(row["native"]) == {"auto", "fused", "gates", "core", "kron", "pauli",
+                                  "QuantumLayer"}
+    assert set(row["flop_rates"]) == {"fused", "gates", "core", "kron", "pauli"}
     assert row["peers"]["default.qubit"]["median_s"] > 0 and row["matmul_flop_rate"] > 0
     # the counts, by hand at n = 8, B = 16: the dense core's three real [16, 256] x [256, 512]
     # products; the Kronecker core's last layer (RY only: real blocks on the complex state's
@@ -76,3 +77,9 @@ def test_engine_speed_times_every_path_and_counts_their_flops(tmp_path):
     spec = build_circuit(8, 2)
     assert es.path_flops(spec, 16, "core") == 3 * 2 * 16 * 256 * 512
     assert es.path_flops(spec, 16, "kron") == 2 * 3 * 4 * 16 * 256 * 16
+    # the Heisenberg core: C [rows, UA] on the a-half rows, then the product with the b-rows
+    from qllm.engine.pauli import pauli_program
+    from qllm.engine.plan import make_plan
+
+    rows, UA = pauli_program(make_plan(spec)).shape
+    assert es.path_flops(spec, 16, "pauli") == 3 * 16 * (2 * rows * UA + 2 * rows)

@@ -13,14 +13,14 @@ from qllm.errors import BackendError
 from qllm.spec import CircuitSpec
 from qllm.validate import is_int
 
-STRATEGIES = ("auto", "fused", "gates", "core", "kron")
+STRATEGIES = ("auto", "fused", "gates", "core", "kron", "pauli")
 
 
 class TorchBackend(Backend):
     """Options:
         strategy: "auto" (default), "fused" (fixed segments as one matrix product), "gates",
-            "core" or "kron" (the dense or the Kronecker product-state core for quantum-FFN-
-            shaped circuits, first derivatives only; ``qllm.engine.simulate`` explains each).
+            "core", "kron" or "pauli" (the dense, Kronecker or Heisenberg product-state core
+            for quantum-FFN-shaped circuits; ``qllm.engine.simulate`` explains each).
         memory_budget_gb: refuse calls whose estimate exceeds this (default: half of free memory).
         shots: None (default) for exact expectation values, or a positive int: each sample's
             observables are estimated from ``shots`` draws per measurement setting

@@ -22,6 +22,7 @@ import torch
 
 from qllm.engine.fused import choose_fused
 from qllm.engine.kron import kron_stages
+from qllm.engine.pauli import pauli_program, quarters
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, uses_product_core
 from qllm.spec import CircuitSpec
@@ -42,8 +43,11 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     if plan.real and not spec.is_real:  # its dropped phases made the circuit real
         itemsize, state = real_bytes, real_bytes * max(1, batch) * dim
     if uses_product_core(plan, batch, strategy):
-        if core_kind(plan, batch, strategy) == "kron":
+        kind = core_kind(plan, batch, strategy)
+        if kind == "kron":
             return _kron_core_bytes(plan, batch, real_bytes, grad)
+        if kind == "pauli":
+            return _pauli_core_bytes(plan, batch, real_bytes, grad)
         return _product_core_bytes(plan, state, real_bytes, grad)
     saved = matrix = tables = 0
     for seg in plan.segments:
@@ -85,3 +89,16 @@ def _kron_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
     blocks = sum(len(a.blocks) for kind, a, _ in stages if kind == "layer")
     n_obs = len(plan.observables)
     return state * (3 + (blocks + 2 if grad else 0)) + 2**plan.n_qubits * n_obs * 12
+
+
+def _pauli_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
+    """``pauli_expval`` (pauli.py): per token the Bloch vectors, the quarters' Kronecker tables,
+    the a-half rows and, per row of C, its b-half, its product and their product (about three
+    times that with the backward's gradients); the path tables and C. None grows as 2^n."""
+    prog = pauli_program(plan)
+    if prog is None:  # "pauli" forced on a circuit it declines: refused before it runs
+        return 0
+    n, (rows, UA) = plan.n_qubits, prog.shape
+    per_token = 4 * n + sum(4**len(q) for q in quarters(n, prog.split)) + UA + 3 * rows
+    paths = prog.n_paths * (prog.factors.shape[1] + 3) * 8 + rows * UA * real_bytes
+    return max(1, batch) * per_token * real_bytes * (3 if grad else 1) + paths

@@ -58,6 +58,7 @@ class Plan:
     segments: list[Segment]
     sign_gather: torch.Tensor | None  # folded trailing permutation (Z-only observables)
     observables: tuple[str, ...]
+    rest: tuple[Op, ...] = ()  # the ops after the prefix, in order (the Pauli core walks them)
     cache: dict = field(default_factory=dict)  # derived per-plan data (e.g. FixedMatrix stages)
 
 
@@ -316,4 +317,4 @@ def make_plan(spec: CircuitSpec) -> Plan:
         else:
             segments.append(Segment(m.data, [m]))
     real = spec.is_real or all(gate(op.gate).real for op in ops)  # dropped phases: maybe real
-    return Plan(n, real, sources, prefix, segments, sign_gather, spec.observables)
+    return Plan(n, real, sources, prefix, segments, sign_gather, spec.observables, tuple(rest))

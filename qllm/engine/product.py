@@ -23,6 +23,7 @@ import torch
 from qllm.engine.encode import kron_vectors
 from qllm.engine.fused import choose_fused, fused_cost_us, gates_cost_us
 from qllm.engine.kron import kron_cost_us
+from qllm.engine.pauli import pauli_cost_us
 from qllm.engine.plan import Plan
 from qllm.engine.shift import core_cost_us, core_parts, first_order
 
@@ -123,33 +124,45 @@ def uses_kron_core(plan: Plan, batch: int) -> bool:
 
 
 def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
-    """Whether ``simulate`` runs ``plan`` through the product-state core (``ProductExpval``, or
-    ``KronExpval``, see ``core_kind``): always under "core" and "kron" (for circuits of their
-    shape); under "auto" when the cheaper of the two is estimated cheaper than gate by gate."""
-    if strategy not in ("auto", "core", "kron") or not has_core_shape(plan):
+    """Whether ``simulate`` runs ``plan`` through a product-state core (see ``core_kind``):
+    always under "core", "kron" and "pauli" (for circuits of their shape); under "auto" when
+    the cheapest core is estimated cheaper than gate by gate."""
+    if strategy not in ("auto", *CORES) or not has_core_shape(plan):
         return False
     if not plan.segments or strategy != "auto":
         return True
     return _decided(plan, ("uses_core", batch), lambda: _core_pays(plan, batch))
 
 
+CORES = {"core": "dense", "kron": "kron", "pauli": "pauli"}  # strategy -> the core it forces
+
+
 def _core_pays(plan: Plan, batch: int) -> bool:
     n, seg = plan.n_qubits, plan.segments[0]
-    kron = kron_cost_us(plan, batch)
-    if kron is not None and kron < gates_cost_us(seg, n, batch):
+    gates = gates_cost_us(seg, n, batch)
+    if any(c is not None and c < gates for c in (kron_cost_us(plan, batch),
+                                                 pauli_cost_us(plan, batch))):
         return True
     if core_parts(plan)[2] is not None:
-        return dense_cost_us(plan, batch) < gates_cost_us(seg, n, batch)
+        return dense_cost_us(plan, batch) < gates
     return choose_fused(n, seg, batch, "auto")
 
 
 def core_kind(plan: Plan, batch: int, strategy: str) -> str:
-    """"kron" or "dense": which product-state core runs a plan that takes one (strategy "kron"
-    or "core" forces it; "auto" asks the cost models)."""
-    if strategy in ("kron", "core") or not plan.segments:
-        return "kron" if strategy == "kron" else "dense"
-    return _decided(plan, ("core_kind", batch),
-                    lambda: "kron" if uses_kron_core(plan, batch) else "dense")
+    """"dense", "kron" or "pauli": which product-state core runs a plan that takes one
+    (strategies "core", "kron" and "pauli" force theirs; "auto" asks the cost models for the
+    cheapest)."""
+    if strategy in CORES:
+        return CORES[strategy]
+    if not plan.segments:
+        return "dense"
+    return _decided(plan, ("core_kind", batch), lambda: _cheapest(plan, batch))
+
+
+def _cheapest(plan: Plan, batch: int) -> str:
+    costs = {"dense": dense_cost_us(plan, batch), "kron": kron_cost_us(plan, batch),
+             "pauli": pauli_cost_us(plan, batch)}
+    return min((c, k) for k, c in costs.items() if c is not None)[1]
 
 
 def _decided(plan: Plan, key: tuple, decide):

@@ -10,6 +10,7 @@ from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors
 from qllm.engine.fused import choose_fused, segment_matrix
 from qllm.engine.kron import StackedAngles, kron_expval, kron_stages
 from qllm.engine.measure import expectations, sign_table
+from qllm.engine.pauli import pauli_expval, pauli_program
 from qllm.engine.plan import Plan, make_plan
 from qllm.engine.product import ProductExpval, core_kind, has_core_shape, uses_product_core
 from qllm.engine.shift import DataVectors, FixedMatrix, core_parts
@@ -54,14 +55,15 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
         spec: the circuit.
         inputs: ``[B, n_inputs]`` float32 (complex64 simulation) or float64 (complex128).
         weights: ``[n_weights]``, cast to the dtype of ``inputs``.
-        strategy: "auto" (cost model), "fused" or "gates" (see fused.py), "core" or "kron".
-            Circuits of the quantum-FFN shape (product-state prefix, one fixed segment, Z/I
-            observables) can run through a product-state core with hand-written backwards,
-            first derivatives only: the dense one (one 2^n x 2^n weight matrix, product.py,
-            shift.py) or the Kronecker one (the segment block by block, kron.py). "auto" takes
-            one where the cost models say it pays, "core" forces the dense one and "kron" the
-            Kronecker one (both refuse other shapes). "fused" and "gates" are plain autograd
-            to any order.
+        strategy: "auto" (cost model), "fused" or "gates" (see fused.py), "core", "kron" or
+            "pauli". Circuits of the quantum-FFN shape (product-state prefix, one fixed
+            segment, Z/I observables) can run through a product-state core: the dense one (one
+            2^n x 2^n weight matrix, product.py, shift.py) or the Kronecker one (the segment
+            block by block, kron.py), both with hand-written backwards, first derivatives
+            only; or the Heisenberg one (the observables as Pauli sums read on product states,
+            pauli.py). "auto" takes the cheapest where the cost models say it pays; "core",
+            "kron" and "pauli" force theirs (and refuse other shapes). "fused" and "gates" are
+            plain autograd to any order.
     """
     plan = make_plan(spec)
     _check_core_shape(plan, spec, strategy)
@@ -82,9 +84,9 @@ def _keep_graph(out: torch.Tensor, inputs: torch.Tensor, weights: torch.Tensor) 
 
 
 def _check_core_shape(plan: Plan, spec: CircuitSpec, strategy: str) -> None:
-    """Strategies "core" and "kron" refuse circuits their core cannot run."""
+    """Strategies "core", "kron" and "pauli" refuse circuits their core cannot run."""
     name = spec.name or "this circuit"
-    if strategy in ("core", "kron") and not has_core_shape(plan):
+    if strategy in ("core", "kron", "pauli") and not has_core_shape(plan):
         raise BackendError(f"strategy {strategy!r}: {name} is not of the product-state core's "
                            "shape (single-qubit gates first, at most one segment without data, "
                            "Z/I observables); use 'auto'")
@@ -92,6 +94,10 @@ def _check_core_shape(plan: Plan, spec: CircuitSpec, strategy: str) -> None:
         raise BackendError(f"strategy 'kron': {name}'s fixed part is not only permutations and "
                            "single-qubit layers (the Kronecker core's shape); use 'auto' or "
                            "'core'")
+    if strategy == "pauli" and plan.segments and pauli_program(plan) is None:
+        raise BackendError(f"strategy 'pauli': {name}'s fixed part has a gate that is neither a "
+                           "Pauli rotation nor Clifford, or its observables grow past "
+                           "MAX_PATHS Pauli paths (too deep); use 'auto' or 'kron'")
 
 
 def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
@@ -106,16 +112,16 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     head, shifts, stages = core_parts(plan) if has_core_shape(plan) else (None, None, None)
     _check_core_shape(plan, spec, strategy)
     core = shifts is not None and uses_product_core(plan, B, strategy)
-    kron = core and bool(plan.segments) and core_kind(plan, H * B, strategy) == "kron"
-    if not core or not (kron or stages is not None):
+    kind = core_kind(plan, H * B, strategy) if core and plan.segments else "dense"
+    if not core or not (kind != "dense" or stages is not None):
         return torch.stack([simulate(spec, inputs[h], weights[h], strategy) for h in range(H)])
     flat = inputs.reshape(H * B, -1)
     ctx, dtype = _context(plan, flat, weights[0])  # the encoding reads no weights (shifts)
     shared = plan.sources.shared(weights.to(flat.device, flat.dtype))  # [H, S]
     vecs = _encoded(plan, ctx, dtype, head, shifts)
-    if kron:
-        return _keep_graph(kron_expval(plan, StackedAngles(shared), vecs, dtype, H), inputs,
-                           weights)
+    if kind != "dense":
+        expval = kron_expval if kind == "kron" else pauli_expval
+        return _keep_graph(expval(plan, StackedAngles(shared), vecs, dtype, H), inputs, weights)
     M = FixedMatrix.apply(shared, stages, plan.n_qubits, dtype)  # [H, 2^n, 2^n]
     return _keep_graph(_readout(plan, vecs, M).view(H, B, -1), inputs, weights)
 
@@ -130,8 +136,9 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
     head, shifts, stages = core_parts(plan)
     if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
         vecs, M = qubit_vectors(plan, ctx, dtype), None
-    elif core_kind(plan, inputs.shape[0], strategy) == "kron":  # block by block, no dense M
-        return kron_expval(plan, ctx, _encoded(plan, ctx, dtype, head, shifts), dtype)[0]
+    elif (kind := core_kind(plan, inputs.shape[0], strategy)) != "dense":  # no dense M
+        expval = kron_expval if kind == "kron" else pauli_expval
+        return expval(plan, ctx, _encoded(plan, ctx, dtype, head, shifts), dtype)[0]
     elif stages is not None:
         vecs = _encoded(plan, ctx, dtype, head, shifts)
         M = FixedMatrix.apply(ctx.shared, stages, n, dtype)

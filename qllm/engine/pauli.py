@@ -1,0 +1,170 @@
+"""Heisenberg-picture core: the observables as Pauli sums, read on each token's product state.
+
+Why: in the quantum-FFN shape (a product-state prefix, one fixed segment W, Z/I observables)
+every token's state before W is a product state, and W^dagger O W is a sum of Pauli strings
+whose coefficients read only the weights (pauli_walk.py enumerates them once per plan). On a
+product state a string's value is the product of its qubits' Bloch components. Cut every string
+into halves a | b (the first n // 2 qubits, the rest): with ``A`` the values of the distinct
+a-halves and, per observable o, ``B_o`` those of its distinct b-halves,
+
+    <O_o> = sum_r B_o[r] (C_o A)[r],   C_o[r, a] = the coefficients of the strings (a, r),
+
+so a batch is one matrix product ``C A`` (every observable's rows stacked), one product with the
+gathered b-rows and one sum per observable, instead of 2^n-amplitude passes per gate. A half's
+values are products of rows of two small Kronecker tables (its quarters' Bloch vectors). Exact,
+no truncation; plain autograd, so any derivative order. The cost model (``pauli_cost_us``)
+weighs it against the Kronecker and dense cores: shallow circuits have few strings, deep ones
+many (or none: the walk gives up past MAX_PATHS).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from qllm.engine.apply import steps_product
+from qllm.engine.encode import _apply, kron_vectors, split_prefix
+from qllm.engine.pauli_walk import walk
+from qllm.engine.plan import Plan, on_device
+
+# Cost model in fused.py's units, fitted on a 2-core CPU against the Kronecker core
+# (benchmarks/auto_choice.py, n = 4..10, B = 64..4096): the small ops, then per token ROW_NS for
+# each row gathered, multiplied and read (forward and backward) and GEMM_NS per multiply-add of
+# the products with C.
+BASE_US, ROW_NS, GEMM_NS = 290.0, 0.19, 0.003
+
+
+@dataclass
+class PauliProgram:
+    inst_slot: torch.Tensor  # [R] each rotation instance's index into the shared vector
+    inst_mult: torch.Tensor  # [R] its multiplier: angle = shared[slot] * mult
+    factors: torch.Tensor  # [P, D] each path's factors, into [1, cos(angles), sin(angles)]
+    coef: torch.Tensor  # [P] each path's constant coefficient
+    slot: torch.Tensor  # [P] each path's entry of C [rows, UA], flattened
+    split: int  # half a: qubits [0, split); half b: [split, n)
+    rows_a: tuple  # ([UA], [UA]): each distinct a-half's rows in its quarters' tables
+    rows_b: tuple  # ([rows], [rows]): each row's b-half, the same way
+    row_obs: torch.Tensor  # [rows] the observable each row adds to
+    n_paths: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(rows, UA): the matrix C."""
+        return len(self.row_obs), len(self.rows_a[0])
+
+    def cost_us(self, n: int, batch: int) -> float:
+        rows, UA = self.shape
+        tables = sum(4**len(q) for q in quarters(n, self.split))
+        return BASE_US + batch * ((3 * UA + 5 * rows + tables) * ROW_NS
+                                  + 3 * rows * UA * GEMM_NS) / 1e3
+
+
+def pauli_program(plan: Plan) -> PauliProgram | None:
+    """The plan's propagated observables, cached on the plan (None: the core declines)."""
+    if "pauli" not in plan.cache:
+        walked = walk(list(plan.rest), plan.observables, plan.sources) \
+            if plan.prefix is not None and plan.n_qubits > 1 else None
+        plan.cache["pauli"] = None if walked is None else _program(plan, *walked)
+    return plan.cache["pauli"]
+
+
+def quarters(n: int, split: int) -> list[range]:
+    """Halves a = [0, split) and b = [split, n), each cut in two (a one-qubit half stays
+    whole): their Bloch vectors' Kronecker tables are small, and a half-string's value is the
+    product of one row of each of its two quarters' tables."""
+    out = []
+    for lo, hi in ((0, split), (split, n)):
+        mid = lo + (hi - lo) // 2
+        out += [range(lo, mid), range(mid, hi)] if hi - lo > 1 else [range(lo, hi), range(hi, hi)]
+    return out
+
+
+def _program(plan: Plan, paths: list, insts: list) -> PauliProgram:
+    n, h = plan.n_qubits, plan.n_qubits // 2
+    paths = [p for p in paths if p[1] != 0.0]
+    ids_a, rows = {}, {}  # distinct a-halves; (observable, b-half) -> row of C
+    for s, _, _, o in paths:
+        ids_a.setdefault(s[:h], len(ids_a))
+        rows.setdefault((o, s[h:]), len(rows))
+    cut_a, cut_b = len(quarters(n, h)[0]), len(quarters(n, h)[2])
+    depth = max((len(p[2]) for p in paths), default=0)
+    return PauliProgram(
+        torch.tensor([i for i, _ in insts], dtype=torch.long),
+        torch.tensor([a for _, a in insts], dtype=torch.float64),
+        torch.tensor([list(p[2]) + [0] * (depth - len(p[2])) for p in paths],
+                     dtype=torch.long).view(len(paths), depth),
+        torch.tensor([p[1] for p in paths], dtype=torch.float64),
+        torch.tensor([rows[o, s[h:]] * len(ids_a) + ids_a[s[:h]] for s, _, _, o in paths],
+                     dtype=torch.long),
+        h, _quarter_rows(list(ids_a), cut_a), _quarter_rows([b for _, b in rows], cut_b),
+        torch.tensor([o for o, _ in rows], dtype=torch.long), len(paths))
+
+
+def _quarter_rows(halves: list[tuple], cut: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each half-string's rows in its two quarters' Kronecker tables (the first qubit most
+    significant; the string cut after ``cut`` letters)."""
+    row = lambda letters: int("".join(map(str, letters)), 4) if letters else 0  # noqa: E731
+    return (torch.tensor([row(s[:cut]) for s in halves], dtype=torch.long),
+            torch.tensor([row(s[cut:]) for s in halves], dtype=torch.long))
+
+
+def pauli_cost_us(plan: Plan, batch: int) -> float | None:
+    """Estimated forward + backward time of ``pauli_expval`` in fused.py's units (None when the
+    core declines)."""
+    prog = pauli_program(plan)
+    return None if prog is None else prog.cost_us(plan.n_qubits, batch)
+
+
+def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torch.Tensor:
+    """Z/I expectation values ``[H, B, k]`` of the plan from its Pauli program.
+
+    Args:
+        ctx: the angle source of the weights: an AngleContext (H = 1) or StackedAngles.
+        vecs: the encoded qubit vectors ``[H * B, n, 2]`` after the prefix's data steps (the
+            prefix's trailing weight-only steps are applied here, per circuit).
+    """
+    prog, n = pauli_program(plan), plan.n_qubits
+    shared = ctx.shared if ctx.shared.dim() == 2 else ctx.shared.unsqueeze(0)  # [H, S]
+    device, real_dtype = shared.device, shared.dtype
+    vecs = vecs.view(H, -1, n, 2)
+    B = vecs.shape[1]
+    pending = steps_product(split_prefix(plan)[1], ctx, dtype)
+    if pending is not None:  # [n, 2, 2] or [H, n, 2, 2], the same for every token
+        vecs = _apply((pending if pending.dim() == 4 else pending.unsqueeze(0)).unsqueeze(1), vecs)
+    table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
+    angles = shared[:, table(prog.inst_slot)] * table(prog.inst_mult)  # [H, R]
+    trig = torch.cat([angles.new_ones(H, 1), angles.cos(), angles.sin()], 1)
+    factors = table(prog.factors)
+    coef = trig.index_select(1, factors.flatten()).view(H, *factors.shape).prod(-1)
+    coef = coef * table(prog.coef)  # [H, P]
+    rows, UA = prog.shape
+    C = coef.new_zeros(H, rows * UA).index_add(1, table(prog.slot), coef).view(H, rows, UA)
+    # amplitude-major [H, rows, B]: row gathers (and their backward adds) move whole rows
+    per_qubit = bloch(vecs.permute(0, 2, 3, 1)).unbind(1)  # n x [H, 4, B]
+    tables = [kron_vectors(per_qubit[q.start:q.stop]) if len(q) else None
+              for q in quarters(n, prog.split)]
+    half_a = _half_rows(tables[0], tables[1], prog.rows_a, table)  # [H, UA, B]
+    half_b = _half_rows(tables[2], tables[3], prog.rows_b, table)  # [H, rows, B]
+    terms = (C @ half_a) * half_b  # [H, rows, B]
+    k = len(plan.observables)
+    out = terms.new_zeros(H, k, B).index_add(1, table(prog.row_obs), terms)
+    return out.transpose(1, 2)
+
+
+def _half_rows(first, second, rows: tuple, table) -> torch.Tensor:
+    """The needed rows of a half's Kronecker table: products of rows of its quarters'."""
+    out = first.index_select(1, table(rows[0]))
+    return out if second is None else out * second.index_select(1, table(rows[1]))
+
+
+def bloch(vecs: torch.Tensor) -> torch.Tensor:
+    """Qubit states ``[..., n, 2, B]`` -> ``[..., n, 4, B]``: (1, <X>, <Y>, <Z>) per qubit."""
+    a, b = vecs[..., 0, :], vecs[..., 1, :]
+    if vecs.is_complex():
+        ar, ai, br, bi = a.real, a.imag, b.real, b.imag
+        x, y = 2 * (ar * br + ai * bi), 2 * (ar * bi - ai * br)
+        z = ar * ar + ai * ai - br * br - bi * bi
+    else:
+        x, y, z = 2 * a * b, torch.zeros_like(a), a * a - b * b
+    return torch.stack([torch.ones_like(z), x, y, z], -2)

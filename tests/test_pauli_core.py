@@ -1,0 +1,158 @@
+"""The Heisenberg core (engine/pauli.py, pauli_walk.py) against its references: each gate's
+Pauli-rotation form against the gate's matrix, each Clifford table against Qiskit's
+``Pauli.evolve``, and values and gradients on seeded random circuits against plain autograd
+("gates") and PennyLane default.qubit, single and stacked, float64 and float32."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from qllm.circuits import build_circuit
+from qllm.engine import simulate, simulate_stacked
+from qllm.engine.estimate import estimate_bytes
+from qllm.engine.pauli import pauli_program
+from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table
+from qllm.engine.plan import make_plan
+from qllm.engine.product import core_kind, has_core_shape
+from qllm.errors import BackendError
+from qllm.gates import GATES
+from qllm.spec import CircuitSpec, Op, inp, w
+from tests.engine_helpers import check_strategy, draw, value_and_grads
+from tests.random_specs import product_spec
+
+_PAULI = {"I": np.eye(2), "X": np.array([[0, 1], [1, 0]]), "Y": np.array([[0, -1j], [1j, 0]]),
+          "Z": np.diag([1.0, -1.0])}
+FIXED = [name for name, g in GATES.items() if g.n_params == 0]
+
+
+def _string(letters: str) -> np.ndarray:
+    out = np.eye(1)
+    for c in letters:
+        out = np.kron(out, _PAULI[c])
+    return out
+
+
+def _equal_up_to_phase(a: np.ndarray, b: np.ndarray) -> bool:
+    k = np.argmax(np.abs(b))
+    phase = a.flat[k] / b.flat[k]
+    return np.isclose(abs(phase), 1.0) and np.allclose(a, phase * b, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", sorted(ROTATIONS))
+def test_each_parametric_gate_is_its_pauli_rotations(name):
+    rng = np.random.default_rng(7)
+    for _ in range(5):
+        params = rng.uniform(-np.pi, np.pi, GATES[name].n_params)
+        u = np.eye(2 ** GATES[name].n_qubits, dtype=complex)
+        for letters, p, a in ROTATIONS[name]:  # time order: each factor multiplies on the left
+            theta = a * params[p]
+            u = (np.cos(theta / 2) * np.eye(len(u)) - 1j * np.sin(theta / 2) * _string(letters)) @ u
+        ref = GATES[name].matrix(torch.tensor(params)).numpy()
+        assert _equal_up_to_phase(u, ref), name
+
+
+def test_every_gate_is_a_rotation_or_clifford_or_a_fixed_rotation():
+    for name in FIXED:
+        assert (clifford_table(name) is None) == (name in FIXED_ROTATIONS), name
+    letters, angle = FIXED_ROTATIONS["T"]
+    rz = np.cos(angle / 2) * np.eye(2) - 1j * np.sin(angle / 2) * _string(letters)
+    assert _equal_up_to_phase(rz, GATES["T"].matrix(torch.zeros(0)).numpy())
+    assert set(ROTATIONS) | set(FIXED) == set(GATES)
+
+
+@pytest.mark.parametrize("name", [n for n in FIXED if n not in FIXED_ROTATIONS])
+def test_clifford_tables_match_qiskit(name):
+    from qiskit.quantum_info import Clifford, Operator, Pauli
+
+    # qiskit labels list the highest qubit first, and its matrices are little-endian: with our
+    # first wire most significant, a label's characters are our wires in order
+    cliff = Clifford.from_operator(Operator(GATES[name].matrix(torch.zeros(0)).numpy()))
+    for src, (sign, image) in clifford_table(name).items():
+        label = "".join("IXYZ"[c] for c in src)
+        ref = Pauli(label).evolve(cliff, frame="h")  # U^dagger P U
+        got = Pauli(("" if sign > 0 else "-") + "".join("IXYZ"[c] for c in image))
+        assert ref == got, (name, label, ref, got)
+
+
+def _pauli_spec(seed: int) -> CircuitSpec:
+    """A random quantum-FFN-shaped circuit whose fixed part draws from every gate the walk
+    knows: rotations (one- and two-qubit, controlled, RBS, Rot, U3), Cliffords and T."""
+    rng = random.Random(seed)
+    n, n_weights = rng.randint(2, 6), 10
+    ops = [Op(rng.choice(["RY", "RX", "RZ"]), (q,), (inp(q % 3),)) for q in range(n)]
+    for _ in range(rng.randint(4, 12)):
+        name = rng.choice(sorted(ROTATIONS) + FIXED)
+        g = GATES[name]
+        wires = tuple(rng.sample(range(n), g.n_qubits))
+        ops.append(Op(name, wires, tuple(w(rng.randrange(n_weights), rng.choice([1.0, -0.6]))
+                                         for _ in range(g.n_params))))
+    ops.append(Op("CNOT", (0, 1)))  # at least one entangler: a fixed segment
+    observables = tuple("".join(rng.choice("IZZ") for _ in range(n)) for _ in range(2))
+    return CircuitSpec(n, tuple(ops), observables, 3, n_weights, name=f"pauli{seed}")
+
+
+def _specs():
+    out = [(s, _pauli_spec(s)) for s in range(30)]
+    out += [(100 + s, product_spec(s, n_qubits=[2, 3, 5, 6, 8][s % 5])) for s in range(30)]
+    return [(s, spec) for s, spec in out if has_core_shape(make_plan(spec))
+            and make_plan(spec).segments and pauli_program(make_plan(spec)) is not None]
+
+
+SPECS = _specs()
+
+
+def test_random_draws_cover_the_walks_gates():
+    gates = {op.gate for _, spec in SPECS for op in make_plan(spec).rest}
+    assert len(SPECS) >= 40, len(SPECS)
+    assert gates == set(GATES), set(GATES) - gates
+
+
+@pytest.mark.parametrize("seed,spec", SPECS, ids=[s.name for _, s in SPECS])
+def test_pauli_core_matches_autograd_and_pennylane(seed, spec):
+    x, wts, coef = draw(spec, 32, seed)
+    check_strategy(spec, "pauli", x, wts, coef, pennylane=seed % 4 == 0)
+
+
+@pytest.mark.parametrize("seed,spec", SPECS[::4], ids=[s.name for _, s in SPECS[::4]])
+def test_stacked_pauli_core_matches_one_by_one(seed, spec):
+    x, wts, coef = draw(spec, 16, seed, lead=(3,))
+    got = value_and_grads(lambda a, b: simulate_stacked(spec, a, b, "pauli"), x, wts, coef)
+    ref = value_and_grads(lambda a, b: torch.stack([simulate(spec, a[h], b[h], "gates")
+                                                    for h in range(3)]), x, wts, coef)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_second_derivatives_of_the_weights_match_autograd():
+    spec = build_circuit(5, 2)
+    x, wts, _ = draw(spec, 8, 3)
+    x = x.detach()  # inputs without gradients: every op is plain autograd
+
+    def hessian_row(strategy):
+        (g,) = torch.autograd.grad(simulate(spec, x, wts, strategy).sum(), wts, create_graph=True)
+        return torch.autograd.grad(g[0], wts)[0]
+
+    torch.testing.assert_close(hessian_row("pauli"), hessian_row("gates"), atol=1e-10, rtol=0)
+
+
+def test_deep_circuits_are_declined_with_the_way_out():
+    spec = build_circuit(10, 6)  # the strings spread to every qubit: past MAX_PATHS
+    assert pauli_program(make_plan(spec)) is None
+    with pytest.raises(BackendError, match="strategy 'pauli'.*MAX_PATHS.*'kron'"):
+        simulate(spec, torch.rand(2, 10), torch.rand(spec.n_weights), "pauli")
+    with pytest.raises(BackendError, match="strategy 'pauli'.*product-state core's shape"):
+        simulate(build_circuit(3, 1, observables=("XII",)), torch.rand(4, 3), torch.rand(6),
+                 "pauli")
+
+
+def test_auto_takes_it_for_shallow_circuits_past_the_dense_core():
+    plan = make_plan(build_circuit(10, 2))
+    assert core_kind(plan, 1024, "auto") == "pauli"
+    assert core_kind(make_plan(build_circuit(10, 6)), 1024, "auto") == "kron"  # declined
+    # its memory does not grow as 2^n: 12 qubits in less than the Kronecker core's state
+    spec = build_circuit(12, 2)
+    assert estimate_bytes(spec, 1024, strategy="pauli") < estimate_bytes(spec, 1024, strategy="kron")
