@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 
 from qllm.engine.apply import steps_product
-from qllm.engine.encode import _apply, kron_vectors, split_prefix
+from qllm.engine.encode import _matmul, kron_vectors, split_prefix
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan, on_device
 
@@ -80,8 +80,8 @@ def quarters(n: int, split: int) -> list[range]:
     return out
 
 
-def _program(plan: Plan, paths: list, insts: list) -> PauliProgram:
-    n, h = plan.n_qubits, plan.n_qubits // 2
+def _program(plan: Plan, paths: list, insts: list, h: int | None = None) -> PauliProgram:
+    n, h = plan.n_qubits, plan.n_qubits // 2 if h is None else h
     paths = [p for p in paths if p[1] != 0.0]
     ids_a, rows = {}, {}  # distinct a-halves; (observable, b-half) -> row of C
     for s, _, _, o in paths:
@@ -127,11 +127,13 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     prog, n = pauli_program(plan), plan.n_qubits
     shared = ctx.shared if ctx.shared.dim() == 2 else ctx.shared.unsqueeze(0)  # [H, S]
     device, real_dtype = shared.device, shared.dtype
-    vecs = vecs.view(H, -1, n, 2)
-    B = vecs.shape[1]
-    pending = steps_product(split_prefix(plan)[1], ctx, dtype)
-    if pending is not None:  # [n, 2, 2] or [H, n, 2, 2], the same for every token
-        vecs = _apply((pending if pending.dim() == 4 else pending.unsqueeze(0)).unsqueeze(1), vecs)
+    # qubit-major [H, n, 2, B]: the prefix's weight-only tail is then n small matrix
+    # products, not one 2 x 2 product per token and qubit
+    vecs = vecs.view(H, -1, n, 2).permute(0, 2, 3, 1)
+    B = vecs.shape[-1]
+    pending = steps_product(split_prefix(plan)[1], ctx, dtype)  # [n, 2, 2] or [H, n, 2, 2]
+    if pending is not None:
+        vecs = _matmul(pending, vecs)
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
     angles = shared[:, table(prog.inst_slot)] * table(prog.inst_mult)  # [H, R]
     trig = torch.cat([angles.new_ones(H, 1), angles.cos(), angles.sin()], 1)
@@ -141,7 +143,7 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     rows, UA = prog.shape
     C = coef.new_zeros(H, rows * UA).index_add(1, table(prog.slot), coef).view(H, rows, UA)
     # amplitude-major [H, rows, B]: row gathers (and their backward adds) move whole rows
-    per_qubit = bloch(vecs.permute(0, 2, 3, 1)).unbind(1)  # n x [H, 4, B]
+    per_qubit = bloch(vecs).unbind(1)  # n x [H, 4, B]
     tables = [kron_vectors(per_qubit[q.start:q.stop]) if len(q) else None
               for q in quarters(n, prog.split)]
     half_a = _half_rows(tables[0], tables[1], prog.rows_a, table)  # [H, UA, B]
@@ -159,12 +161,13 @@ def _half_rows(first, second, rows: tuple, table) -> torch.Tensor:
 
 
 def bloch(vecs: torch.Tensor) -> torch.Tensor:
-    """Qubit states ``[..., n, 2, B]`` -> ``[..., n, 4, B]``: (1, <X>, <Y>, <Z>) per qubit."""
+    """Qubit states ``[..., 2, B]`` -> ``[..., 4, B]``: (1, <X>, <Y>, <Z>) per qubit."""
     a, b = vecs[..., 0, :], vecs[..., 1, :]
     if vecs.is_complex():
-        ar, ai, br, bi = a.real, a.imag, b.real, b.imag
-        x, y = 2 * (ar * br + ai * bi), 2 * (ar * bi - ai * br)
-        z = ar * ar + ai * ai - br * br - bi * bi
+        xy = 2 * torch.view_as_real(a.conj() * b)  # [..., B, 2]: <X>, <Y>
+        x, y = xy[..., 0], xy[..., 1]
+        p = torch.view_as_real(vecs).square().sum(-1)  # [..., 2, B]: |a|^2, |b|^2
+        z = p[..., 0, :] - p[..., 1, :]
     else:
         x, y, z = 2 * a * b, torch.zeros_like(a), a * a - b * b
     return torch.stack([torch.ones_like(z), x, y, z], -2)

@@ -118,7 +118,7 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     flat = inputs.reshape(H * B, -1)
     ctx, dtype = _context(plan, flat, weights[0])  # the encoding reads no weights (shifts)
     shared = plan.sources.shared(weights.to(flat.device, flat.dtype))  # [H, S]
-    vecs = _encoded(plan, ctx, dtype, head, shifts)
+    vecs = _encoded(plan, ctx, dtype, head, None if kind == "pauli" else shifts)
     if kind != "dense":
         expval = kron_expval if kind == "kron" else pauli_expval
         return _keep_graph(expval(plan, StackedAngles(shared), vecs, dtype, H), inputs, weights)
@@ -138,6 +138,7 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
         vecs, M = qubit_vectors(plan, ctx, dtype), None
     elif (kind := core_kind(plan, inputs.shape[0], strategy)) != "dense":  # no dense M
         expval = kron_expval if kind == "kron" else pauli_expval
+        shifts = None if kind == "pauli" else shifts  # plain autograd: any derivative order
         return expval(plan, ctx, _encoded(plan, ctx, dtype, head, shifts), dtype)[0]
     elif stages is not None:
         vecs = _encoded(plan, ctx, dtype, head, shifts)
@@ -152,7 +153,8 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
 
 def _encoded(plan: Plan, ctx: AngleContext, dtype, head, shifts) -> torch.Tensor:
     """The encoded qubit vectors ``[B, n, 2]``: through ``DataVectors`` (shift-rule backward)
-    when input gradients are wanted, else directly (no shifted copies to compute)."""
+    when input gradients are wanted and ``shifts`` given, else by plain autograd (the
+    Heisenberg core's choice: as fast there, and differentiable to any order)."""
     columns = ctx.data_columns() if shifts is not None else None
     if columns is not None and columns.requires_grad and torch.is_grad_enabled():
         return DataVectors.apply(columns, shifts, plan, head, dtype)
