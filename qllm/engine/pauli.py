@@ -32,7 +32,7 @@ from qllm.engine.plan import Plan, on_device
 # (benchmarks/auto_choice.py, n = 4..10, B = 64..4096): the small ops, then per token ROW_NS for
 # each row gathered, multiplied and read (forward and backward) and GEMM_NS per multiply-add of
 # the products with C.
-BASE_US, ROW_NS, GEMM_NS = 290.0, 0.19, 0.003
+BASE_US, ROW_NS, GEMM_NS = 270.0, 0.146, 0.0037
 
 
 @dataclass
