@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from qllm.engine import simulate
+from qllm.engine import simulate, simulate_stacked
 from tests.references import pennylane_expval
 
 
@@ -46,3 +46,14 @@ def check_strategy(spec, strategy: str, x, wts, coef, pennylane: bool) -> None:
     got32 = value_and_grads(run, x32, w32, coef.float())
     for a, b in zip(got32, ref):
         np.testing.assert_allclose(a.detach().double().numpy(), b.detach().numpy(), atol=2e-4)
+
+
+def check_stacked(spec, strategy: str, seed: int, batch: int, H: int = 3) -> None:
+    """``simulate_stacked`` under ``strategy`` (H circuits, each its own weights) equals each
+    circuit alone through "gates": values and gradients to 1e-10 (float64)."""
+    x, wts, coef = draw(spec, batch, seed, lead=(H,))
+    got = value_and_grads(lambda a, b: simulate_stacked(spec, a, b, strategy), x, wts, coef)
+    ref = value_and_grads(lambda a, b: torch.stack([simulate(spec, a[h], b[h], "gates")
+                                                    for h in range(H)]), x, wts, coef)
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)

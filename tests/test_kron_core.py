@@ -9,13 +9,13 @@ import pytest
 import torch
 
 from qllm.circuits import build_circuit
-from qllm.engine import simulate, simulate_stacked
+from qllm.engine import simulate
 from qllm.engine.kron import kron_stages
 from qllm.engine.plan import drop_unseen_diagonals, make_plan
 from qllm.engine.product import has_core_shape, uses_kron_core
 from qllm.errors import BackendError
 from qllm.spec import CircuitSpec, Op, inp, w
-from tests.engine_helpers import check_strategy, draw, value_and_grads
+from tests.engine_helpers import check_stacked, check_strategy, draw, value_and_grads
 from tests.random_specs import product_spec
 from tests.references import pennylane_expval
 
@@ -57,12 +57,7 @@ def test_kron_core_matches_autograd_and_pennylane(seed, spec):
 
 @pytest.mark.parametrize("seed,spec", KRON_SPECS[::3], ids=[s.name for _, s in KRON_SPECS[::3]])
 def test_stacked_kron_core_matches_one_by_one(seed, spec):
-    x, wts, coef = _draw(spec, 32, seed, lead=(3,))
-    got = _value_and_grads(lambda a, b: simulate_stacked(spec, a, b, "kron"), x, wts, coef)
-    ref = _value_and_grads(lambda a, b: torch.stack([simulate(spec, a[h], b[h], "gates")
-                                                     for h in range(3)]), x, wts, coef)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    check_stacked(spec, "kron", seed, 32)
 
 
 def test_kron_core_without_input_gradients_matches_autograd():

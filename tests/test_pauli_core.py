@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from qllm.circuits import build_circuit
-from qllm.engine import simulate, simulate_stacked
+from qllm.engine import simulate
 from qllm.engine.estimate import estimate_bytes
 from qllm.engine.pauli import pauli_program
 from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table
@@ -21,7 +21,7 @@ from qllm.engine.product import core_kind, has_core_shape
 from qllm.errors import BackendError
 from qllm.gates import GATES
 from qllm.spec import CircuitSpec, Op, inp, w
-from tests.engine_helpers import check_strategy, draw, value_and_grads
+from tests.engine_helpers import check_stacked, check_strategy, draw
 from tests.random_specs import product_spec
 
 _PAULI = {"I": np.eye(2), "X": np.array([[0, 1], [1, 0]]), "Y": np.array([[0, -1j], [1j, 0]]),
@@ -119,12 +119,7 @@ def test_pauli_core_matches_autograd_and_pennylane(seed, spec):
 
 @pytest.mark.parametrize("seed,spec", SPECS[::4], ids=[s.name for _, s in SPECS[::4]])
 def test_stacked_pauli_core_matches_one_by_one(seed, spec):
-    x, wts, coef = draw(spec, 16, seed, lead=(3,))
-    got = value_and_grads(lambda a, b: simulate_stacked(spec, a, b, "pauli"), x, wts, coef)
-    ref = value_and_grads(lambda a, b: torch.stack([simulate(spec, a[h], b[h], "gates")
-                                                    for h in range(3)]), x, wts, coef)
-    for a, b in zip(got, ref):
-        torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+    check_stacked(spec, "pauli", seed, 16)
 
 
 def test_second_derivatives_match_autograd():
