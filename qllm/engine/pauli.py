@@ -80,8 +80,8 @@ def quarters(n: int, split: int) -> list[range]:
     return out
 
 
-def _program(plan: Plan, paths: list, insts: list, h: int | None = None) -> PauliProgram:
-    n, h = plan.n_qubits, plan.n_qubits // 2 if h is None else h
+def _program(plan: Plan, paths: list, insts: list) -> PauliProgram:
+    n, h = plan.n_qubits, plan.n_qubits // 2  # balanced halves: measured fastest
     paths = [p for p in paths if p[1] != 0.0]
     ids_a, rows = {}, {}  # distinct a-halves; (observable, b-half) -> row of C
     for s, _, _, o in paths:

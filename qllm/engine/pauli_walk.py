@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from functools import cache
+from itertools import product
 
 import numpy as np
 import torch
@@ -42,10 +43,10 @@ ROTATIONS = {
 FIXED_ROTATIONS = {"T": ("Z", math.pi / 4)}  # parameter-free but not Clifford
 
 
-def _product(a: int, b: int) -> tuple[int, int]:
+def _multiply(a: int, b: int) -> tuple[int, int]:
     """sigma_a sigma_b = i^k sigma_c for letters 0..3 (I, X, Y, Z): returns (k, c)."""
     if a == 0 or b == 0 or a == b:
-        return 0, a ^ b if a != b else 0
+        return 0, a ^ b  # the other letter, or I for a == b
     return (1 if (b - a) % 3 == 1 else 3), 6 - a - b
 
 
@@ -56,7 +57,7 @@ def clifford_table(name: str) -> dict | None:
     g = gate(name)
     u = g.matrix(torch.zeros(0, dtype=torch.float64)).numpy().astype(complex)
     k = g.n_qubits
-    strings = [tuple(int(c) for c in np.base_repr(i, 4).zfill(k)) for i in range(4**k)]
+    strings = list(product(range(4), repeat=k))
     mats = {s: _kron([_SINGLE[c] for c in s]) for s in strings}
     table = {}
     for s in strings:
@@ -80,15 +81,13 @@ def _kron(mats: list) -> np.ndarray:
 def _rotation_table(letters: str) -> dict:
     """For a rotation about ``letters``: each local string (the path's letters on the gate's
     wires) that anticommutes with it -> (sign, the local letters of i P Q)."""
-    k = len(letters)
     table = {}
-    for i in range(4**k):
-        local = tuple(int(c) for c in np.base_repr(i, 4).zfill(k))
+    for local in product(range(4), repeat=len(letters)):
         ks, anti, new = 0, 0, []
         for c, q in zip(letters, local):
             p = _LETTERS.index(c)
             anti ^= bool(p and q and p != q)
-            phase, letter = _product(p, q)
+            phase, letter = _multiply(p, q)
             ks, new = ks + phase, new + [letter]
         if anti:
             table[local] = (1 if (1 + ks) % 4 == 0 else -1, tuple(new))  # i * i^ks, ks odd
@@ -154,5 +153,3 @@ def _conjugate(path: tuple, wires: tuple, table: dict) -> tuple:
     for q, c in zip(wires, image):
         new[q] = c
     return tuple(new), sign * coef, factors, obs
-
-

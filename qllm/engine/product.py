@@ -123,6 +123,9 @@ def uses_kron_core(plan: Plan, batch: int) -> bool:
     return kron is not None and kron < dense_cost_us(plan, batch)
 
 
+CORES = {"core": "dense", "kron": "kron", "pauli": "pauli"}  # strategy -> the core it forces
+
+
 def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
     """Whether ``simulate`` runs ``plan`` through a product-state core (see ``core_kind``):
     always under "core", "kron" and "pauli" (for circuits of their shape); under "auto" when
@@ -132,9 +135,6 @@ def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
     if not plan.segments or strategy != "auto":
         return True
     return _decided(plan, ("uses_core", batch), lambda: _core_pays(plan, batch))
-
-
-CORES = {"core": "dense", "kron": "kron", "pauli": "pauli"}  # strategy -> the core it forces
 
 
 def _core_pays(plan: Plan, batch: int) -> bool:

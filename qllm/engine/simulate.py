@@ -113,7 +113,7 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     _check_core_shape(plan, spec, strategy)
     core = shifts is not None and uses_product_core(plan, B, strategy)
     kind = core_kind(plan, H * B, strategy) if core and plan.segments else "dense"
-    if not core or not (kind != "dense" or stages is not None):
+    if not core or (kind == "dense" and stages is None):
         return torch.stack([simulate(spec, inputs[h], weights[h], strategy) for h in range(H)])
     flat = inputs.reshape(H * B, -1)
     ctx, dtype = _context(plan, flat, weights[0])  # the encoding reads no weights (shifts)
