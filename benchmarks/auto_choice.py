@@ -6,7 +6,7 @@ gradients): "gates" and "fused" (plain autograd), "core" (the dense product-stat
 hand-written backwards), "kron" (the Kronecker core: the weight layers block by block) and
 "pauli" (the Heisenberg core: the observables as Pauli sums read on product states), whatever
 the cost model says. The cost models (``qllm/engine/fused.py``, ``core_cost_us`` in
-``qllm/engine/shift.py``, ``kron_cost_us`` in ``qllm/engine/kron.py``, ``pauli_cost_us`` in
+``qllm/engine/fixed_matrix.py``, ``kron_cost_us`` in ``qllm/engine/kron.py``, ``pauli_cost_us`` in
 ``qllm/engine/pauli.py``) were fitted on a 2-core
 CPU; run this on other hardware to see how far their choices are from the best there.
 

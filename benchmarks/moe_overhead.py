@@ -21,8 +21,8 @@ from train_speed import time_round_robin, write_rows  # noqa: E402
 
 from qllm.config import ModelConfig, MoEConfig, QuantumConfig
 from qllm.engine import simulate, simulate_stacked
+from qllm.engine.fixed_matrix import FixedMatrix, core_parts
 from qllm.engine.plan import make_plan
-from qllm.engine.shift import FixedMatrix, core_parts
 from qllm.layers import FFNS
 from qllm.layers.experts import load_balancing_loss, route
 from qllm.model import HybridTransformer

@@ -37,7 +37,7 @@ class GateDef:
     # parameter-shift rule (two terms for {1}, four for {0.5, 1}).
     frequencies: tuple[float, ...] = (1.0,)
     # dU/dtheta_k = U(theta + pi e_k) / 2 for every parameter: each is the angle of a Pauli
-    # rotation exp(-i theta P / 2) (engine/shift.py builds derivatives as evaluations).
+    # rotation exp(-i theta P / 2) (engine/shift.py builds the encoding's derivatives as evaluations).
     shift_rule: bool = False
     pennylane: str = ""
     qiskit: str = ""

@@ -1,4 +1,5 @@
-"""The engine's product-state core (engine/product.py) and its shift-rule backward (engine/shift.py)
+"""The engine's product-state core (engine/product.py) and its hand-written backwards
+(engine/fixed_matrix.py, engine/shift.py)
 against PennyLane default.qubit and against plain autograd ("gates"), on seeded random circuits of
 the quantum-FFN shape: values, input and weight gradients, complex128 and complex64, chunking."""
 
@@ -14,6 +15,7 @@ from qllm.engine import simulate
 from qllm.engine.plan import make_plan
 from qllm.errors import BackendError
 from qllm.gates import GATES
+from qllm.spec import CircuitSpec, Op, inp, w
 from tests.engine_helpers import check_strategy, draw, value_and_grads
 from tests.random_specs import product_spec
 
@@ -71,6 +73,28 @@ def test_library_circuits_match_autograd(encoding, ansatz, reupload):
     ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
     for a, b in zip(got, ref):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_weight_matrix_takes_every_single_qubit_rotation_and_fixed_gate(dtype):
+    """FixedMatrix builds U3, PhaseShift and Rot (by their Pauli-rotation decompositions, up to
+    global phases), scaled angles, a weight read twice and fixed gates (H, SX, S, T) in its
+    layers: same values and gradients as plain autograd gate by gate."""
+    n = 3
+    ops = [Op("RY", (q,), (inp(q),)) for q in range(n)]
+    ops += [Op("U3", (0,), (w(0), w(1), w(2))), Op("PhaseShift", (1,), (w(3, -0.7),)),
+            Op("Rot", (2,), (w(4), w(5), w(3))), Op("H", (1,), ()), Op("SX", (0,), ())]
+    ops += [Op("CNOT", (0, 1), ()), Op("CNOT", (1, 2), ()), Op("T", (0,), ()),
+            Op("S", (2,), ()), Op("RX", (0,), (w(6),)), Op("U3", (1,), (w(7), w(0), w(5, 0.5))),
+            Op("CNOT", (2, 0), ())]
+    spec = CircuitSpec(n, tuple(ops), ("ZII", "IZZ", "ZIZ"), n, 8, name="mixed layers")
+    x, wts, coef = _draw(spec, 32, 3, dtype=dtype)
+    got = _value_and_grads(lambda a, b: simulate(spec, a, b, "core"), x, wts, coef)
+    assert _paths(spec)[0]
+    ref = _value_and_grads(lambda a, b: simulate(spec, a, b, "gates"), x, wts, coef)
+    tol = 1e-10 if dtype == torch.float64 else 2e-5
+    for a, b in zip(got, ref):
+        torch.testing.assert_close(a, b, atol=tol, rtol=0)
 
 
 def test_default_qffn_circuit_takes_the_shift_rule_paths():

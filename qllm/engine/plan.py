@@ -22,8 +22,8 @@ Why a plan: a sublayer's weights are shared by every token and most gates act on
   5. a plan that is just a prefix, one fixed segment and diagonal observables (the quantum-FFN
      shape) runs, under "auto", through a product-state core: product.py's dense one (the
      segment as one 2^n x 2^n matrix, three autograd nodes with hand-written backwards,
-     shift.py) at small n, kron.py's Kronecker one (the segment block by block on an
-     amplitude-major state, one autograd node) where the dense matrix costs more.
+     fixed_matrix.py and shift.py) at small n, kron.py's Kronecker one (the segment block by
+     block on an amplitude-major state, one autograd node) where the dense matrix costs more.
 """
 
 from __future__ import annotations

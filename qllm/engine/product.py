@@ -10,9 +10,9 @@ At small n autograd spends far longer on its ~100 small ops than on the arithmet
 per op on a CPU, forward and backward). ``ProductExpval`` does the batch part (Kronecker tree,
 matrix product, probabilities, readout) in one autograd node whose backward is three matrix
 products and the same tree walked back (two batched matrix-vector products per node). The
-vectors and M come from ``DataVectors`` and ``FixedMatrix`` (shift.py, parameter-shift
-backwards) where the circuit allows, else from plain autograd, so a quantum FFN call is about
-three autograd nodes instead of a few hundred. First-order gradients only (``first_order``);
+vectors and M come from ``DataVectors`` (shift.py) and ``FixedMatrix`` (fixed_matrix.py),
+with hand-written backwards, where the circuit allows, else from plain autograd: a quantum FFN
+call is about three autograd nodes instead of a few hundred. First-order gradients only (``first_order``);
 the "fused" and "gates" strategies stay plain autograd for higher orders.
 """
 
@@ -21,11 +21,12 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.encode import kron_vectors
+from qllm.engine.fixed_matrix import core_cost_us, core_parts
 from qllm.engine.fused import choose_fused, fused_cost_us, gates_cost_us
 from qllm.engine.kron import kron_cost_us
 from qllm.engine.pauli import pauli_cost_us
 from qllm.engine.plan import Plan
-from qllm.engine.shift import core_cost_us, core_parts, first_order
+from qllm.engine.shift import first_order
 
 
 def _kron_grads(vecs, i: int, j: int, memo: dict, grad: torch.Tensor) -> list[torch.Tensor]:

@@ -7,13 +7,14 @@ import torch
 from qllm.engine.angles import AngleContext
 from qllm.engine.apply import apply_micro, kron
 from qllm.engine.encode import prefix_vectors, product_state, qubit_vectors
+from qllm.engine.fixed_matrix import FixedMatrix, core_parts
 from qllm.engine.fused import choose_fused, segment_matrix
 from qllm.engine.kron import StackedAngles, kron_expval, kron_stages
 from qllm.engine.measure import expectations, sign_table
 from qllm.engine.pauli import pauli_expval, pauli_program
 from qllm.engine.plan import Plan, make_plan
 from qllm.engine.product import ProductExpval, core_kind, has_core_shape, uses_product_core
-from qllm.engine.shift import DataVectors, FixedMatrix, core_parts
+from qllm.engine.shift import DataVectors
 from qllm.errors import BackendError
 from qllm.gates import complex_dtype
 from qllm.spec import CircuitSpec
@@ -58,7 +59,7 @@ def simulate(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Tensor,
         strategy: "auto" (cost model), "fused" or "gates" (see fused.py), "core", "kron" or
             "pauli". Circuits of the quantum-FFN shape (product-state prefix, one fixed
             segment, Z/I observables) can run through a product-state core: the dense one (one
-            2^n x 2^n weight matrix, product.py, shift.py) or the Kronecker one (the segment
+            2^n x 2^n weight matrix, product.py, fixed_matrix.py) or the Kronecker one (the segment
             block by block, kron.py), both with hand-written backwards, first derivatives
             only; or the Heisenberg one (the observables as Pauli sums read on product states,
             pauli.py). "auto" takes the cheapest where the cost models say it pays; "core",
@@ -130,7 +131,7 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
                   strategy: str) -> torch.Tensor:
     """The same values by ``KronExpval`` (kron.py) or ``ProductExpval`` (product.py): one
     autograd node for the batch part, and for the dense one's weight matrix one more
-    (``FixedMatrix``, shift.py) where the segment qualifies."""
+    (``FixedMatrix``, fixed_matrix.py) where the segment qualifies."""
     ctx, dtype = _context(plan, inputs, weights)
     n = plan.n_qubits
     head, shifts, stages = core_parts(plan)

@@ -1,0 +1,255 @@
+"""The product-state core's weight matrix M, with a hand-written backward.
+
+M = K_1 P_1 K_2 P_2 ... (``state @ M`` applies the fixed part): K_l is the Kronecker product of
+a layer's per-qubit 2x2s, P_l a permutation. Why by hand: a small circuit's M costs a few dozen
+tiny ops, and autograd's backward through them (complex products, broadcast reductions) about
+twice their forward; at 5-10 us per op that was most of a 6-qubit step.
+
+Each layer's 2x2s are products of elementary factors, every one either a Pauli rotation
+exp(-i theta P / 2) = cos(theta / 2) I - i sin(theta / 2) P (RX, RY, RZ, and Rot, U3 and
+PhaseShift by their decompositions, ``ROTATIONS``; global phases do not change probabilities)
+or a fixed matrix (H, S, X...). So one table per layer holds, for every factor slot, its angle's
+source and half-scale and the two matrices A, B with factor = cos(h) A + sin(h) B: a layer's
+factors are built by one gather, one cos, one sin and two products, whatever gates it mixes.
+
+Backward of a layer K = kron(f_q) given G = dL/dK: factor q's gradient is f_q tr_(not q)(K^H G)
+(the other factors are unitary), a gather for all qubits, and K^H G = (M_before K)^H dL/dM is one
+matrix product with the product the forward kept; then back through each qubit's product of
+factors and dfactor/dh = -sin(h) A + cos(h) B.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import torch
+
+from qllm.engine.encode import split_prefix
+from qllm.engine.fused import layer_kron, unrotation
+from qllm.engine.micro import LAUNCH_US, MATMUL_NS, Layer, Perm, Step
+from qllm.engine.pauli_walk import ROTATIONS
+from qllm.engine.plan import Plan, on_device
+from qllm.engine.shift import data_shifts, first_order
+from qllm.gates import gate
+
+# FixedMatrix keeps two 2^n x 2^n matrices per layer (16 MiB each at 10 qubits, complex128);
+# the cost model (core_cost_us) decides whether the core pays.
+SHIFT_QUBITS = 10
+_PAULI = {"X": ((0, 1), (1, 0)), "Y": ((0, -1j), (1j, 0)), "Z": ((1, 0), (0, -1))}
+
+
+@dataclass
+class LayerStage:
+    """A layer of ``FixedMatrix`` with its tables (CPU; copied to a device once)."""
+
+    layer: Layer
+    source: torch.Tensor  # [D, m]: each factor slot's angle index into the shared vector
+    half: torch.Tensor  # [D, m]: the angle's multiplier / 2 (0: a fixed factor)
+    A: torch.Tensor  # [D, m, 2, 2] complex128: factor = cos(h) A + sin(h) B
+    B: torch.Tensor
+    qubits: torch.Tensor  # the layer's qubits: they pick its partial traces
+    rows: torch.Tensor | None  # first layer only: the leading permutations' gather ...
+    inverse_rows: torch.Tensor | None  # ... and its inverse (M = K[inverse_rows])
+    cols: torch.Tensor | None  # rotated layers: the matrix's column order ...
+    inverse_cols: torch.Tensor | None  # ... and its inverse
+    trainable: bool = True  # some factor reads an angle
+    _tables: dict = field(default_factory=dict)
+
+    def tables(self, device, dtype) -> tuple[torch.Tensor, ...]:
+        """(source, half, A, B) on ``device``, A and B in the complex ``dtype``."""
+        key = (device, dtype)
+        if key not in self._tables:
+            self._tables[key] = (self.source.to(device), self.half.to(device, dtype.to_real()),
+                                 self.A.to(device, dtype), self.B.to(device, dtype))
+        return self._tables[key]
+
+
+def _factors(steps: list[Step], m: int) -> list[list] | None:
+    """Per layer position, its factors in time order: (source, half-scale, A, B); None when a
+    gate is neither a Pauli rotation (``ROTATIONS``) nor parameter-free."""
+    per_position: list[list] = [[] for _ in range(m)]
+    eye = torch.eye(2, dtype=torch.complex128)
+    for step in steps:
+        for name, group, positions in step.parts:
+            g = gate(name)
+            if not g.n_params:
+                fixed = g.matrix(torch.zeros(0, dtype=torch.float64)).to(torch.complex128)
+                for pos in positions:
+                    per_position[pos].append((0, 0.0, fixed, torch.zeros(2, 2)))
+                continue
+            if name not in ROTATIONS or len(ROTATIONS[name][0][0]) != 1 or group.data:
+                return None
+            for j, pos in enumerate(positions):
+                slots = group.slots[j * g.n_params:(j + 1) * g.n_params]
+                scales = group.scale_values[j * g.n_params:(j + 1) * g.n_params]
+                for letter, p, a in ROTATIONS[name]:
+                    pauli = torch.tensor(_PAULI[letter], dtype=torch.complex128)
+                    per_position[pos].append((slots[p][1], a * scales[p] / 2, eye, -1j * pauli))
+    return per_position
+
+
+def _layer_stage(layer: Layer, n: int, rows, first: bool) -> LayerStage | None:
+    per_position = _factors(layer.steps, len(layer.qubits))
+    if per_position is None:
+        return None
+    D = max(1, *map(len, per_position))
+    identity = (0, 0.0, torch.eye(2, dtype=torch.complex128), torch.zeros(2, 2))
+    slots = [[seq[d] if d < len(seq) else identity for seq in per_position] for d in range(D)]
+    cols = unrotation(layer, n, "cpu")
+    return LayerStage(
+        layer, torch.tensor([[s[0] for s in row] for row in slots]),
+        torch.tensor([[s[1] for s in row] for row in slots], dtype=torch.float64),
+        torch.stack([torch.stack([s[2] for s in row]) for row in slots]),
+        torch.stack([torch.stack([s[3] for s in row]) for row in slots]).to(torch.complex128),
+        torch.tensor(layer.qubits), rows if first else None,
+        torch.argsort(rows) if first else None, cols, None if cols is None else torch.argsort(cols),
+        any(s[1] for row in slots for s in row))
+
+
+def fixed_stages(plan: Plan, tail: list[Step]) -> list | None:
+    """The fixed part after the data prefix, as stages for ``FixedMatrix``: ``tail`` (the
+    prefix's trailing weight-only steps, as a layer over all qubits), then the micro-ops of the
+    plan's single fixed segment (leading permutations folded into the first layer's rows).
+    None unless every stage qualifies (see the module docstring)."""
+    n = plan.n_qubits
+    if n > SHIFT_QUBITS or len(plan.segments) != 1:
+        return None
+    micros = list(plan.segments[0].micros)
+    if tail:
+        micros.insert(0, Layer(list(range(n)), steps=tail))
+    stages, rows = [], torch.arange(2**n)
+    for m in micros:
+        if isinstance(m, Perm):
+            if stages:
+                stages.append(m)
+            else:
+                rows = rows[m.gather]
+            continue
+        stage = _layer_stage(m, n, rows, not stages) if isinstance(m, Layer) else None
+        if stage is None:
+            return None
+        stages.append(stage)
+    return stages or None
+
+
+def core_cost_us(stages: list, n: int, batch: int) -> float:
+    """Estimated forward + backward time of ``FixedMatrix`` and the core's three B x 2^n x 2^n
+    products, in the units of fused.py's cost model. Fitted on this 2-core CPU (n = 4..10,
+    B = 64..16384; ``benchmarks/auto_choice.py``): a layer costs about 30 small ops and its
+    Kronecker products; the first layer adds one 2^n-cubed product and each later one three,
+    at half the model's rate per multiply-add; the three batch products cost about 0.4 B 4^n
+    multiply-adds, a seventh of the autograd fused path's (real product states, no conjugated
+    copies, and at these sizes memory-bound rather than compute-bound)."""
+    layers = [s for s in stages if isinstance(s, LayerStage)]
+    dim = 2**n
+    launches = sum(8 + 2 * n for _ in layers) * LAUNCH_US
+    cubes = (3 * len(layers) - 2) * dim**3
+    return 0.3 * launches + (0.5 * cubes + 0.4 * batch * dim * dim) * MATMUL_NS / 1e3 \
+        + 3 * LAUNCH_US
+
+
+def core_parts(plan: Plan) -> tuple:
+    """(the prefix steps that read data, their ``data_shifts``, the ``fixed_stages`` of the
+    rest), cached on the plan; a None means that part runs on plain autograd."""
+    if "core" not in plan.cache:
+        head, tail = split_prefix(plan) if plan.prefix is not None else ([], [])
+        plan.cache["core"] = head, data_shifts(plan, head), fixed_stages(plan, tail)
+    return plan.cache["core"]
+
+
+@lru_cache(maxsize=32)
+def _trace_index(n: int) -> torch.Tensor:
+    """Flat indices ``[n, 2, 2, 2^(n-1)]`` into a ``[2^n, 2^n]`` matrix Y: entry (q, a, b, x) is
+    Y[(a on qubit q, x elsewhere), (b on qubit q, x elsewhere)]; summing over x gives the 2x2
+    partial traces over all qubits but q."""
+    x = torch.arange(2 ** (n - 1))
+    out = []
+    for q in range(n):
+        shift = n - 1 - q
+        base = (x >> shift << (shift + 1)) | (x & ((1 << shift) - 1))
+        rows = torch.stack([base, base | (1 << shift)])  # [2, 2^(n-1)]
+        out.append(rows[:, None, :] * 2**n + rows[None, :, :])
+    return torch.stack(out)
+
+
+def _adjoint(m: torch.Tensor) -> torch.Tensor:
+    return m.transpose(-1, -2).conj()
+
+
+def _layer_factors(stage: LayerStage, shared: torch.Tensor, dtype):
+    """(h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products)."""
+    source, half, A, B = stage.tables(shared.device, dtype)
+    h = shared[..., source] * half
+    factors = h.cos()[..., None, None] * A + h.sin()[..., None, None] * B
+    running = [factors[..., 0, :, :, :]]
+    for d in range(1, factors.shape[-4]):
+        running.append(factors[..., d, :, :, :] @ running[-1])
+    return h, factors, running
+
+
+class FixedMatrix(torch.autograd.Function):
+    """``M`` ``[2^n, 2^n]`` (``state @ M`` applies the stages) from the shared angle vector
+    ``[S]``; from ``[H, S]`` (H circuits of one spec, each its own weights), ``[H, 2^n, 2^n]``."""
+
+    @staticmethod
+    def forward(ctx, shared, stages, n, dtype):
+        device, M, saved = shared.device, None, []
+        for stage in stages:
+            if isinstance(stage, Perm):  # M_new = M[:, gather]
+                M = M[..., on_device(stage.gather, device)]
+                continue
+            h, factors, running = _layer_factors(stage, shared, dtype)
+            k = layer_kron(stage.layer, running[-1], n)
+            # M before the layer's column order: its adjoint turns dL/dM into K^H dL/dK
+            M = k[..., on_device(stage.inverse_rows, device), :] if M is None else M @ k
+            saved.append((M, k, h, factors, *running[:-1], running[-1]))
+            if stage.cols is not None:
+                M = M[..., on_device(stage.cols, device)]
+        # through save_for_backward (not ctx attributes), so torch.utils.checkpoint frees them
+        ctx.sizes = [len(s) for s in saved]
+        ctx.save_for_backward(*(t for layer in saved for t in layer))
+        ctx.stages, ctx.n, ctx.shape = stages, n, shared.shape
+        return M
+
+    @staticmethod
+    @first_order
+    def backward(ctx, grad):
+        flat, saved, i = ctx.saved_tensors, [], 0
+        for size in ctx.sizes:
+            saved.append(flat[i:i + size])
+            i += size
+        grad_shared = grad.real.new_zeros(ctx.shape)
+        for stage in reversed(ctx.stages):
+            if isinstance(stage, Perm):
+                grad = grad[..., on_device(stage.inverse, grad.device)]
+                continue
+            m_raw, k, h, factors, *running = saved.pop()
+            if stage.cols is not None:
+                grad = grad[..., on_device(stage.inverse_cols, grad.device)]
+            grad_m = grad
+            if stage.rows is None:  # not the first layer: dL/dM_before = dL/dM K^H
+                grad = grad @ _adjoint(k)
+            if stage.trainable:
+                _add_layer_grad(grad_shared, stage, ctx.n, m_raw, grad_m, h, factors, running)
+        return grad_shared, None, None, None
+
+
+def _add_layer_grad(grad_shared, stage: LayerStage, n: int, m_raw, grad_m, h, factors, running):
+    """Add one layer's dL/dshared, from dL/dM after it (see the module docstring)."""
+    device = grad_m.device
+    y = (_adjoint(m_raw) @ grad_m).flatten(-2)  # K^H dL/dK = (M_before K)^H dL/dM
+    trace = y[..., on_device(_trace_index(n), device)].sum(-1)  # [.., n, 2, 2]
+    u = running[-1]  # [.., m, 2, 2]: each layer qubit's 2x2
+    # dL/du: transposed, since the Kronecker factors are u^T
+    g = (u.transpose(-1, -2) @ trace[..., on_device(stage.qubits, device), :, :]).transpose(-1, -2)
+    grads = []
+    for d in range(factors.shape[-4] - 1, 0, -1):  # u = f_D .. f_1: peel the last factor off
+        grads.append(g @ _adjoint(running[d - 1]))
+        g = _adjoint(factors[..., d, :, :, :]) @ g
+    grads.append(g)
+    grad_f = torch.stack(grads[::-1], -4)  # [.., D, m, 2, 2]
+    source, half, A, B = stage.tables(device, grad_m.dtype)
+    dfactor = h.cos()[..., None, None] * B - h.sin()[..., None, None] * A
+    grad_h = (grad_f.conj() * dfactor).real.sum((-1, -2)) * half
+    grad_shared.index_add_(-1, source.flatten(), grad_h.flatten(-2))
