@@ -97,6 +97,16 @@ def test_weight_matrix_takes_every_single_qubit_rotation_and_fixed_gate(dtype):
         torch.testing.assert_close(a, b, atol=tol, rtol=0)
 
 
+@pytest.mark.parametrize("strategy", ["auto", "core"])
+def test_weight_matrix_of_fixed_gates_only_needs_no_angles(strategy):
+    """No weights, no inputs (found by tests/test_properties.py): the fixed layers read nothing."""
+    spec = CircuitSpec(2, (Op("H", (0,), ()), Op("CNOT", (0, 1), ()), Op("H", (0,), ())),
+                       ("ZI", "IZ"), 0, 0)
+    x, wts = torch.zeros(3, 0, dtype=torch.float64), torch.zeros(0, dtype=torch.float64)
+    torch.testing.assert_close(simulate(spec, x, wts, strategy), simulate(spec, x, wts, "gates"),
+                               atol=1e-12, rtol=0)
+
+
 def test_default_qffn_circuit_takes_the_shift_rule_paths():
     spec = build_circuit(6, 2)
     simulate(spec, torch.rand(8, 6), torch.rand(spec.n_weights))

@@ -180,7 +180,9 @@ def _adjoint(m: torch.Tensor) -> torch.Tensor:
 def _layer_factors(stage: LayerStage, shared: torch.Tensor, dtype):
     """(h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products)."""
     source, half, A, B = stage.tables(shared.device, dtype)
-    h = shared[..., source] * half
+    # a fixed slot's source is 0 with half 0; a layer of fixed gates reads nothing (there may
+    # be no angles at all)
+    h = shared[..., source] * half if stage.trainable else half.expand(*shared.shape[:-1], -1, -1)
     factors = h.cos()[..., None, None] * A + h.sin()[..., None, None] * B
     running = [factors[..., 0, :, :, :]]
     for d in range(1, factors.shape[-4]):
