@@ -37,6 +37,7 @@ from qllm.gates import gate
 # the cost model (core_cost_us) decides whether the core pays.
 SHIFT_QUBITS = 10
 _PAULI = {"X": ((0, 1), (1, 0)), "Y": ((0, -1j), (1j, 0)), "Z": ((1, 0), (0, -1))}
+_EYE, _ZERO = torch.eye(2, dtype=torch.complex128), torch.zeros(2, 2, dtype=torch.complex128)
 
 
 @dataclass
@@ -69,14 +70,13 @@ def _factors(steps: list[Step], m: int) -> list[list] | None:
     """Per layer position, its factors in time order: (source, half-scale, A, B); None when a
     gate is neither a Pauli rotation (``ROTATIONS``) nor parameter-free."""
     per_position: list[list] = [[] for _ in range(m)]
-    eye = torch.eye(2, dtype=torch.complex128)
     for step in steps:
         for name, group, positions in step.parts:
             g = gate(name)
             if not g.n_params:
                 fixed = g.matrix(torch.zeros(0, dtype=torch.float64)).to(torch.complex128)
                 for pos in positions:
-                    per_position[pos].append((0, 0.0, fixed, torch.zeros(2, 2)))
+                    per_position[pos].append((0, 0.0, fixed, _ZERO))
                 continue
             if name not in ROTATIONS or len(ROTATIONS[name][0][0]) != 1 or group.data:
                 return None
@@ -85,7 +85,7 @@ def _factors(steps: list[Step], m: int) -> list[list] | None:
                 scales = group.scale_values[j * g.n_params:(j + 1) * g.n_params]
                 for letter, p, a in ROTATIONS[name]:
                     pauli = torch.tensor(_PAULI[letter], dtype=torch.complex128)
-                    per_position[pos].append((slots[p][1], a * scales[p] / 2, eye, -1j * pauli))
+                    per_position[pos].append((slots[p][1], a * scales[p] / 2, _EYE, -1j * pauli))
     return per_position
 
 
@@ -94,14 +94,14 @@ def _layer_stage(layer: Layer, n: int, rows, first: bool) -> LayerStage | None:
     if per_position is None:
         return None
     D = max(1, *map(len, per_position))
-    identity = (0, 0.0, torch.eye(2, dtype=torch.complex128), torch.zeros(2, 2))
+    identity = (0, 0.0, _EYE, _ZERO)
     slots = [[seq[d] if d < len(seq) else identity for seq in per_position] for d in range(D)]
     cols = unrotation(layer, n, "cpu")
     return LayerStage(
         layer, torch.tensor([[s[0] for s in row] for row in slots]),
         torch.tensor([[s[1] for s in row] for row in slots], dtype=torch.float64),
         torch.stack([torch.stack([s[2] for s in row]) for row in slots]),
-        torch.stack([torch.stack([s[3] for s in row]) for row in slots]).to(torch.complex128),
+        torch.stack([torch.stack([s[3] for s in row]) for row in slots]),
         torch.tensor(layer.qubits), rows if first else None,
         torch.argsort(rows) if first else None, cols, None if cols is None else torch.argsort(cols),
         any(s[1] for row in slots for s in row))
@@ -178,16 +178,17 @@ def _adjoint(m: torch.Tensor) -> torch.Tensor:
 
 
 def _layer_factors(stage: LayerStage, shared: torch.Tensor, dtype):
-    """(h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products)."""
+    """(cos h, sin h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products)."""
     source, half, A, B = stage.tables(shared.device, dtype)
     # a fixed slot's source is 0 with half 0; a layer of fixed gates reads nothing (there may
     # be no angles at all)
     h = shared[..., source] * half if stage.trainable else half.expand(*shared.shape[:-1], -1, -1)
-    factors = h.cos()[..., None, None] * A + h.sin()[..., None, None] * B
+    cos, sin = h.cos()[..., None, None], h.sin()[..., None, None]  # the backward reuses them
+    factors = cos * A + sin * B
     running = [factors[..., 0, :, :, :]]
     for d in range(1, factors.shape[-4]):
         running.append(factors[..., d, :, :, :] @ running[-1])
-    return h, factors, running
+    return cos, sin, factors, running
 
 
 class FixedMatrix(torch.autograd.Function):
@@ -201,11 +202,11 @@ class FixedMatrix(torch.autograd.Function):
             if isinstance(stage, Perm):  # M_new = M[:, gather]
                 M = M[..., on_device(stage.gather, device)]
                 continue
-            h, factors, running = _layer_factors(stage, shared, dtype)
+            cos, sin, factors, running = _layer_factors(stage, shared, dtype)
             k = layer_kron(stage.layer, running[-1], n)
             # M before the layer's column order: its adjoint turns dL/dM into K^H dL/dK
             M = k[..., on_device(stage.inverse_rows, device), :] if M is None else M @ k
-            saved.append((M, k, h, factors, *running[:-1], running[-1]))
+            saved.append((M, k, cos, sin, factors, *running))
             if stage.cols is not None:
                 M = M[..., on_device(stage.cols, device)]
         # through save_for_backward (not ctx attributes), so torch.utils.checkpoint frees them
@@ -226,18 +227,20 @@ class FixedMatrix(torch.autograd.Function):
             if isinstance(stage, Perm):
                 grad = grad[..., on_device(stage.inverse, grad.device)]
                 continue
-            m_raw, k, h, factors, *running = saved.pop()
+            m_raw, k, cos, sin, factors, *running = saved.pop()
             if stage.cols is not None:
                 grad = grad[..., on_device(stage.inverse_cols, grad.device)]
             grad_m = grad
             if stage.rows is None:  # not the first layer: dL/dM_before = dL/dM K^H
                 grad = grad @ _adjoint(k)
             if stage.trainable:
-                _add_layer_grad(grad_shared, stage, ctx.n, m_raw, grad_m, h, factors, running)
+                _add_layer_grad(grad_shared, stage, ctx.n, m_raw, grad_m, (cos, sin), factors,
+                                running)
         return grad_shared, None, None, None
 
 
-def _add_layer_grad(grad_shared, stage: LayerStage, n: int, m_raw, grad_m, h, factors, running):
+def _add_layer_grad(grad_shared, stage: LayerStage, n: int, m_raw, grad_m, trig, factors,
+                    running):
     """Add one layer's dL/dshared, from dL/dM after it (see the module docstring)."""
     device = grad_m.device
     y = (_adjoint(m_raw) @ grad_m).flatten(-2)  # K^H dL/dK = (M_before K)^H dL/dM
@@ -252,6 +255,7 @@ def _add_layer_grad(grad_shared, stage: LayerStage, n: int, m_raw, grad_m, h, fa
     grads.append(g)
     grad_f = torch.stack(grads[::-1], -4)  # [.., D, m, 2, 2]
     source, half, A, B = stage.tables(device, grad_m.dtype)
-    dfactor = h.cos()[..., None, None] * B - h.sin()[..., None, None] * A
+    cos, sin = trig
+    dfactor = cos * B - sin * A
     grad_h = (grad_f.conj() * dfactor).real.sum((-1, -2)) * half
     grad_shared.index_add_(-1, source.flatten(), grad_h.flatten(-2))
