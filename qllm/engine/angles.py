@@ -67,6 +67,7 @@ class AngleGroup:
         self.slots = [sources.slot(p) for op in ops for p in op.params]
         self.scale_values = [p.scale for op in ops for p in op.params]
         self.data = any(d for d, _ in self.slots)
+        self.data_only = all(d for d, _ in self.slots)  # read straight from the data columns
         self.unit_scale = all(s == 1.0 for s in self.scale_values)
         self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
@@ -74,7 +75,7 @@ class AngleGroup:
         """(index, scale) on ``device``; data indices point past the shared block."""
         key = (device, dtype)
         if key not in self._cache:
-            off = self.sources.n_shared
+            off = 0 if self.data_only else self.sources.n_shared
             idx = [i + off if d else i for d, i in self.slots]
             self._cache[key] = (torch.tensor(idx, dtype=torch.long, device=device),
                                 torch.tensor(self.scale_values, dtype=dtype, device=device))
@@ -111,7 +112,7 @@ class AngleContext:
     def angles(self, g: AngleGroup) -> torch.Tensor:
         idx, scale = g.tensors(self.shared.device, self.shared.dtype)
         if g.data:
-            a = self.mixed()[:, idx]
+            a = (self.data_columns() if g.data_only else self.mixed())[:, idx]
             a = a if g.unit_scale else a * scale
             return a.view(self.B, *g.shape)  # [B, m, P]
         a = self.shared[idx]
