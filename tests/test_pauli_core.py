@@ -13,6 +13,7 @@ import torch
 
 from qllm.circuits import build_circuit
 from qllm.engine import simulate
+from qllm.engine.encode import split_prefix
 from qllm.engine.estimate import estimate_bytes
 from qllm.engine.pauli import pauli_program
 from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table
@@ -133,6 +134,33 @@ def test_second_derivatives_match_autograd():
 
     for a, b in zip(hessian_rows("pauli"), hessian_rows("gates")):
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
+
+
+def test_random_draws_cover_the_weight_tail():
+    # the prefix's weight-only gates after the encoding run through TailProduct (tail.py)
+    kinds = {name for _, spec in SPECS for step in split_prefix(make_plan(spec))[1]
+             for name, _, _ in step.parts}
+    assert kinds == {name for name, g in GATES.items() if g.n_qubits == 1}, kinds
+
+
+@pytest.mark.parametrize("index", [0, 7, 31])
+def test_hand_written_backwards_match_finite_differences(index):
+    spec = SPECS[index][1]
+    assert split_prefix(make_plan(spec))[1], "a circuit with a weight-only tail"
+    x, wts, _ = draw(spec, 3, index)
+    assert torch.autograd.gradcheck(lambda a, b: simulate(spec, a, b, "pauli"), (x, wts))
+
+
+def test_a_retained_graph_gives_the_same_gradients_twice():
+    spec = build_circuit(4, 2)
+    x, wts, coef = draw(spec, 8, 5)
+    loss = (simulate(spec, x, wts, "pauli") * coef).sum()
+    first = torch.autograd.grad(loss, (x, wts), retain_graph=True)
+    second = torch.autograd.grad(loss, (x, wts))
+    ref = torch.autograd.grad((simulate(spec, x, wts, "gates") * coef).sum(), (x, wts))
+    for a, b, c in zip(first, second, ref):
+        torch.testing.assert_close(a, c, atol=1e-10, rtol=0)
+        torch.testing.assert_close(b, c, atol=1e-10, rtol=0)
 
 
 def test_deep_circuits_are_declined_with_the_way_out():

@@ -41,19 +41,13 @@ _EYE, _ZERO = torch.eye(2, dtype=torch.complex128), torch.zeros(2, 2, dtype=torc
 
 
 @dataclass
-class LayerStage:
-    """A layer of ``FixedMatrix`` with its tables (CPU; copied to a device once)."""
+class Factors:
+    """A layer's factor tables (CPU; copied to a device once): factor = cos(h) A + sin(h) B."""
 
-    layer: Layer
     source: torch.Tensor  # [D, m]: each factor slot's angle index into the shared vector
     half: torch.Tensor  # [D, m]: the angle's multiplier / 2 (0: a fixed factor)
-    A: torch.Tensor  # [D, m, 2, 2] complex128: factor = cos(h) A + sin(h) B
+    A: torch.Tensor  # [D, m, 2, 2] complex128
     B: torch.Tensor
-    qubits: torch.Tensor  # the layer's qubits: they pick its partial traces
-    rows: torch.Tensor | None  # first layer only: the leading permutations' gather ...
-    inverse_rows: torch.Tensor | None  # ... and its inverse (M = K[inverse_rows])
-    cols: torch.Tensor | None  # rotated layers: the matrix's column order ...
-    inverse_cols: torch.Tensor | None  # ... and its inverse
     trainable: bool = True  # some factor reads an angle
     _tables: dict = field(default_factory=dict)
 
@@ -64,6 +58,19 @@ class LayerStage:
             self._tables[key] = (self.source.to(device), self.half.to(device, dtype.to_real()),
                                  self.A.to(device, dtype), self.B.to(device, dtype))
         return self._tables[key]
+
+
+@dataclass
+class LayerStage:
+    """A layer of ``FixedMatrix``: its factor tables and where its matrix goes."""
+
+    layer: Layer
+    factors: Factors
+    qubits: torch.Tensor  # the layer's qubits: they pick its partial traces
+    rows: torch.Tensor | None  # first layer only: the leading permutations' gather ...
+    inverse_rows: torch.Tensor | None  # ... and its inverse (M = K[inverse_rows])
+    cols: torch.Tensor | None  # rotated layers: the matrix's column order ...
+    inverse_cols: torch.Tensor | None  # ... and its inverse
 
 
 def _factors(steps: list[Step], m: int) -> list[list] | None:
@@ -89,22 +96,29 @@ def _factors(steps: list[Step], m: int) -> list[list] | None:
     return per_position
 
 
-def _layer_stage(layer: Layer, n: int, rows, first: bool) -> LayerStage | None:
-    per_position = _factors(layer.steps, len(layer.qubits))
+def factor_tables(steps: list[Step], m: int) -> Factors | None:
+    """The tables of ``steps`` on a layer of ``m`` qubits (None: see ``_factors``)."""
+    per_position = _factors(steps, m)
     if per_position is None:
         return None
     D = max(1, *map(len, per_position))
     identity = (0, 0.0, _EYE, _ZERO)
     slots = [[seq[d] if d < len(seq) else identity for seq in per_position] for d in range(D)]
+    return Factors(torch.tensor([[s[0] for s in row] for row in slots]),
+                   torch.tensor([[s[1] for s in row] for row in slots], dtype=torch.float64),
+                   torch.stack([torch.stack([s[2] for s in row]) for row in slots]),
+                   torch.stack([torch.stack([s[3] for s in row]) for row in slots]),
+                   any(s[1] for row in slots for s in row))
+
+
+def _layer_stage(layer: Layer, n: int, rows, first: bool) -> LayerStage | None:
+    factors = factor_tables(layer.steps, len(layer.qubits))
+    if factors is None:
+        return None
     cols = unrotation(layer, n, "cpu")
-    return LayerStage(
-        layer, torch.tensor([[s[0] for s in row] for row in slots]),
-        torch.tensor([[s[1] for s in row] for row in slots], dtype=torch.float64),
-        torch.stack([torch.stack([s[2] for s in row]) for row in slots]),
-        torch.stack([torch.stack([s[3] for s in row]) for row in slots]),
-        torch.tensor(layer.qubits), rows if first else None,
-        torch.argsort(rows) if first else None, cols, None if cols is None else torch.argsort(cols),
-        any(s[1] for row in slots for s in row))
+    return LayerStage(layer, factors, torch.tensor(layer.qubits), rows if first else None,
+                      torch.argsort(rows) if first else None, cols,
+                      None if cols is None else torch.argsort(cols))
 
 
 def fixed_stages(plan: Plan, tail: list[Step]) -> list | None:
@@ -177,12 +191,13 @@ def _adjoint(m: torch.Tensor) -> torch.Tensor:
     return m.transpose(-1, -2).conj()
 
 
-def _layer_factors(stage: LayerStage, shared: torch.Tensor, dtype):
-    """(cos h, sin h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products)."""
-    source, half, A, B = stage.tables(shared.device, dtype)
+def layer_factors(tables: Factors, shared: torch.Tensor, dtype):
+    """(cos h, sin h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products:
+    the last is each qubit's 2x2, the first factor applied first)."""
+    source, half, A, B = tables.tables(shared.device, dtype)
     # a fixed slot's source is 0 with half 0; a layer of fixed gates reads nothing (there may
     # be no angles at all)
-    h = shared[..., source] * half if stage.trainable else half.expand(*shared.shape[:-1], -1, -1)
+    h = shared[..., source] * half if tables.trainable else half.expand(*shared.shape[:-1], -1, -1)
     cos, sin = h.cos()[..., None, None], h.sin()[..., None, None]  # the backward reuses them
     factors = cos * A + sin * B
     running = [factors[..., 0, :, :, :]]
@@ -202,7 +217,7 @@ class FixedMatrix(torch.autograd.Function):
             if isinstance(stage, Perm):  # M_new = M[:, gather]
                 M = M[..., on_device(stage.gather, device)]
                 continue
-            cos, sin, factors, running = _layer_factors(stage, shared, dtype)
+            cos, sin, factors, running = layer_factors(stage.factors, shared, dtype)
             k = layer_kron(stage.layer, running[-1], n)
             # M before the layer's column order: its adjoint turns dL/dM into K^H dL/dK
             M = k[..., on_device(stage.inverse_rows, device), :] if M is None else M @ k
@@ -233,7 +248,7 @@ class FixedMatrix(torch.autograd.Function):
             grad_m = grad
             if stage.rows is None:  # not the first layer: dL/dM_before = dL/dM K^H
                 grad = grad @ _adjoint(k)
-            if stage.trainable:
+            if stage.factors.trainable:
                 _add_layer_grad(grad_shared, stage, ctx.n, m_raw, grad_m, (cos, sin), factors,
                                 running)
         return grad_shared, None, None, None
@@ -248,13 +263,18 @@ def _add_layer_grad(grad_shared, stage: LayerStage, n: int, m_raw, grad_m, trig,
     u = running[-1]  # [.., m, 2, 2]: each layer qubit's 2x2
     # dL/du: transposed, since the Kronecker factors are u^T
     g = (u.transpose(-1, -2) @ trace[..., on_device(stage.qubits, device), :, :]).transpose(-1, -2)
+    add_factor_grads(grad_shared, stage.factors, g, trig, factors, running)
+
+
+def add_factor_grads(grad_shared, tables: Factors, g, trig, factors, running) -> None:
+    """Add dL/dshared from g = dL/du of each qubit's product u (``layer_factors``' outputs)."""
     grads = []
     for d in range(factors.shape[-4] - 1, 0, -1):  # u = f_D .. f_1: peel the last factor off
         grads.append(g @ _adjoint(running[d - 1]))
         g = _adjoint(factors[..., d, :, :, :]) @ g
     grads.append(g)
     grad_f = torch.stack(grads[::-1], -4)  # [.., D, m, 2, 2]
-    source, half, A, B = stage.tables(device, grad_m.dtype)
+    source, half, A, B = tables.tables(g.device, g.dtype)
     cos, sin = trig
     dfactor = cos * B - sin * A
     grad_h = (grad_f.conj() * dfactor).real.sum((-1, -2)) * half

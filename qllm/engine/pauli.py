@@ -12,9 +12,10 @@ a-halves and, per observable o, ``B_o`` those of its distinct b-halves,
 so a batch is one matrix product ``C A`` (every observable's rows stacked), one product with the
 gathered b-rows and one sum per observable, instead of 2^n-amplitude passes per gate. A half's
 values are products of rows of two small Kronecker tables (its quarters' Bloch vectors). Exact,
-no truncation; plain autograd, so any derivative order. The cost model (``pauli_cost_us``)
-weighs it against the Kronecker and dense cores: shallow circuits have few strings, deep ones
-many (or none: the walk gives up past MAX_PATHS).
+no truncation. The batch part and the prefix's weight-only tail have hand-written backwards
+(pauli_readout.py, tail.py) that recompute under autograd for higher derivatives: any order.
+The cost model (``pauli_cost_us``) weighs it against the Kronecker and dense cores: shallow
+circuits have few strings, deep ones many (or none: the walk gives up past MAX_PATHS).
 """
 
 from __future__ import annotations
@@ -24,9 +25,12 @@ from dataclasses import dataclass
 import torch
 
 from qllm.engine.apply import steps_product
-from qllm.engine.encode import _matmul, kron_vectors, split_prefix
+from qllm.engine.encode import _matmul, split_prefix
+from qllm.engine.pauli_readout import PauliReadout, Rows
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan, on_device
+from qllm.engine.tail import TailProduct, tail_tables
+from qllm.gates import complex_dtype
 
 # Cost model in fused.py's units, fitted on a 2-core CPU against the Kronecker core
 # (benchmarks/auto_choice.py, n = 4..10, B = 64..4096): the small ops, then per token ROW_NS for
@@ -130,8 +134,7 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     # qubit-major [H, n, 2, B]: the prefix's weight-only tail is then n small matrix
     # products, not one 2 x 2 product per token and qubit
     vecs = vecs.view(H, -1, n, 2).permute(0, 2, 3, 1)
-    B = vecs.shape[-1]
-    pending = steps_product(split_prefix(plan)[1], ctx, dtype)  # [n, 2, 2] or [H, n, 2, 2]
+    pending = _tail(plan, ctx, shared, dtype)  # [H, n, 2, 2] or None
     if pending is not None:
         vecs = _matmul(pending, vecs)
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
@@ -142,32 +145,16 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     coef = coef * table(prog.coef)  # [H, P]
     rows, UA = prog.shape
     C = coef.new_zeros(H, rows * UA).index_add(1, table(prog.slot), coef).view(H, rows, UA)
-    # amplitude-major [H, rows, B]: row gathers (and their backward adds) move whole rows
-    per_qubit = bloch(vecs).unbind(1)  # n x [H, 4, B]
-    tables = [kron_vectors(per_qubit[q.start:q.stop]) if len(q) else None
-              for q in quarters(n, prog.split)]
-    half_a = _half_rows(tables[0], tables[1], prog.rows_a, table)  # [H, UA, B]
-    half_b = _half_rows(tables[2], tables[3], prog.rows_b, table)  # [H, rows, B]
-    terms = (C @ half_a) * half_b  # [H, rows, B]
-    k = len(plan.observables)
-    out = terms.new_zeros(H, k, B).index_add(1, table(prog.row_obs), terms)
-    return out.transpose(1, 2)
+    index = Rows(tuple(quarters(n, prog.split)), tuple(map(table, prog.rows_a)),
+                 tuple(map(table, prog.rows_b)), table(prog.row_obs), len(plan.observables))
+    return PauliReadout.apply(vecs, C, index).transpose(1, 2)
 
 
-def _half_rows(first, second, rows: tuple, table) -> torch.Tensor:
-    """The needed rows of a half's Kronecker table: products of rows of its quarters'."""
-    out = first.index_select(1, table(rows[0]))
-    return out if second is None else out * second.index_select(1, table(rows[1]))
-
-
-def bloch(vecs: torch.Tensor) -> torch.Tensor:
-    """Qubit states ``[..., 2, B]`` -> ``[..., 4, B]``: (1, <X>, <Y>, <Z>) per qubit."""
-    a, b = vecs[..., 0, :], vecs[..., 1, :]
-    if vecs.is_complex():
-        xy = 2 * torch.view_as_real(a.conj() * b)  # [..., B, 2]: <X>, <Y>
-        x, y = xy[..., 0], xy[..., 1]
-        p = torch.view_as_real(vecs).square().sum(-1)  # [..., 2, B]: |a|^2, |b|^2
-        z = p[..., 0, :] - p[..., 1, :]
-    else:
-        x, y, z = 2 * a * b, torch.zeros_like(a), a * a - b * b
-    return torch.stack([torch.ones_like(z), x, y, z], -2)
+def _tail(plan: Plan, ctx, shared: torch.Tensor, dtype) -> torch.Tensor | None:
+    """The prefix's weight-only tail per circuit and qubit: by ``TailProduct`` where its gates
+    allow, else gate by gate."""
+    tables = tail_tables(plan)
+    if tables is None:
+        return steps_product(split_prefix(plan)[1], ctx, dtype)
+    u = TailProduct.apply(shared, tables, complex_dtype(shared.dtype))
+    return u if dtype.is_complex else u.real  # a real circuit's gates are real

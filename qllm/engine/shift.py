@@ -42,6 +42,18 @@ def first_order(backward):
     return check
 
 
+def recomputed_vjp(forward, inputs: tuple, grads: tuple, needs) -> tuple:
+    """A hand-written backward's way to higher derivatives: under ``create_graph=True``,
+    ``forward(*inputs)`` again under autograd and its vector-Jacobian product with a graph
+    (None for the inputs that need no gradient)."""
+    with torch.enable_grad():
+        out = forward(*inputs)
+    out = out if isinstance(out, tuple) else (out,)
+    wanted = [t for t, need in zip(inputs, needs) if need]
+    found = iter(torch.autograd.grad(out, wanted, grads, create_graph=True))
+    return tuple(next(found) if need else None for need in needs[:len(inputs)])
+
+
 class ShiftedAngles:
     """The data angles of a product-state prefix at the base point (row 0) and shifted by pi
     (rows r >= 1: the r-th data angle of every qubit at once), as a source that quacks like an
