@@ -19,6 +19,7 @@ from qllm.engine.pauli import pauli_program
 from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, has_core_shape
+from qllm.engine.tail import BlochTail, tail_tables
 from qllm.errors import BackendError
 from qllm.gates import GATES
 from qllm.spec import CircuitSpec, Op, inp, w
@@ -141,6 +142,29 @@ def test_random_draws_cover_the_weight_tail():
     kinds = {name for _, spec in SPECS for step in split_prefix(make_plan(spec))[1]
              for name, _, _ in step.parts}
     assert kinds == {name for name, g in GATES.items() if g.n_qubits == 1}, kinds
+
+
+@pytest.mark.parametrize("name", sorted(n for n, g in GATES.items() if g.n_qubits == 1))
+def test_bloch_tail_rotates_bloch_vectors_as_each_gate_does(name):
+    # the reference: numpy's Bloch vector of U psi, U the gate's matrix (the H after the CNOT
+    # keeps a diagonal gate from being dropped as unseen by the Z readout)
+    g = GATES[name]
+    ops = (Op("RY", (0,), (inp(0),)), Op(name, (0,), tuple(w(i) for i in range(g.n_params))),
+           Op("RY", (1,), (inp(1),)), Op("CNOT", (0, 1)), Op("H", (0,)))
+    plan = make_plan(CircuitSpec(2, ops, ("ZI",), 2, max(g.n_params, 1)))
+    rng = np.random.default_rng(len(name))
+    params = rng.uniform(-np.pi, np.pi, max(g.n_params, 1))
+    shared = plan.sources.shared(torch.tensor(params)).unsqueeze(0)
+    R = BlochTail.apply(shared, tail_tables(plan), torch.float64)[0, 0].numpy()
+    u = g.matrix(torch.tensor(params[:g.n_params])).numpy().astype(complex)
+    for _ in range(3):
+        psi = rng.normal(size=2) + 1j * rng.normal(size=2)
+        psi /= np.linalg.norm(psi)
+        assert np.allclose(R @ _bloch(psi), _bloch(u @ psi), atol=1e-12), name
+
+
+def _bloch(psi: np.ndarray) -> np.ndarray:
+    return np.array([1.0] + [np.vdot(psi, _PAULI[c] @ psi).real for c in "XYZ"])
 
 
 @pytest.mark.parametrize("index", [0, 7, 31])

@@ -42,21 +42,25 @@ _EYE, _ZERO = torch.eye(2, dtype=torch.complex128), torch.zeros(2, 2, dtype=torc
 
 @dataclass
 class Factors:
-    """A layer's factor tables (CPU; copied to a device once): factor = cos(h) A + sin(h) B."""
+    """A layer's factor tables (CPU; copied to a device once): factor = K + cos(h) A + sin(h) B
+    with h = scale * shared[source] (K: none in the weight matrix's 2x2s; tail.py's Bloch
+    rotations have one)."""
 
     source: torch.Tensor  # [D, m]: each factor slot's angle index into the shared vector
-    half: torch.Tensor  # [D, m]: the angle's multiplier / 2 (0: a fixed factor)
-    A: torch.Tensor  # [D, m, 2, 2] complex128
+    scale: torch.Tensor  # [D, m]: the angle's multiplier (0: a fixed factor)
+    A: torch.Tensor  # [D, m, d, d]
     B: torch.Tensor
     trainable: bool = True  # some factor reads an angle
+    K: torch.Tensor | None = None
     _tables: dict = field(default_factory=dict)
 
     def tables(self, device, dtype) -> tuple[torch.Tensor, ...]:
-        """(source, half, A, B) on ``device``, A and B in the complex ``dtype``."""
+        """(source, scale, A, B, K) on ``device``, the matrices in ``dtype``."""
         key = (device, dtype)
         if key not in self._tables:
-            self._tables[key] = (self.source.to(device), self.half.to(device, dtype.to_real()),
-                                 self.A.to(device, dtype), self.B.to(device, dtype))
+            self._tables[key] = (self.source.to(device), self.scale.to(device, dtype.to_real()),
+                                 self.A.to(device, dtype), self.B.to(device, dtype),
+                                 None if self.K is None else self.K.to(device, dtype))
         return self._tables[key]
 
 
@@ -192,14 +196,15 @@ def _adjoint(m: torch.Tensor) -> torch.Tensor:
 
 
 def layer_factors(tables: Factors, shared: torch.Tensor, dtype):
-    """(cos h, sin h [.., D, m], the factors [.., D, m, 2, 2], each qubit's running products:
+    """(cos h, sin h [.., D, m], the factors [.., D, m, d, d], each qubit's running products:
     the last is each qubit's 2x2, the first factor applied first)."""
-    source, half, A, B = tables.tables(shared.device, dtype)
-    # a fixed slot's source is 0 with half 0; a layer of fixed gates reads nothing (there may
+    source, scale, A, B, K = tables.tables(shared.device, dtype)
+    # a fixed slot's source is 0 with scale 0; a layer of fixed gates reads nothing (there may
     # be no angles at all)
-    h = shared[..., source] * half if tables.trainable else half.expand(*shared.shape[:-1], -1, -1)
+    h = shared[..., source] * scale if tables.trainable \
+        else scale.expand(*shared.shape[:-1], -1, -1)
     cos, sin = h.cos()[..., None, None], h.sin()[..., None, None]  # the backward reuses them
-    factors = cos * A + sin * B
+    factors = cos * A + sin * B if K is None else K + cos * A + sin * B
     running = [factors[..., 0, :, :, :]]
     for d in range(1, factors.shape[-4]):
         running.append(factors[..., d, :, :, :] @ running[-1])
@@ -274,8 +279,8 @@ def add_factor_grads(grad_shared, tables: Factors, g, trig, factors, running) ->
         g = _adjoint(factors[..., d, :, :, :]) @ g
     grads.append(g)
     grad_f = torch.stack(grads[::-1], -4)  # [.., D, m, 2, 2]
-    source, half, A, B = tables.tables(g.device, g.dtype)
+    source, scale, A, B, _ = tables.tables(g.device, g.dtype)
     cos, sin = trig
     dfactor = cos * B - sin * A
-    grad_h = (grad_f.conj() * dfactor).real.sum((-1, -2)) * half
+    grad_h = (grad_f.conj() * dfactor).real.sum((-1, -2)) * scale
     grad_shared.index_add_(-1, source.flatten(), grad_h.flatten(-2))

@@ -24,13 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
-from qllm.engine.apply import steps_product
-from qllm.engine.encode import _matmul, split_prefix
+from qllm.engine.encode import split_prefix
 from qllm.engine.pauli_readout import PauliReadout, Rows
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan, on_device
-from qllm.engine.tail import TailProduct, tail_tables
-from qllm.gates import complex_dtype
+from qllm.engine.tail import BlochTail, tail_tables
 
 # Cost model in fused.py's units, fitted on a 2-core CPU against the Kronecker core
 # (benchmarks/auto_choice.py, n = 4..10, B = 64..4096): the small ops, then per token ROW_NS for
@@ -67,8 +65,10 @@ class PauliProgram:
 def pauli_program(plan: Plan) -> PauliProgram | None:
     """The plan's propagated observables, cached on the plan (None: the core declines)."""
     if "pauli" not in plan.cache:
-        walked = walk(list(plan.rest), plan.observables, plan.sources) \
-            if plan.prefix is not None and plan.n_qubits > 1 else None
+        # the prefix's weight-only tail must fit BlochTail's tables (every gate does today)
+        fits = plan.prefix is not None and plan.n_qubits > 1 \
+            and (not split_prefix(plan)[1] or tail_tables(plan) is not None)
+        walked = walk(list(plan.rest), plan.observables, plan.sources) if fits else None
         plan.cache["pauli"] = None if walked is None else _program(plan, *walked)
     return plan.cache["pauli"]
 
@@ -131,12 +131,10 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     prog, n = pauli_program(plan), plan.n_qubits
     shared = ctx.shared if ctx.shared.dim() == 2 else ctx.shared.unsqueeze(0)  # [H, S]
     device, real_dtype = shared.device, shared.dtype
-    # qubit-major [H, n, 2, B]: the prefix's weight-only tail is then n small matrix
-    # products, not one 2 x 2 product per token and qubit
+    # qubit-major [H, n, 2, B]: the weight-only tail is then one 4 x 4 rotation per qubit of the
+    # Bloch rows, not one product per token and qubit
     vecs = vecs.view(H, -1, n, 2).permute(0, 2, 3, 1)
-    pending = _tail(plan, ctx, shared, dtype)  # [H, n, 2, 2] or None
-    if pending is not None:
-        vecs = _matmul(pending, vecs)
+    R = _tail(plan, shared)  # the weight-only tail's Bloch rotations, or None
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
     angles = shared[:, table(prog.inst_slot)] * table(prog.inst_mult)  # [H, R]
     trig = torch.cat([angles.new_ones(H, 1), angles.cos(), angles.sin()], 1)
@@ -147,14 +145,11 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     C = coef.new_zeros(H, rows * UA).index_add(1, table(prog.slot), coef).view(H, rows, UA)
     index = Rows(tuple(quarters(n, prog.split)), tuple(map(table, prog.rows_a)),
                  tuple(map(table, prog.rows_b)), table(prog.row_obs), len(plan.observables))
-    return PauliReadout.apply(vecs, C, index).transpose(1, 2)
+    return PauliReadout.apply(vecs, R, C, index).transpose(1, 2)
 
 
-def _tail(plan: Plan, ctx, shared: torch.Tensor, dtype) -> torch.Tensor | None:
-    """The prefix's weight-only tail per circuit and qubit: by ``TailProduct`` where its gates
-    allow, else gate by gate."""
+def _tail(plan: Plan, shared: torch.Tensor) -> torch.Tensor | None:
+    """The prefix's weight-only tail per circuit and qubit as Bloch rotations ``[H, n, 4, 4]``
+    (``BlochTail``), or None when there is no tail."""
     tables = tail_tables(plan)
-    if tables is None:
-        return steps_product(split_prefix(plan)[1], ctx, dtype)
-    u = TailProduct.apply(shared, tables, complex_dtype(shared.dtype))
-    return u if dtype.is_complex else u.real  # a real circuit's gates are real
+    return None if tables is None else BlochTail.apply(shared, tables, shared.dtype)
