@@ -3,8 +3,9 @@
 Why: the batch part of ``pauli_expval`` (Bloch vectors, turned by the weight-only tail's
 rotations, the quarters' Kronecker tables, the gathered half rows, ``C A``, the sums per
 observable) is some 30 small ops, and autograd's backward through them runs more ops than this
-one written for the shapes: 5-13% off a step at n = 4..10 with tail.py (benchmarks/README.md). A second derivative (``create_graph=True``) recomputes the
-forward under autograd and differentiates that, so the core stays differentiable to any order.
+one written for the shapes: 5-13% off a step at n = 4..10 with tail.py (benchmarks/README.md).
+A second derivative (``create_graph=True``) recomputes the forward under autograd and
+differentiates that, so the core stays differentiable to any order.
 """
 
 from __future__ import annotations
