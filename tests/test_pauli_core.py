@@ -13,13 +13,13 @@ import torch
 
 from qllm.circuits import build_circuit
 from qllm.engine import simulate
+from qllm.engine.bloch import BlochTail, head_table, tail_tables
 from qllm.engine.encode import split_prefix
 from qllm.engine.estimate import estimate_bytes
 from qllm.engine.pauli import pauli_program
 from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, has_core_shape
-from qllm.engine.tail import BlochTail, tail_tables
 from qllm.errors import BackendError
 from qllm.gates import GATES
 from qllm.spec import CircuitSpec, Op, inp, w
@@ -137,11 +137,14 @@ def test_second_derivatives_match_autograd():
         torch.testing.assert_close(a, b, atol=1e-10, rtol=0)
 
 
-def test_random_draws_cover_the_weight_tail():
-    # the prefix's weight-only gates after the encoding run through TailProduct (tail.py)
+def test_random_draws_cover_the_bloch_prefix():
+    # the prefix's weight-only gates after the encoding run through BlochTail (bloch.py) ...
     kinds = {name for _, spec in SPECS for step in split_prefix(make_plan(spec))[1]
              for name, _, _ in step.parts}
     assert kinds == {name for name, g in GATES.items() if g.n_qubits == 1}, kinds
+    # ... and encodings take both routes: one data rotation per qubit as features, or 2-vectors
+    routes = [head_table(make_plan(spec)) is not None for _, spec in SPECS]
+    assert sum(routes) >= 10 and len(routes) - sum(routes) >= 5, routes
 
 
 @pytest.mark.parametrize("name", sorted(n for n, g in GATES.items() if g.n_qubits == 1))

@@ -24,11 +24,11 @@ from dataclasses import dataclass
 
 import torch
 
+from qllm.engine.bloch import bloch_rows, tail_tables
 from qllm.engine.encode import split_prefix
 from qllm.engine.pauli_readout import PauliReadout, Rows
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan, on_device
-from qllm.engine.tail import BlochTail, tail_tables
 
 # Cost model in fused.py's units, fitted on a 2-core CPU against the Kronecker core
 # (benchmarks/auto_choice.py, n = 4..10, B = 64..4096): the small ops, then per token ROW_NS for
@@ -120,21 +120,17 @@ def pauli_cost_us(plan: Plan, batch: int) -> float | None:
     return None if prog is None else prog.cost_us(plan.n_qubits, batch)
 
 
-def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torch.Tensor:
+def pauli_expval(plan: Plan, ctx, data, dtype, H: int = 1) -> torch.Tensor:
     """Z/I expectation values ``[H, B, k]`` of the plan from its Pauli program.
 
     Args:
         ctx: the angle source of the weights: an AngleContext (H = 1) or StackedAngles.
-        vecs: the encoded qubit vectors ``[H * B, n, 2]`` after the prefix's data steps (the
-            prefix's trailing weight-only steps are applied here, per circuit).
+        data: the AngleContext of the ``H * B`` tokens (the encoding's data columns).
+        dtype: the complex dtype of an encoding that runs as 2-vectors (bloch.py).
     """
     prog, n = pauli_program(plan), plan.n_qubits
     shared = ctx.shared if ctx.shared.dim() == 2 else ctx.shared.unsqueeze(0)  # [H, S]
     device, real_dtype = shared.device, shared.dtype
-    # qubit-major [H, n, 2, B]: the weight-only tail is then one 4 x 4 rotation per qubit of the
-    # Bloch rows, not one product per token and qubit
-    vecs = vecs.view(H, -1, n, 2).permute(0, 2, 3, 1)
-    R = _tail(plan, shared)  # the weight-only tail's Bloch rotations, or None
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
     angles = shared[:, table(prog.inst_slot)] * table(prog.inst_mult)  # [H, R]
     trig = torch.cat([angles.new_ones(H, 1), angles.cos(), angles.sin()], 1)
@@ -145,11 +141,5 @@ def pauli_expval(plan: Plan, ctx, vecs: torch.Tensor, dtype, H: int = 1) -> torc
     C = coef.new_zeros(H, rows * UA).index_add(1, table(prog.slot), coef).view(H, rows, UA)
     index = Rows(tuple(quarters(n, prog.split)), tuple(map(table, prog.rows_a)),
                  tuple(map(table, prog.rows_b)), table(prog.row_obs), len(plan.observables))
-    return PauliReadout.apply(vecs, R, C, index).transpose(1, 2)
-
-
-def _tail(plan: Plan, shared: torch.Tensor) -> torch.Tensor | None:
-    """The prefix's weight-only tail per circuit and qubit as Bloch rotations ``[H, n, 4, 4]``
-    (``BlochTail``), or None when there is no tail."""
-    tables = tail_tables(plan)
-    return None if tables is None else BlochTail.apply(shared, tables, shared.dtype)
+    # qubit-major [H, n, 4, B]: the prefix's shared parts are one small product per qubit
+    return PauliReadout.apply(bloch_rows(plan, shared, data, dtype, H), C, index).transpose(1, 2)

@@ -1,11 +1,10 @@
 """PauliReadout: the Heisenberg core's batch part as one autograd node, backward by hand.
 
-Why: the batch part of ``pauli_expval`` (Bloch vectors, turned by the weight-only tail's
-rotations, the quarters' Kronecker tables, the gathered half rows, ``C A``, the sums per
-observable) is some 30 small ops, and autograd's backward through them runs more ops than this
-one written for the shapes: 5-13% off a step at n = 4..10 with tail.py (benchmarks/README.md).
-A second derivative (``create_graph=True``) recomputes the forward under autograd and
-differentiates that, so the core stays differentiable to any order.
+Why: the batch part of ``pauli_expval`` (the quarters' Kronecker tables of the Bloch rows, the
+gathered half rows, ``C A``, the sums per observable) is some 20 small ops, and autograd's
+backward through them runs more ops than this one written for the shapes (benchmarks/README.md
+has the A/B). A second derivative (``create_graph=True``) recomputes the forward under autograd
+and differentiates that, so the core stays differentiable to any order.
 """
 
 from __future__ import annotations
@@ -30,35 +29,10 @@ class Rows:
     k: int  # observables
 
 
-def bloch(vecs: torch.Tensor) -> torch.Tensor:
-    """Qubit states ``[..., 2, B]`` -> ``[..., 4, B]``: (1, <X>, <Y>, <Z>) per qubit."""
-    a, b = vecs[..., 0, :], vecs[..., 1, :]
-    if vecs.is_complex():
-        xy = 2 * torch.view_as_real(a.conj() * b)  # [..., B, 2]: <X>, <Y>
-        x, y = xy[..., 0], xy[..., 1]
-        p = torch.view_as_real(vecs).square().sum(-1)  # [..., 2, B]: |a|^2, |b|^2
-        z = p[..., 0, :] - p[..., 1, :]
-    else:
-        x, y, z = 2 * a * b, torch.zeros_like(a), a * a - b * b
-    return torch.stack([torch.ones_like(z), x, y, z], -2)
-
-
-def bloch_grad(vecs: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
-    """The gradient of ``bloch(vecs)`` pulled back to ``vecs`` (torch's convention for complex:
-    d/d(re) + i d/d(im)): g_a = 2b (gX - i gY) + 2a gZ, g_b = 2a (gX + i gY) - 2b gZ."""
-    a, b = vecs[..., 0, :], vecs[..., 1, :]
-    gx, gy, gz = g[..., 1, :], g[..., 2, :], g[..., 3, :]
-    if vecs.is_complex():
-        gxy = torch.complex(gx, gy)
-        return 2 * torch.stack([b * gxy.conj() + a * gz, a * gxy - b * gz], -2)
-    return 2 * torch.stack([b * gx + a * gz, a * gx - b * gz], -2)
-
-
-def _forward(rows: Rows, vecs: torch.Tensor, R, C: torch.Tensor) -> tuple[torch.Tensor, dict]:
-    """``[H, k, B]`` from vecs ``[H, n, 2, B]``, the qubits' Bloch rotations R ``[H, n, 4, 4]``
-    (or None) and C ``[H, rows, UA]``, and the parts the backward reads."""
-    before = bloch(vecs)  # [H, n, 4, B]
-    per_qubit = (before if R is None else R @ before).unbind(1)  # n x [H, 4, B]
+def _forward(rows: Rows, bloch: torch.Tensor, C: torch.Tensor) -> tuple[torch.Tensor, dict]:
+    """``[H, k, B]`` from the Bloch rows ``[H, n, 4, B]`` and C ``[H, rows, UA]``, and the parts
+    the backward reads."""
+    per_qubit = bloch.unbind(1)  # n x [H, 4, B]
     memos = [{} for _ in rows.quarters]
     tables = [kron_vectors(per_qubit[q.start:q.stop], memo=m) if len(q) else None
               for q, m in zip(rows.quarters, memos)]
@@ -71,7 +45,7 @@ def _forward(rows: Rows, vecs: torch.Tensor, R, C: torch.Tensor) -> tuple[torch.
     P = C @ half_a  # [H, rows, B]
     H, _, B = P.shape
     out = P.new_zeros(H, rows.k, B).index_add_(1, rows.row_obs, P * half_b)
-    return out, dict(before=before, per_qubit=per_qubit, memos=memos, tables=tables, picks=picks,
+    return out, dict(per_qubit=per_qubit, memos=memos, tables=tables, picks=picks,
                      half_a=half_a, half_b=half_b, P=P)
 
 
@@ -88,39 +62,34 @@ def _table_grads(parts: dict, rows: Rows, g_a: torch.Tensor, g_b: torch.Tensor) 
 
 
 class PauliReadout(torch.autograd.Function):
-    """``pauli_expval``'s batch part: vecs ``[H, n, 2, B]`` (after the prefix's data steps), the
-    weight-only tail's Bloch rotations R ``[H, n, 4, 4]`` or None, C ``[H, rows, UA]`` ->
-    ``[H, k, B]``."""
+    """``pauli_expval``'s batch part: the Bloch rows ``[H, n, 4, B]`` (bloch.py) and C
+    ``[H, rows, UA]`` -> ``[H, k, B]``."""
 
     @staticmethod
-    def forward(ctx, vecs, R, C, rows: Rows):
-        out, parts = _forward(rows, vecs, R, C)
+    def forward(ctx, bloch, C, rows: Rows):
+        out, parts = _forward(rows, bloch, C)
         ctx.rows, ctx.parts = rows, parts  # plain tensors made here, no graph
-        ctx.save_for_backward(vecs, R, C)
+        ctx.save_for_backward(bloch, C)
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        vecs, R, C = ctx.saved_tensors
+        bloch, C = ctx.saved_tensors
         rows = ctx.rows
         if torch.is_grad_enabled():  # create_graph=True: differentiate the forward again
-            if R is None:
-                g_vecs, g_C = recomputed_vjp(lambda v, c: _forward(rows, v, None, c)[0],
-                                             (vecs, C), (grad,), ctx.needs_input_grad[::2])
-                return g_vecs, None, g_C, None
-            return (*recomputed_vjp(lambda v, r, c: _forward(rows, v, r, c)[0], (vecs, R, C),
-                                    (grad,), ctx.needs_input_grad), None)
+            return (*recomputed_vjp(lambda b, c: _forward(rows, b, c)[0], (bloch, C), (grad,),
+                                    ctx.needs_input_grad), None)
         # each part goes as soon as it is used (a lower peak, as autograd's); a second backward
         # (retain_graph=True) rebuilds them
-        parts = ctx.parts if ctx.parts is not None else _forward(rows, vecs, R, C)[1]
+        parts = ctx.parts if ctx.parts is not None else _forward(rows, bloch, C)[1]
         ctx.parts = None
         g_terms = grad.index_select(1, rows.row_obs)  # [H, rows, B]
         g_P = g_terms * parts.pop("half_b")
         half_a = parts.pop("half_a")
-        g_C = g_P @ half_a.transpose(1, 2) if ctx.needs_input_grad[2] else None
+        g_C = g_P @ half_a.transpose(1, 2) if ctx.needs_input_grad[1] else None
         del half_a
-        if not any(ctx.needs_input_grad[:2]):
-            return None, None, g_C, None
+        if not ctx.needs_input_grad[0]:
+            return None, g_C, None
         g_half_a = C.transpose(1, 2) @ g_P
         del g_P
         g_tables = _table_grads(parts, rows, g_half_a, g_terms * parts.pop("P"))
@@ -130,11 +99,4 @@ class PauliReadout(torch.autograd.Function):
             if len(q):  # the memo's keys count from the quarter's first qubit
                 g_qubits += _kron_tree_grads(parts["per_qubit"][q.start:q.stop], 0, len(q),
                                              memo, g)
-        g_after, before = torch.stack(g_qubits, 1), parts["before"]
-        del g_tables, parts
-        if R is None:
-            return bloch_grad(vecs, g_after), None, g_C, None
-        g_R = g_after @ before.transpose(-1, -2) if ctx.needs_input_grad[1] else None
-        g_vecs = bloch_grad(vecs, R.transpose(-1, -2) @ g_after) if ctx.needs_input_grad[0] \
-            else None
-        return g_vecs, g_R, g_C, None
+        return torch.stack(g_qubits, 1), g_C, None

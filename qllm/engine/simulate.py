@@ -119,10 +119,13 @@ def simulate_stacked(spec: CircuitSpec, inputs: torch.Tensor, weights: torch.Ten
     flat = inputs.reshape(H * B, -1)
     ctx, dtype = _context(plan, flat, weights[0])  # the encoding reads no weights (shifts)
     shared = plan.sources.shared(weights.to(flat.device, flat.dtype))  # [H, S]
-    vecs = _encoded(plan, ctx, dtype, head, None if kind == "pauli" else shifts)
-    if kind != "dense":
-        expval = kron_expval if kind == "kron" else pauli_expval
-        return _keep_graph(expval(plan, StackedAngles(shared), vecs, dtype, H), inputs, weights)
+    if kind == "pauli":  # the encoding in Bloch form, plain autograd: any derivative order
+        return _keep_graph(pauli_expval(plan, StackedAngles(shared), ctx, dtype, H), inputs,
+                           weights)
+    vecs = _encoded(plan, ctx, dtype, head, shifts)
+    if kind == "kron":
+        return _keep_graph(kron_expval(plan, StackedAngles(shared), vecs, dtype, H), inputs,
+                           weights)
     M = FixedMatrix.apply(shared, stages, plan.n_qubits, dtype)  # [H, 2^n, 2^n]
     return _keep_graph(_readout(plan, vecs, M).view(H, B, -1), inputs, weights)
 
@@ -137,10 +140,10 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
     head, shifts, stages = core_parts(plan)
     if not plan.segments:  # nothing to fuse: the prefix alone, applied per token
         vecs, M = qubit_vectors(plan, ctx, dtype), None
-    elif (kind := core_kind(plan, inputs.shape[0], strategy)) != "dense":  # no dense M
-        expval = kron_expval if kind == "kron" else pauli_expval
-        shifts = None if kind == "pauli" else shifts  # plain autograd: any derivative order
-        return expval(plan, ctx, _encoded(plan, ctx, dtype, head, shifts), dtype)[0]
+    elif (kind := core_kind(plan, inputs.shape[0], strategy)) == "pauli":
+        return pauli_expval(plan, ctx, ctx, dtype)[0]  # its encoding in Bloch form: any order
+    elif kind == "kron":  # no dense M
+        return kron_expval(plan, ctx, _encoded(plan, ctx, dtype, head, shifts), dtype)[0]
     elif stages is not None:
         vecs = _encoded(plan, ctx, dtype, head, shifts)
         M = FixedMatrix.apply(ctx.shared, stages, n, dtype)
@@ -154,8 +157,7 @@ def _product_core(plan: Plan, inputs: torch.Tensor, weights: torch.Tensor,
 
 def _encoded(plan: Plan, ctx: AngleContext, dtype, head, shifts) -> torch.Tensor:
     """The encoded qubit vectors ``[B, n, 2]``: through ``DataVectors`` (shift-rule backward)
-    when input gradients are wanted and ``shifts`` given, else by plain autograd (the
-    Heisenberg core's choice: as fast there, and differentiable to any order)."""
+    when input gradients are wanted and ``shifts`` given, else by plain autograd."""
     columns = ctx.data_columns() if shifts is not None else None
     if columns is not None and columns.requires_grad and torch.is_grad_enabled():
         return DataVectors.apply(columns, shifts, plan, head, dtype)
