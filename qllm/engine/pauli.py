@@ -30,11 +30,11 @@ from qllm.engine.pauli_readout import PauliReadout, Rows
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan, on_device
 
-# Cost model in fused.py's units, fitted on a 2-core CPU against the Kronecker core
-# (benchmarks/auto_choice.py, n = 4..10, B = 64..4096): the small ops, then per token ROW_NS for
-# each row gathered, multiplied and read (forward and backward) and GEMM_NS per multiply-add of
-# the products with C.
-BASE_US, ROW_NS, GEMM_NS = 270.0, 0.146, 0.0037
+# Cost model in fused.py's units, fitted on a 2-core CPU against the other cores' models
+# (benchmarks/auto_choice.py, n = 4..10, B = 256..16384, 2 and 3 layers; refitted after the
+# Bloch-form prefix, bloch.py): the small ops, then per token ROW_NS for each row gathered,
+# multiplied and read (forward and backward) and GEMM_NS per multiply-add of the products with C.
+BASE_US, ROW_NS, GEMM_NS = 200.0, 0.037, 0.0019
 
 
 @dataclass
