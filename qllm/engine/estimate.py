@@ -40,6 +40,18 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
         return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
     plan = make_plan(spec)
+    memo = plan.cache.setdefault("bytes", {})  # every call asks (the memory guard): once per key
+    key = (batch, real_dtype, strategy, grad)
+    if key not in memo:
+        if len(memo) >= 256:  # routed batches (experts) vary from step to step
+            memo.clear()
+        memo[key] = _plan_bytes(plan, spec, batch, real_bytes, itemsize, state, strategy, grad)
+    return memo[key]
+
+
+def _plan_bytes(plan, spec: CircuitSpec, batch: int, real_bytes: int, itemsize: int, state: int,
+                strategy: str, grad: bool) -> int:
+    n, dim = spec.n_qubits, 2**spec.n_qubits
     if plan.real and not spec.is_real:  # its dropped phases made the circuit real
         itemsize, state = real_bytes, real_bytes * max(1, batch) * dim
     if uses_product_core(plan, batch, strategy):
