@@ -190,6 +190,19 @@ def test_a_retained_graph_gives_the_same_gradients_twice():
         torch.testing.assert_close(b, c, atol=1e-10, rtol=0)
 
 
+def test_checkpointed_calls_give_the_same_gradients():
+    # chunk_size runs the core under torch.utils.checkpoint, which recomputes what it saved
+    from torch.utils.checkpoint import checkpoint
+
+    spec = build_circuit(6, 2)
+    x, wts, coef = draw(spec, 16, 9)
+    direct = torch.autograd.grad((simulate(spec, x, wts, "pauli") * coef).sum(), (x, wts))
+    out = checkpoint(simulate, spec, x, wts, "pauli", use_reentrant=False)
+    again = torch.autograd.grad((out * coef).sum(), (x, wts))
+    for a, b in zip(again, direct):
+        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+
+
 def test_deep_circuits_are_declined_with_the_way_out():
     spec = build_circuit(10, 6)  # the strings spread to every qubit: past MAX_PATHS
     assert pauli_program(make_plan(spec)) is None

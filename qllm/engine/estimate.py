@@ -106,12 +106,13 @@ def _kron_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
 def _pauli_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
     """``pauli_expval`` (pauli.py): per token the Bloch vectors, the quarters' Kronecker tables,
     the a-half rows and, per row of C, its b-half, its product and their product; with the
-    backward's gradients 2.35 times that (measured peaks, n = 8..12, tests/test_memory_guard.py);
-    the path tables and C. None of it grows as 2^n."""
+    backward's gradients 3.2 times that (measured peaks, n = 8..12, tests/test_memory_guard.py:
+    PauliReadout keeps its parts until its backward ends); the path tables and C. None of it
+    grows as 2^n."""
     prog = pauli_program(plan)
     if prog is None:  # "pauli" forced on a circuit it declines: refused before it runs
         return 0
     n, (rows, UA) = plan.n_qubits, prog.shape
     per_token = 4 * n + sum(4**len(q) for q in quarters(n, prog.split)) + UA + 3 * rows
     paths = prog.n_paths * (prog.factors.shape[1] + 3) * 8 + rows * UA * real_bytes
-    return round(max(1, batch) * per_token * real_bytes * (2.35 if grad else 1)) + paths
+    return round(max(1, batch) * per_token * real_bytes * (3.2 if grad else 1)) + paths

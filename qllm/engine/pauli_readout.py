@@ -45,8 +45,7 @@ def _forward(rows: Rows, bloch: torch.Tensor, C: torch.Tensor) -> tuple[torch.Te
     P = C @ half_a  # [H, rows, B]
     H, _, B = P.shape
     out = P.new_zeros(H, rows.k, B).index_add_(1, rows.row_obs, P * half_b)
-    return out, dict(per_qubit=per_qubit, memos=memos, tables=tables, picks=picks,
-                     half_a=half_a, half_b=half_b, P=P)
+    return out, dict(memos=memos, tables=tables, picks=picks, half_a=half_a, half_b=half_b, P=P)
 
 
 def _table_grads(parts: dict, rows: Rows, g_a: torch.Tensor, g_b: torch.Tensor) -> list:
@@ -68,35 +67,32 @@ class PauliReadout(torch.autograd.Function):
     @staticmethod
     def forward(ctx, bloch, C, rows: Rows):
         out, parts = _forward(rows, bloch, C)
-        ctx.rows, ctx.parts = rows, parts  # plain tensors made here, no graph
-        ctx.save_for_backward(bloch, C)
+        memos = parts["memos"]
+        # through save_for_backward (not ctx attributes), so torch.utils.checkpoint frees them
+        ctx.rows, ctx.memo_keys = rows, [list(m) for m in memos]
+        ctx.save_for_backward(bloch, C, parts["half_a"], parts["half_b"], parts["P"],
+                              *parts["tables"], *parts["picks"],
+                              *(t for m in memos for t in m.values()))
         return out
 
     @staticmethod
     def backward(ctx, grad):
-        bloch, C = ctx.saved_tensors
+        bloch, C, half_a, half_b, P, *rest = ctx.saved_tensors
         rows = ctx.rows
         if torch.is_grad_enabled():  # create_graph=True: differentiate the forward again
             return (*recomputed_vjp(lambda b, c: _forward(rows, b, c)[0], (bloch, C), (grad,),
                                     ctx.needs_input_grad), None)
-        # each part goes as soon as it is used (a lower peak, as autograd's); a second backward
-        # (retain_graph=True) rebuilds them
-        parts = ctx.parts if ctx.parts is not None else _forward(rows, bloch, C)[1]
-        ctx.parts = None
+        nodes = iter(rest[8:])
+        memos = [{key: next(nodes) for key in keys} for keys in ctx.memo_keys]
         g_terms = grad.index_select(1, rows.row_obs)  # [H, rows, B]
-        g_P = g_terms * parts.pop("half_b")
-        half_a = parts.pop("half_a")
+        g_P = g_terms * half_b
         g_C = g_P @ half_a.transpose(1, 2) if ctx.needs_input_grad[1] else None
-        del half_a
         if not ctx.needs_input_grad[0]:
             return None, g_C, None
-        g_half_a = C.transpose(1, 2) @ g_P
-        del g_P
-        g_tables = _table_grads(parts, rows, g_half_a, g_terms * parts.pop("P"))
-        del g_terms, g_half_a, parts["picks"], parts["tables"]
-        g_qubits = []
-        for q, memo, g in zip(rows.quarters, parts["memos"], g_tables):
+        parts = dict(tables=rest[:4], picks=rest[4:8])
+        g_tables = _table_grads(parts, rows, C.transpose(1, 2) @ g_P, g_terms * P)
+        per_qubit, g_qubits = bloch.unbind(1), []
+        for q, memo, g in zip(rows.quarters, memos, g_tables):
             if len(q):  # the memo's keys count from the quarter's first qubit
-                g_qubits += _kron_tree_grads(parts["per_qubit"][q.start:q.stop], 0, len(q),
-                                             memo, g)
+                g_qubits += _kron_tree_grads(per_qubit[q.start:q.stop], 0, len(q), memo, g)
         return torch.stack(g_qubits, 1), g_C, None
