@@ -43,7 +43,7 @@ _EYE, _ZERO = torch.eye(2, dtype=torch.complex128), torch.zeros(2, 2, dtype=torc
 @dataclass
 class Factors:
     """A layer's factor tables (CPU; copied to a device once): factor = K + cos(h) A + sin(h) B
-    with h = scale * shared[source] (K: none in the weight matrix's 2x2s; tail.py's Bloch
+    with h = scale * shared[source] (K: none in the weight matrix's 2x2s; bloch.py's Bloch
     rotations have one)."""
 
     source: torch.Tensor  # [D, m]: each factor slot's angle index into the shared vector

@@ -12,8 +12,9 @@ a-halves and, per observable o, ``B_o`` those of its distinct b-halves,
 so a batch is one matrix product ``C A`` (every observable's rows stacked), one product with the
 gathered b-rows and one sum per observable, instead of 2^n-amplitude passes per gate. A half's
 values are products of rows of two small Kronecker tables (its quarters' Bloch vectors). Exact,
-no truncation. The batch part and the prefix's weight-only tail have hand-written backwards
-(pauli_readout.py, tail.py) that recompute under autograd for higher derivatives: any order.
+no truncation. The product state comes in Bloch form (bloch.py), and the batch part and the
+prefix's weight-only tail have hand-written backwards (pauli_readout.py, bloch.py) that
+recompute under autograd for higher derivatives: any order.
 The cost model (``pauli_cost_us``) weighs it against the Kronecker and dense cores: shallow
 circuits have few strings, deep ones many (or none: the walk gives up past MAX_PATHS).
 """
