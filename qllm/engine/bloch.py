@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import torch
 
 from qllm.engine.encode import prefix_vectors, split_prefix
-from qllm.engine.fixed_matrix import Factors, _factors, add_factor_grads, layer_factors
+from qllm.engine.fixed_matrix import Factors, add_factor_grads, factor_tables, layer_factors
 from qllm.engine.pauli_walk import ROTATIONS
 from qllm.engine.plan import Plan
 from qllm.engine.shift import recomputed_vjp
@@ -49,36 +49,34 @@ def bloch(vecs: torch.Tensor) -> torch.Tensor:
 
 
 def _pair(X: torch.Tensor, Y: torch.Tensor) -> torch.Tensor:
-    """``[i, j] = tr(s_i X s_j Y^dagger) / 2``: the Bloch map of U = X when Y = X."""
-    return 0.5 * torch.einsum("iab,bc,jcd,ad->ij", _SIGMA, X, _SIGMA, Y.conj())
+    """``[.., i, j] = tr(s_i X s_j Y^dagger) / 2`` for 2x2s ``[.., 2, 2]``: the Bloch map of
+    U = X when Y = X."""
+    return 0.5 * torch.einsum("iab,...bc,jcd,...ad->...ij", _SIGMA, X, _SIGMA, Y.conj())
 
 
 def _bloch_factor(A: torch.Tensor, B: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    """(K, A', B') with bloch(cos(h) A + sin(h) B) = K + cos(2h) A' + sin(2h) B'."""
+    """(K, A', B') with bloch(cos(h) A + sin(h) B) = K + cos(2h) A' + sin(2h) B' (any leading
+    dims)."""
     aa, bb, ab = _pair(A, A), _pair(B, B), _pair(A, B) + _pair(B, A)
     return ((aa + bb) / 2).real, ((aa - bb) / 2).real, (ab / 2).real
 
 
 def tail_tables(plan: Plan) -> Factors | None:
-    """The Bloch factor tables of the prefix's trailing weight-only steps, cached on the plan
-    (None: no such steps, or a gate that is neither a Pauli rotation nor fixed; the Heisenberg
-    core then declines a circuit with a tail)."""
+    """The Bloch factor tables of the prefix's trailing weight-only steps (``FixedMatrix``'s
+    2x2 tables mapped by ``_bloch_factor``), cached on the plan (None: no such steps, or a gate
+    that is neither a Pauli rotation nor fixed; the Heisenberg core then declines a circuit
+    with a tail)."""
     if "tail" not in plan.cache:
         tail = split_prefix(plan)[1] if plan.prefix is not None else []
-        per_position = _factors(tail, plan.n_qubits) if tail else None
-        plan.cache["tail"] = None if per_position is None else _tables(per_position)
+        f = factor_tables(tail, plan.n_qubits) if tail else None
+        plan.cache["tail"] = None if f is None else _bloch_tables(f)
     return plan.cache["tail"]
 
 
-def _tables(per_position: list[list]) -> Factors:
-    D = max(1, *map(len, per_position))
-    eye = (0, 0.0, _EYE, torch.zeros(2, 2, dtype=torch.complex128))
-    slots = [[seq[d] if d < len(seq) else eye for seq in per_position] for d in range(D)]
-    mats = [[_bloch_factor(s[2], s[3]) for s in row] for row in slots]  # [D][m] x (K, A', B')
-    stack = lambda k: torch.stack([torch.stack([m[k] for m in row]) for row in mats])  # noqa: E731
-    return Factors(torch.tensor([[s[0] for s in row] for row in slots]),
-                   torch.tensor([[2 * s[1] for s in row] for row in slots], dtype=torch.float64),
-                   stack(1), stack(2), any(s[1] for row in slots for s in row), stack(0))
+def _bloch_tables(f: Factors) -> Factors:
+    """``f``'s 2x2 factors cos(h) A + sin(h) B as Bloch maps of theta = 2h."""
+    K, A, B = _bloch_factor(f.A, f.B)
+    return Factors(f.source, 2 * f.scale, A, B, f.trainable, K)
 
 
 class BlochTail(torch.autograd.Function):
