@@ -24,7 +24,7 @@ from qllm.engine.fused import choose_fused
 from qllm.engine.kron import kron_stages
 from qllm.engine.pauli import pauli_program, quarters
 from qllm.engine.plan import make_plan
-from qllm.engine.product import core_kind, uses_product_core
+from qllm.engine.product import core_kind, decided, uses_product_core
 from qllm.spec import CircuitSpec
 
 PLAN_FREE_QUBITS = 22
@@ -40,13 +40,9 @@ def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torc
     if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
         return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
     plan = make_plan(spec)
-    memo = plan.cache.setdefault("bytes", {})  # every call asks (the memory guard): once per key
-    key = (batch, real_dtype, strategy, grad)
-    if key not in memo:
-        if len(memo) >= 256:  # routed batches (experts) vary from step to step
-            memo.clear()
-        memo[key] = _plan_bytes(plan, spec, batch, real_bytes, itemsize, state, strategy, grad)
-    return memo[key]
+    return decided(plan, ("bytes", batch, real_dtype, strategy, grad),
+                   lambda: _plan_bytes(plan, spec, batch, real_bytes, itemsize, state, strategy,
+                                       grad))
 
 
 def _plan_bytes(plan, spec: CircuitSpec, batch: int, real_bytes: int, itemsize: int, state: int,

@@ -135,7 +135,7 @@ def uses_product_core(plan: Plan, batch: int, strategy: str) -> bool:
         return False
     if not plan.segments or strategy != "auto":
         return True
-    return _decided(plan, ("uses_core", batch), lambda: _core_pays(plan, batch))
+    return decided(plan, ("uses_core", batch), lambda: _core_pays(plan, batch))
 
 
 def _core_pays(plan: Plan, batch: int) -> bool:
@@ -157,7 +157,7 @@ def core_kind(plan: Plan, batch: int, strategy: str) -> str:
         return CORES[strategy]
     if not plan.segments:
         return "dense"
-    return _decided(plan, ("core_kind", batch), lambda: _cheapest(plan, batch))
+    return decided(plan, ("core_kind", batch), lambda: _cheapest(plan, batch))
 
 
 def _cheapest(plan: Plan, batch: int) -> str:
@@ -166,9 +166,10 @@ def _cheapest(plan: Plan, batch: int) -> str:
     return min((c, k) for k, c in costs.items() if c is not None)[1]
 
 
-def _decided(plan: Plan, key: tuple, decide):
-    """A cost-model decision, cached on the plan per batch size (every call asks, the memory
-    guard too); at most 256 kept, since routed batches (experts) vary from step to step."""
+def decided(plan: Plan, key: tuple, decide):
+    """A cost-model decision or estimate, cached on the plan per key (batch size...: every call
+    asks, the memory guard too); at most 256 kept, since routed batches (experts) vary from
+    step to step."""
     memo = plan.cache.setdefault("decisions", {})
     if key not in memo:
         if len(memo) >= 256:
