@@ -48,9 +48,10 @@ def _forward(rows: Rows, bloch: torch.Tensor, C: torch.Tensor) -> tuple[torch.Te
     return out, dict(memos=memos, tables=tables, picks=picks, half_a=half_a, half_b=half_b, P=P)
 
 
-def _table_grads(parts: dict, rows: Rows, g_a: torch.Tensor, g_b: torch.Tensor) -> list:
-    """Gradients of the four quarter tables from those of the two halves' rows."""
-    t, p, out = parts["tables"], parts["picks"], []
+def _table_grads(t: list, p: list, rows: Rows, g_a: torch.Tensor, g_b: torch.Tensor) -> list:
+    """Gradients of the four quarter tables ``t`` from those of the two halves' rows (``p``:
+    the rows picked from each table)."""
+    out = []
     for j, (g, index) in enumerate(((g_a, rows.rows_a), (g_b, rows.rows_b))):
         first, second = 2 * j, 2 * j + 1
         own = g if p[second] is None else g * p[second]  # d half / d first pick
@@ -89,8 +90,7 @@ class PauliReadout(torch.autograd.Function):
         g_C = g_P @ half_a.transpose(1, 2) if ctx.needs_input_grad[1] else None
         if not ctx.needs_input_grad[0]:
             return None, g_C, None
-        parts = dict(tables=rest[:4], picks=rest[4:8])
-        g_tables = _table_grads(parts, rows, C.transpose(1, 2) @ g_P, g_terms * P)
+        g_tables = _table_grads(rest[:4], rest[4:8], rows, C.transpose(1, 2) @ g_P, g_terms * P)
         per_qubit, g_qubits = bloch.unbind(1), []
         for q, memo, g in zip(rows.quarters, memos, g_tables):
             if len(q):  # the memo's keys count from the quarter's first qubit
