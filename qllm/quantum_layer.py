@@ -211,7 +211,8 @@ def _stacks_with(layer: QuantumLayer, first: QuantumLayer) -> bool:
     hooked = (layer._forward_pre_hooks or layer._forward_hooks
               or module._global_forward_pre_hooks or module._global_forward_hooks)
     b, f = layer.backend, first.backend
-    return (not hooked and type(b) is TorchBackend and layer.spec == first.spec
+    return (not hooked and type(b) is TorchBackend
+            and (layer.spec is first.spec or layer.spec == first.spec)
             and layer.gradient_fn is None
             and b.measurement is None and b.graphs is None and b.chunk_size is None
             and b.strategy == f.strategy and b.budget == f.budget)

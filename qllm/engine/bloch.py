@@ -111,6 +111,11 @@ class HeadTable:
     mult: torch.Tensor  # [n] float64
     _tables: dict = field(default_factory=dict)
 
+    def __post_init__(self):
+        # qubit q reads column q at scale 1 (the plain angle encoding): no gather, no product
+        self.direct = self.column.tolist() == list(range(len(self.column)))
+        self.unit = bool((self.mult == 1).all())
+
     def tables(self, device, dtype) -> tuple[torch.Tensor, ...]:
         key = (device, dtype)
         if key not in self._tables:
@@ -170,15 +175,22 @@ def bloch_rows(plan: Plan, shared: torch.Tensor, data, dtype, H: int) -> torch.T
         data: the AngleContext of the ``H * B`` tokens (the encoding's data columns).
         dtype: the complex dtype of the 2-vector route (encodings ``head_table`` declines).
     """
-    n, tables = plan.n_qubits, tail_tables(plan)
+    tables, head = tail_tables(plan), head_table(plan)
     R = None if tables is None else BlochTail.apply(shared, tables, shared.dtype)  # [H, n, 4, 4]
-    head = head_table(plan)
     if head is None:  # the encoding's 2-vectors, then their Bloch rows
         vecs = prefix_vectors(plan, data, dtype, split_prefix(plan)[0])[0]  # [H * B, n, 2]
-        rows = bloch(vecs.view(H, -1, n, 2).permute(0, 2, 3, 1))
+        rows = bloch(vecs.view(H, -1, plan.n_qubits, 2).permute(0, 2, 3, 1))
         return rows if R is None else R @ rows
-    M, column, mult = head.tables(shared.device, shared.dtype)
-    t = (data.data_columns()[:, column] * mult).view(H, -1, n).transpose(1, 2)  # [H, n, B]
+    M = head.tables(shared.device, shared.dtype)[0]
+    t = head_angles(plan, data, H)
     cos = t.cos()
     features = torch.stack([torch.ones_like(cos), cos, t.sin()], 2)  # [H, n, 3, B]
     return (M if R is None else R @ M) @ features
+
+
+def head_angles(plan: Plan, data, H: int) -> torch.Tensor:
+    """A ``head_table`` encoding's data angle on each qubit ``[H, n, B]``."""
+    n, head, t = plan.n_qubits, head_table(plan), data.data_columns()
+    _, column, mult = head.tables(t.device, t.dtype)
+    t = t if head.direct and t.shape[1] == n else t[:, column]
+    return (t if head.unit else t * mult).view(H, -1, n).transpose(1, 2)

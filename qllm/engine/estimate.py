@@ -23,8 +23,8 @@ import torch
 from qllm.engine.fused import choose_fused
 from qllm.engine.kron import kron_stages
 from qllm.engine.pauli import pauli_program, quarters
-from qllm.engine.plan import make_plan
-from qllm.engine.product import core_kind, decided, uses_product_core
+from qllm.engine.plan import decided, make_plan
+from qllm.engine.product import core_kind, uses_product_core
 from qllm.spec import CircuitSpec
 
 PLAN_FREE_QUBITS = 22

@@ -15,21 +15,28 @@ values are products of rows of two small Kronecker tables (its quarters' Bloch v
 no truncation. The product state comes in Bloch form (bloch.py), and the batch part and the
 prefix's weight-only tail have hand-written backwards (pauli_readout.py, bloch.py) that
 recompute under autograd for higher derivatives: any order.
+Small circuits whose encoding is one data rotation per qubit have a cheaper readout: the
+observables as one multilinear form in each token's (1, cos x, sin x) per qubit
+(pauli_features.py, one autograd node in feature_core.py); ``pauli_expval`` takes whichever
+the cost models say is cheaper.
 The cost model (``pauli_cost_us``) weighs it against the Kronecker and dense cores: shallow
 circuits have few strings, deep ones many (or none: the walk gives up past MAX_PATHS).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
-from qllm.engine.bloch import bloch_rows, tail_tables
+from qllm.engine.bloch import bloch_rows, head_angles, tail_tables
 from qllm.engine.encode import split_prefix
+from qllm.engine.feature_core import FeatureCore
+from qllm.engine.pauli_features import FeatureProgram, feature_program
 from qllm.engine.pauli_readout import PauliReadout, Rows
 from qllm.engine.pauli_walk import walk
-from qllm.engine.plan import Plan, on_device
+from qllm.engine.plan import Plan, decided, on_device
 
 # Cost model in fused.py's units, fitted on a 2-core CPU against the other cores' models
 # (benchmarks/auto_choice.py, n = 4..10, B = 256..16384, 2 and 3 layers; refitted after the
@@ -114,11 +121,27 @@ def _quarter_rows(halves: list[tuple], cut: int) -> tuple[torch.Tensor, torch.Te
             torch.tensor([row(s[cut:]) for s in halves], dtype=torch.long))
 
 
+def _feature_program(plan: Plan, device, dtype) -> FeatureProgram:
+    """``FeatureCore``'s program on ``device`` in ``dtype``, cached on the plan."""
+    key = ("feature_program", device, dtype)
+    if key not in plan.cache:
+        plan.cache[key] = feature_program(plan).to(device, dtype)
+    return plan.cache[key]
+
+
 def pauli_cost_us(plan: Plan, batch: int) -> float | None:
     """Estimated forward + backward time of ``pauli_expval`` in fused.py's units (None when the
-    core declines)."""
+    core declines): its cheaper readout's."""
     prog = pauli_program(plan)
-    return None if prog is None else prog.cost_us(plan.n_qubits, batch)
+    if prog is None:
+        return None
+    return min(prog.cost_us(plan.n_qubits, batch), _feature_cost_us(plan, batch))
+
+
+def _feature_cost_us(plan: Plan, batch: int) -> float:
+    """The feature route's estimate (pauli_features.py; inf where it declines)."""
+    program = feature_program(plan)
+    return math.inf if program is None else program.cost_us(batch)
 
 
 def pauli_expval(plan: Plan, ctx, data, dtype, H: int = 1) -> torch.Tensor:
@@ -132,6 +155,10 @@ def pauli_expval(plan: Plan, ctx, data, dtype, H: int = 1) -> torch.Tensor:
     prog, n = pauli_program(plan), plan.n_qubits
     shared = ctx.shared if ctx.shared.dim() == 2 else ctx.shared.unsqueeze(0)  # [H, S]
     device, real_dtype = shared.device, shared.dtype
+    if decided(plan, ("features", data.B), lambda: _feature_cost_us(plan, data.B)
+               < prog.cost_us(n, data.B)):  # the encoding's features: one node (feature_core.py)
+        program = _feature_program(plan, device, real_dtype)
+        return FeatureCore.apply(shared, head_angles(plan, data, H), program).transpose(1, 2)
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
     angles = shared[:, table(prog.inst_slot)] * table(prog.inst_mult)  # [H, R]
     trig = torch.cat([angles.new_ones(H, 1), angles.cos(), angles.sin()], 1)

@@ -318,3 +318,15 @@ def make_plan(spec: CircuitSpec) -> Plan:
             segments.append(Segment(m.data, [m]))
     real = spec.is_real or all(gate(op.gate).real for op in ops)  # dropped phases: maybe real
     return Plan(n, real, sources, prefix, segments, sign_gather, spec.observables, tuple(rest))
+
+
+def decided(plan: Plan, key: tuple, decide):
+    """A cost-model decision or estimate, cached on the plan per key (batch size...: every call
+    asks, the memory guard too); at most 256 kept, since routed batches (experts) vary from
+    step to step."""
+    memo = plan.cache.setdefault("decisions", {})
+    if key not in memo:
+        if len(memo) >= 256:
+            memo.clear()
+        memo[key] = decide()
+    return memo[key]

@@ -25,7 +25,7 @@ from qllm.engine.fixed_matrix import core_cost_us, core_parts
 from qllm.engine.fused import choose_fused, fused_cost_us, gates_cost_us
 from qllm.engine.kron import kron_cost_us
 from qllm.engine.pauli import pauli_cost_us
-from qllm.engine.plan import Plan
+from qllm.engine.plan import Plan, decided
 from qllm.engine.shift import first_order
 
 
@@ -164,15 +164,3 @@ def _cheapest(plan: Plan, batch: int) -> str:
     costs = {"dense": dense_cost_us(plan, batch), "kron": kron_cost_us(plan, batch),
              "pauli": pauli_cost_us(plan, batch)}
     return min((c, k) for k, c in costs.items() if c is not None)[1]
-
-
-def decided(plan: Plan, key: tuple, decide):
-    """A cost-model decision or estimate, cached on the plan per key (batch size...: every call
-    asks, the memory guard too); at most 256 kept, since routed batches (experts) vary from
-    step to step."""
-    memo = plan.cache.setdefault("decisions", {})
-    if key not in memo:
-        if len(memo) >= 256:
-            memo.clear()
-        memo[key] = decide()
-    return memo[key]

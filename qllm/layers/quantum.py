@@ -37,7 +37,8 @@ class QuantumAttention(ProjectedAttention):
     core_name = "vqcs"
 
     def __init__(self, cfg):
-        super().__init__(cfg, [make_vqc(cfg.quantum) for _ in range(3 * cfg.n_head)])
+        spec = cfg.quantum.build_spec()  # one object: the stacked call compares specs per step
+        super().__init__(cfg, [make_vqc(cfg.quantum, spec=spec) for _ in range(3 * cfg.n_head)])
 
     def run_cores(self, angles: torch.Tensor) -> torch.Tensor:
         return stacked_forward(self.vqcs, angles)  # one engine call for every head
@@ -58,10 +59,10 @@ class QSANNAttention(nn.Module):
         self.n_head = cfg.n_head
         self.causal = cfg.task == "lm"
         n = cfg.quantum.n_qubits
-        z0 = ("Z" + "I" * (n - 1),)
-        self.q_vqcs = nn.ModuleList(make_vqc(cfg.quantum, z0) for _ in range(cfg.n_head))
-        self.k_vqcs = nn.ModuleList(make_vqc(cfg.quantum, z0) for _ in range(cfg.n_head))
-        self.v_vqcs = nn.ModuleList(make_vqc(cfg.quantum) for _ in range(cfg.n_head))
+        z0, v = cfg.quantum.build_spec(("Z" + "I" * (n - 1),)), cfg.quantum.build_spec()
+        self.q_vqcs = nn.ModuleList(make_vqc(cfg.quantum, spec=z0) for _ in range(cfg.n_head))
+        self.k_vqcs = nn.ModuleList(make_vqc(cfg.quantum, spec=z0) for _ in range(cfg.n_head))
+        self.v_vqcs = nn.ModuleList(make_vqc(cfg.quantum, spec=v) for _ in range(cfg.n_head))
         n_in, self.hs = self.v_vqcs[0].n_inputs, self.v_vqcs[0].n_outputs
         self.down = nn.Linear(cfg.n_embd, cfg.n_head * n_in)
         self.proj = nn.Linear(cfg.n_head * self.hs, cfg.n_embd)

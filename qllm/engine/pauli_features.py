@@ -1,0 +1,195 @@
+"""The Heisenberg core read on the encoding's features: its program and its batch part.
+
+Why: where the encoding has one data rotation per qubit (``head_table``, bloch.py), each qubit's
+Bloch row is M_q @ f_q with a constant M_q and the features f_q = (1, cos t, sin t). Walk the
+observables back through everything after the encoding, the weight-only tail included
+(pauli_walk.py): every path is then a coefficient (a product of the weights' cos and sin, one
+gather and one product per call) times prod_q M_q[s_q] . f_q, so each observable is one
+multilinear form in the features, with 3^n coefficients
+
+    T[k, u] = sum_{paths p of k} coef_p prod_q M_q[s_pq, u_q]     (one scatter of the coefs).
+
+Cut the qubits at s: a token reads ``sum_j f_b[j] (T_k f_a)[j]``, with f_a, f_b the Kronecker
+products of the features of the first s qubits and of the rest; a few rows per token where the
+sparse readout (pauli_readout.py) gathers and multiplies dozens. It pays while k 3^n and the
+paths are few (n = 4, two layers: 324 of each), and ``feature_cost_us`` weighs both. The parts
+come with their backward written out: feature_core.py runs them as one autograd node, since at
+these sizes the run time is the op count.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass
+
+import torch
+
+from qllm.engine.bloch import head_table
+from qllm.engine.encode import split_prefix
+from qllm.engine.pauli_walk import walk
+from qllm.engine.plan import Plan
+
+# in fused.py's units like pauli.py's constants: the small ops, per path factor (gathered and
+# multiplied, forward and backward), per token each row touched and multiply-add
+BASE_US, FACTOR_NS, ROW_NS, GEMM_NS = 100.0, 5.0, 0.037, 0.0019
+
+
+def feature_split(n: int, k: int) -> int:
+    """The cut s with the fewest rows touched per token."""
+    return min(range(1, n + 1), key=lambda s: feature_rows(n, k, s))
+
+
+def feature_rows(n: int, k: int, s: int) -> int:
+    """Rows per token of the batch part at cut s, forward and backward: the two Kronecker
+    products (and their running products), the product with T and its rows read against f_b."""
+    kron = sum(3**m for m in range(2, s + 1)) + sum(3**m for m in range(2, n - s + 1))
+    return 3 * kron + (5 * k * 3 ** (n - s) if s < n else 2 * k)
+
+
+@dataclass(frozen=True)
+class FeatureProgram:
+    """The plan's paths, walked through the tail, as ``FeatureCore`` reads them."""
+
+    inst_slot: torch.Tensor  # [R] each rotation instance's index into the shared vector
+    inst_mult: torch.Tensor | None  # [R] its multiplier: angle = shared[slot] * mult (None: 1)
+    factors: torch.Tensor  # [P * D] each path's factors, into [1, cos(angles), sin(angles)]
+    depth: int  # D
+    coef: torch.Tensor  # [P] each path's constant coefficient
+    path: torch.Tensor | None  # [E] each entry of T's scatter: its path (None: entry e = path e)
+    slot: torch.Tensor  # [E] its place in T [k 3^(n-s), 3^s], flattened
+    value: torch.Tensor  # [E] prod_q M_q[s_q, u_q]
+    n: int
+    k: int
+    s: int
+
+    def cost_us(self, batch: int, circuits: int = 1) -> float:
+        """Estimated forward + backward time in fused.py's units."""
+        paths = circuits * (self.coef.numel() * max(self.depth, 1) + self.slot.numel())
+        return BASE_US + paths * FACTOR_NS / 1e3 + batch * (
+            feature_rows(self.n, self.k, self.s) * ROW_NS
+            + 3 * self.k * 3**self.n * GEMM_NS) / 1e3
+
+    def to(self, device, dtype) -> FeatureProgram:
+        move = lambda t: None if t is None else t.to(device, None if t.dtype == torch.long  # noqa: E731
+                                                      else dtype)
+        return FeatureProgram(*(move(getattr(self, f)) for f in (
+            "inst_slot", "inst_mult", "factors")), self.depth, move(self.coef), move(self.path),
+            move(self.slot), move(self.value), self.n, self.k, self.s)
+
+
+def feature_program(plan: Plan) -> FeatureProgram | None:
+    """The plan's ``FeatureProgram``, cached on the plan (None: the encoding is not one data
+    rotation per qubit, or the walk through the tail gives up)."""
+    if "feature_program" not in plan.cache:
+        head = head_table(plan) if plan.prefix is not None and plan.n_qubits > 1 else None
+        walked = None if head is None else walk(
+            _tail_ops(plan) + list(plan.rest), plan.observables, plan.sources)
+        plan.cache["feature_program"] = None if walked is None else _program(plan, head.M,
+                                                                             *walked)
+    return plan.cache["feature_program"]
+
+
+def _tail_ops(plan: Plan) -> list:
+    """The prefix's weight-only gates after the encoding, in time order on each qubit."""
+    cut = len(split_prefix(plan)[0])
+    per_qubit: dict = {}
+    for op in plan.prefix.ops:
+        per_qubit.setdefault(op.wires[0], []).append(op)
+    return [op for ops in per_qubit.values() for op in ops[cut:]]
+
+
+def _program(plan: Plan, M: torch.Tensor, paths: list, insts: list) -> FeatureProgram:
+    n, k = plan.n_qubits, len(plan.observables)
+    s = feature_split(n, k)
+    kept, path, slot, value = [], [], [], []
+    for string, c, factors, o in paths:
+        if c == 0.0:
+            continue
+        terms = [[(u, float(M[q, letter, u])) for u in range(3) if M[q, letter, u] != 0]
+                 for q, letter in enumerate(string)]
+        for combo in itertools.product(*terms):
+            u = [a for a, _ in combo]
+            a, b = _base3(u[:s]), _base3(u[s:])
+            path.append(len(kept))
+            slot.append((o * 3 ** (n - s) + b) * 3**s + a)
+            value.append(math.prod(v for _, v in combo))
+        if path and path[-1] == len(kept):
+            kept.append((c, factors))
+    depth = max((len(f) for _, f in kept), default=0)
+    mult = torch.tensor([m for _, m in insts], dtype=torch.float64)
+    return FeatureProgram(
+        torch.tensor([i for i, _ in insts], dtype=torch.long),
+        None if bool((mult == 1).all()) else mult,
+        torch.tensor([list(f) + [0] * (depth - len(f)) for _, f in kept], dtype=torch.long).flatten(),
+        depth, torch.tensor([c for c, _ in kept], dtype=torch.float64),
+        None if path == list(range(len(kept))) else torch.tensor(path, dtype=torch.long),
+        torch.tensor(slot, dtype=torch.long),
+        torch.tensor(value, dtype=torch.float64), n, k, s)
+
+
+def _base3(digits: list) -> int:
+    out = 0
+    for d in digits:
+        out = 3 * out + d
+    return out
+
+
+def _kron_running(parts: list, pair) -> list:
+    """The running Kronecker products of ``parts`` (first most significant) under ``pair``."""
+    running = [parts[0]]
+    for p in parts[1:]:
+        running.append(pair(running[-1], p))
+    return running
+
+
+def _vector_pair(a: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
+    """``[H, r, B]`` (x) ``[H, 3, B]`` -> ``[H, 3r, B]``."""
+    return (a[:, :, None] * f[:, None]).flatten(1, 2)
+
+
+def _vector_grads(f: list, running: list, g: torch.Tensor) -> list:
+    """The gradients of ``_kron_running(f, _vector_pair)``'s factors from its last's."""
+    out = []
+    for i in range(len(f) - 1, 0, -1):
+        a, v = running[i - 1], f[i]
+        g4 = g.view(g.shape[0], a.shape[1], 3, -1)
+        out.append((g4 * a[:, :, None]).sum(1))
+        g = (g4 * v[:, None]).sum(2)
+    return [g] + out[::-1]
+
+
+def batch_forward(T: torch.Tensor, t: torch.Tensor, prog: FeatureProgram) -> tuple:
+    """``[H, k, B]`` from T and the data angles t ``[H, n, B]``, and the parts
+    ``batch_backward`` reads."""
+    (H, n, B), s, k = t.shape, prog.s, prog.k
+    cos, sin = t.cos(), t.sin()
+    f = torch.stack([torch.ones_like(cos), cos, sin], 2)  # [H, n, 3, B]
+    per_qubit = list(f.unbind(1))
+    run_a = _kron_running(per_qubit[:s], _vector_pair)
+    P = T @ run_a[-1]  # [H, k 3^(n-s), B]
+    if s == n:
+        return P, (T, cos, sin, f, P, *run_a[1:])
+    f_b = _kron_running(per_qubit[s:], _vector_pair)[-1]  # [H, 3^(n-s), B]
+    out = (P.view(H, k, -1, B) * f_b.unsqueeze(1)).sum(2)
+    return out, (T, cos, sin, f, P, *run_a[1:])
+
+
+def batch_backward(saved: tuple, grad: torch.Tensor, prog: FeatureProgram, need_t: bool):
+    """(dL/dT, dL/dt) from dL/d out (dL/dt None when not needed)."""
+    T, cos, sin, f, P, *run_a = saved
+    (H, k, B), n, s = grad.shape, f.shape[1], prog.s
+    per_qubit = list(f.unbind(1))
+    run_a = [per_qubit[0], *run_a]
+    f_b = _kron_running(per_qubit[s:], _vector_pair)[-1] if s < n else None
+    grad = grad.contiguous()
+    g_P = grad if f_b is None else (grad.unsqueeze(2) * f_b.unsqueeze(1)).view(H, -1, B)
+    g_T = g_P @ run_a[-1].transpose(1, 2)
+    if not need_t:
+        return g_T, None
+    g_f = _vector_grads(per_qubit[:s], run_a, T.transpose(1, 2) @ g_P)
+    if f_b is not None:
+        g_b = (grad.unsqueeze(2) * P.view(H, k, -1, B)).sum(1)  # [H, 3^(n-s), B]
+        g_f += _vector_grads(per_qubit[s:], _kron_running(per_qubit[s:], _vector_pair), g_b)
+    g_f = torch.stack(g_f, 1)  # [H, n, 3, B]
+    return g_T, g_f[:, :, 2] * cos - g_f[:, :, 1] * sin
