@@ -168,16 +168,16 @@ def batch_forward(T: torch.Tensor, t: torch.Tensor, prog: FeatureProgram) -> tup
     per_qubit = list(f.unbind(1))
     run_a = _kron_running(per_qubit[:s], _vector_pair)
     P = T @ run_a[-1]  # [H, k 3^(n-s), B]
+    saved = (T, f, P, *run_a[1:])
     if s == n:
-        return P, (T, cos, sin, f, P, *run_a[1:])
+        return P, saved
     f_b = _kron_running(per_qubit[s:], _vector_pair)[-1]  # [H, 3^(n-s), B]
-    out = (P.view(H, k, -1, B) * f_b.unsqueeze(1)).sum(2)
-    return out, (T, cos, sin, f, P, *run_a[1:])
+    return (P.view(H, k, -1, B) * f_b.unsqueeze(1)).sum(2), saved
 
 
 def batch_backward(saved: tuple, grad: torch.Tensor, prog: FeatureProgram, need_t: bool):
     """(dL/dT, dL/dt) from dL/d out (dL/dt None when not needed)."""
-    T, cos, sin, f, P, *run_a = saved
+    T, f, P, *run_a = saved
     (H, k, B), n, s = grad.shape, f.shape[1], prog.s
     per_qubit = list(f.unbind(1))
     run_a = [per_qubit[0], *run_a]
@@ -192,4 +192,4 @@ def batch_backward(saved: tuple, grad: torch.Tensor, prog: FeatureProgram, need_
         g_b = (grad.unsqueeze(2) * P.view(H, k, -1, B)).sum(1)  # [H, 3^(n-s), B]
         g_f += _vector_grads(per_qubit[s:], _kron_running(per_qubit[s:], _vector_pair), g_b)
     g_f = torch.stack(g_f, 1)  # [H, n, 3, B]
-    return g_T, g_f[:, :, 2] * cos - g_f[:, :, 1] * sin
+    return g_T, g_f[:, :, 2] * f[:, :, 1] - g_f[:, :, 1] * f[:, :, 2]  # d(cos, sin)/dt
