@@ -45,7 +45,8 @@ from qllm.engine.fused import choose_fused
 from qllm.engine.graphs import GraphCache
 from qllm.engine.kron import kron_stages
 from qllm.engine.micro import Layer
-from qllm.engine.pauli import pauli_program
+from qllm.engine.pauli import pauli_program, takes_features
+from qllm.engine.pauli_features import feature_program
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, uses_product_core
 from qllm.results import machine, versions, write_json
@@ -220,7 +221,7 @@ def path_flops(spec, batch: int, path: str) -> int:
     small products that build matrices are not counted; nor are memory passes). "core": the
     dense weight matrix on the (real) product state; "kron": each block on its state, a real
     block on a complex state's real view; "pauli": C on the a-half rows and the product with
-    the b-half rows; "gates": each Kronecker block, complex states on
+    the b-half rows, or on the feature route T on f_a and the rows against f_b; "gates": each Kronecker block, complex states on
     their interleaved real view (as apply.py runs them); "fused": one dense product per fixed
     segment."""
     plan = make_plan(spec)
@@ -231,6 +232,10 @@ def path_flops(spec, batch: int, path: str) -> int:
         return 3 * 2 * amps * 2**(n + 1)  # real [B, 2^n] x realified [2^n, 2^(n+1)]
     if path == "pauli":
         prog = pauli_program(plan)
+        if prog is not None and takes_features(plan, batch):
+            features = feature_program(plan)
+            k, s = features.k, features.s  # T @ f_a, then the rows against f_b
+            return 3 * batch * (2 * k * 3**n + (2 * k * 3 ** (n - s) if s < n else 0))
         rows, UA = prog.shape if prog is not None else (0, 0)
         return 3 * batch * (2 * rows * UA + 2 * rows)
     if path == "kron":

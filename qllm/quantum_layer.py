@@ -6,8 +6,10 @@ import math
 
 import torch
 from torch import nn
+from torch.nn.modules import module
 
 from qllm.backends import Backend, get_backend
+from qllm.backends.torch_backend import TorchBackend
 from qllm.errors import CheckpointError, ConfigError
 from qllm.seeds import check_seed
 from qllm.spec import CircuitSpec
@@ -204,10 +206,6 @@ def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:
 
 
 def _stacks_with(layer: QuantumLayer, first: QuantumLayer) -> bool:
-    from torch.nn.modules import module
-
-    from qllm.backends.torch_backend import TorchBackend
-
     hooked = (layer._forward_pre_hooks or layer._forward_hooks
               or module._global_forward_pre_hooks or module._global_forward_hooks)
     b, f = layer.backend, first.backend

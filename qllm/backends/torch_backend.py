@@ -117,6 +117,8 @@ class TorchBackend(Backend):
         need = self.estimate_bytes(spec, self._chunk, inputs.dtype)
         if self.measurement is not None:
             need = max(need, self.measurement.estimate_bytes(spec, inputs.shape[0], inputs.dtype))
+        if need <= (self.budget if self.budget is not None else budget_bytes(inputs.device)):
+            return  # every call asks: the message is built only for a refusal
         what = f"a batch of {inputs.shape[0]}" + (f" in chunks of {self._chunk}"
                                                    if self._chunk < inputs.shape[0] else "")
         check_budget(need, f"simulating {spec.n_qubits} qubits for {what}",

@@ -28,21 +28,28 @@ from qllm.engine.product import core_kind, uses_product_core
 from qllm.spec import CircuitSpec
 
 PLAN_FREE_QUBITS = 22
+
+
 def estimate_bytes(spec: CircuitSpec, batch: int, real_dtype: torch.dtype = torch.float32,
                    strategy: str = "auto", grad: bool = True) -> int:
     """Bytes one ``simulate`` call on ``batch`` samples needs at its peak (with the backward
     when ``grad``)."""
     n = spec.n_qubits
+    if n <= PLAN_FREE_QUBITS:  # every call asks (the memory guard): one memo lookup
+        plan = make_plan(spec)
+        return decided(plan, ("bytes", batch, real_dtype, strategy, grad),
+                       lambda: _plan_bytes(plan, spec, batch, *_sizes(spec, batch, real_dtype),
+                                           strategy, grad))
+    real_bytes, itemsize, state = _sizes(spec, batch, real_dtype)
+    # an upper bound: every op may keep a copy of the state
+    return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * 2**n * len(spec.ops)
+
+
+def _sizes(spec: CircuitSpec, batch: int, real_dtype) -> tuple[int, int, int]:
+    """(bytes of a real number, of an amplitude, of the batch's state)."""
     real_bytes = torch.finfo(real_dtype).bits // 8
     itemsize = real_bytes * (1 if spec.is_real else 2)
-    dim = 2**n
-    state = itemsize * max(1, batch) * dim
-    if n > PLAN_FREE_QUBITS:  # an upper bound: every op may keep a copy of the state
-        return state * (5 + (2 * len(spec.ops) if grad else 0)) + 16 * dim * len(spec.ops)
-    plan = make_plan(spec)
-    return decided(plan, ("bytes", batch, real_dtype, strategy, grad),
-                   lambda: _plan_bytes(plan, spec, batch, real_bytes, itemsize, state, strategy,
-                                       grad))
+    return real_bytes, itemsize, itemsize * max(1, batch) * 2**spec.n_qubits
 
 
 def _plan_bytes(plan, spec: CircuitSpec, batch: int, real_bytes: int, itemsize: int, state: int,

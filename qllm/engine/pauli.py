@@ -144,6 +144,13 @@ def _feature_cost_us(plan: Plan, batch: int) -> float:
     return math.inf if program is None else program.cost_us(batch)
 
 
+def takes_features(plan: Plan, batch: int) -> bool:
+    """Whether ``pauli_expval`` reads a batch of ``batch`` tokens on the feature route (the
+    cheaper readout by the cost models; cached on the plan)."""
+    return decided(plan, ("features", batch), lambda: _feature_cost_us(plan, batch)
+                   < pauli_program(plan).cost_us(plan.n_qubits, batch))
+
+
 def pauli_expval(plan: Plan, ctx, data, dtype, H: int = 1) -> torch.Tensor:
     """Z/I expectation values ``[H, B, k]`` of the plan from its Pauli program.
 
@@ -155,8 +162,7 @@ def pauli_expval(plan: Plan, ctx, data, dtype, H: int = 1) -> torch.Tensor:
     prog, n = pauli_program(plan), plan.n_qubits
     shared = ctx.shared if ctx.shared.dim() == 2 else ctx.shared.unsqueeze(0)  # [H, S]
     device, real_dtype = shared.device, shared.dtype
-    if decided(plan, ("features", data.B), lambda: _feature_cost_us(plan, data.B)
-               < prog.cost_us(n, data.B)):  # the encoding's features: one node (feature_core.py)
+    if takes_features(plan, data.B):  # the encoding's features: one node (feature_core.py)
         program = _feature_program(plan, device, real_dtype)
         return FeatureCore.apply(shared, head_angles(plan, data, H), program).transpose(1, 2)
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731

@@ -30,9 +30,10 @@ from qllm.engine.encode import split_prefix
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan
 
-# in fused.py's units like pauli.py's constants: the small ops, per path factor (gathered and
-# multiplied, forward and backward), per token each row touched and multiply-add
-BASE_US, FACTOR_NS, ROW_NS, GEMM_NS = 100.0, 5.0, 0.037, 0.0019
+# in fused.py's units, fitted against the dense core's model (benchmarks/auto_choice.py, n = 4
+# and 5, B = 256..16384): the small ops, per path factor (gathered and multiplied, forward and
+# backward), per token each row touched and multiply-add
+BASE_US, FACTOR_NS, ROW_NS, GEMM_NS = 50.0, 1.0, 0.026, 0.0013
 
 
 def feature_split(n: int, k: int) -> int:
