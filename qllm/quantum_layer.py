@@ -202,7 +202,8 @@ def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:
     backend.check_output(out, flat, weights)
     for layer in layers:
         layer.backend.stats.add(flat.shape[1])
-    return out.reshape(H, *lead, -1).movedim(0, -2)
+    # one copy into token-major order: attention's q, k, v then read like a classical qkv split
+    return out.movedim(0, -2).reshape(*lead, H, out.shape[-1])
 
 
 def _stacks_with(layer: QuantumLayer, first: QuantumLayer) -> bool:

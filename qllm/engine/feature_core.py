@@ -24,10 +24,10 @@ def _table(shared: torch.Tensor, c: FeatureProgram) -> tuple:
     angles = angles if c.inst_mult is None else angles * c.inst_mult  # [H, R]
     cos, sin = angles.cos(), angles.sin()
     trig = torch.cat([angles.new_ones(H, 1), cos, sin], 1)
-    picked = trig.index_select(1, c.factors).view(H, c.coef.numel(), c.depth)  # [H, P, D]
-    coef = picked.prod(-1) * c.coef  # [H, P]
-    terms = (coef if c.path is None else coef.index_select(1, c.path)) * c.value  # [H, E]
-    T = coef.new_zeros(H, c.k * 3**c.n).index_add_(1, c.slot, terms)
+    picked = trig.index_select(1, c.factors).view(H, c.n_paths, c.depth)  # [H, P, D]
+    trig_part = picked.prod(-1)  # [H, P]: each path's coefficient over its constant
+    terms = (trig_part if c.path is None else trig_part.index_select(1, c.path)) * c.scale
+    T = terms.new_zeros(H, c.k * 3**c.n).index_add_(1, c.slot, terms)
     return T.view(H, -1, 3**c.s), (cos, sin, picked)
 
 
@@ -37,13 +37,13 @@ def _table_grads(g_T: torch.Tensor, saved: tuple, c: FeatureProgram, shape) -> t
     grad_shared = g_T.new_zeros(shape)
     if c.depth == 0:  # no path reads a weight
         return grad_shared
-    g_terms = g_T.flatten(1).index_select(1, c.slot) * c.value  # [H, E]
-    g_coef = g_terms if c.path is None else g_terms.new_zeros(picked.shape[:2]).index_add_(
+    g_terms = g_T.flatten(1).index_select(1, c.slot) * c.scale  # [H, E]
+    g_part = g_terms if c.path is None else g_terms.new_zeros(picked.shape[:2]).index_add_(
         1, c.path, g_terms)
     ones = picked.new_ones(*picked.shape[:2], 1)
     before = torch.cat([ones, picked[..., :-1]], -1).cumprod(-1)  # the factors before each
     after = torch.cat([picked[..., 1:], ones], -1).flip(-1).cumprod(-1).flip(-1)
-    g_picked = (g_coef * c.coef).unsqueeze(-1) * before * after  # [H, P, D]
+    g_picked = g_part.unsqueeze(-1) * before * after  # [H, P, D]
     R = cos.shape[1]
     g_trig = g_T.new_zeros(g_T.shape[0], 1 + 2 * R).index_add_(1, c.factors, g_picked.flatten(1))
     g_angles = g_trig[:, 1 + R:] * cos - g_trig[:, 1:1 + R] * sin

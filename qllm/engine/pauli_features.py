@@ -56,17 +56,17 @@ class FeatureProgram:
     inst_mult: torch.Tensor | None  # [R] its multiplier: angle = shared[slot] * mult (None: 1)
     factors: torch.Tensor  # [P * D] each path's factors, into [1, cos(angles), sin(angles)]
     depth: int  # D
-    coef: torch.Tensor  # [P] each path's constant coefficient
+    n_paths: int  # P
     path: torch.Tensor | None  # [E] each entry of T's scatter: its path (None: entry e = path e)
     slot: torch.Tensor  # [E] its place in T [k 3^(n-s), 3^s], flattened
-    value: torch.Tensor  # [E] prod_q M_q[s_q, u_q]
+    scale: torch.Tensor  # [E] its path's constant coefficient times prod_q M_q[s_q, u_q]
     n: int
     k: int
     s: int
 
     def cost_us(self, batch: int, circuits: int = 1) -> float:
         """Estimated forward + backward time in fused.py's units."""
-        paths = circuits * (self.coef.numel() * max(self.depth, 1) + self.slot.numel())
+        paths = circuits * (self.n_paths * max(self.depth, 1) + self.slot.numel())
         return BASE_US + paths * FACTOR_NS / 1e3 + batch * (
             feature_rows(self.n, self.k, self.s) * ROW_NS
             + 3 * self.k * 3**self.n * GEMM_NS) / 1e3
@@ -75,8 +75,8 @@ class FeatureProgram:
         move = lambda t: None if t is None else t.to(device, None if t.dtype == torch.long  # noqa: E731
                                                       else dtype)
         return FeatureProgram(*(move(getattr(self, f)) for f in (
-            "inst_slot", "inst_mult", "factors")), self.depth, move(self.coef), move(self.path),
-            move(self.slot), move(self.value), self.n, self.k, self.s)
+            "inst_slot", "inst_mult", "factors")), self.depth, self.n_paths, move(self.path),
+            move(self.slot), move(self.scale), self.n, self.k, self.s)
 
 
 def feature_program(plan: Plan) -> FeatureProgram | None:
@@ -103,30 +103,26 @@ def _tail_ops(plan: Plan) -> list:
 def _program(plan: Plan, M: torch.Tensor, paths: list, insts: list) -> FeatureProgram:
     n, k = plan.n_qubits, len(plan.observables)
     s = feature_split(n, k)
-    kept, path, slot, value = [], [], [], []
+    kept, path, slot, scale = [], [], [], []  # kept: each path's factors
     for string, c, factors, o in paths:
-        if c == 0.0:
-            continue
         terms = [[(u, float(M[q, letter, u])) for u in range(3) if M[q, letter, u] != 0]
                  for q, letter in enumerate(string)]
+        if c == 0.0 or not all(terms):  # a zero coefficient, or a row the encoding zeroes
+            continue
         for combo in itertools.product(*terms):
             u = [a for a, _ in combo]
-            a, b = _base3(u[:s]), _base3(u[s:])
             path.append(len(kept))
-            slot.append((o * 3 ** (n - s) + b) * 3**s + a)
-            value.append(math.prod(v for _, v in combo))
-        if path and path[-1] == len(kept):
-            kept.append((c, factors))
-    depth = max((len(f) for _, f in kept), default=0)
+            slot.append((o * 3 ** (n - s) + _base3(u[s:])) * 3**s + _base3(u[:s]))
+            scale.append(c * math.prod(v for _, v in combo))
+        kept.append(factors)
+    depth = max(map(len, kept), default=0)
     mult = torch.tensor([m for _, m in insts], dtype=torch.float64)
+    long = lambda values: torch.tensor(values, dtype=torch.long)  # noqa: E731
     return FeatureProgram(
-        torch.tensor([i for i, _ in insts], dtype=torch.long),
-        None if bool((mult == 1).all()) else mult,
-        torch.tensor([list(f) + [0] * (depth - len(f)) for _, f in kept], dtype=torch.long).flatten(),
-        depth, torch.tensor([c for c, _ in kept], dtype=torch.float64),
-        None if path == list(range(len(kept))) else torch.tensor(path, dtype=torch.long),
-        torch.tensor(slot, dtype=torch.long),
-        torch.tensor(value, dtype=torch.float64), n, k, s)
+        long([i for i, _ in insts]), None if bool((mult == 1).all()) else mult,
+        long([list(f) + [0] * (depth - len(f)) for f in kept]).flatten(), depth, len(kept),
+        None if path == list(range(len(kept))) else long(path), long(slot),
+        torch.tensor(scale, dtype=torch.float64), n, k, s)
 
 
 def _base3(digits: list) -> int:
