@@ -34,6 +34,9 @@ from qllm.engine.plan import Plan
 # and 5, B = 256..16384): the small ops, per path factor (gathered and multiplied, forward and
 # backward), per token each row touched and multiply-add
 BASE_US, FACTOR_NS, ROW_NS, GEMM_NS = 50.0, 1.0, 0.026, 0.0013
+# past 6 qubits k 3^n multiply-adds per token outgrow the sparse readout's (and the walk through
+# the tail its MAX_PATHS): the route is not even built
+MAX_QUBITS = 6
 
 
 def feature_split(n: int, k: int) -> int:
@@ -80,10 +83,12 @@ class FeatureProgram:
 
 
 def feature_program(plan: Plan) -> FeatureProgram | None:
-    """The plan's ``FeatureProgram``, cached on the plan (None: the encoding is not one data
-    rotation per qubit, or the walk through the tail gives up)."""
+    """The plan's ``FeatureProgram``, cached on the plan (None: more than MAX_QUBITS qubits,
+    an encoding that is not one data rotation per qubit, or a walk through the tail that gives
+    up)."""
     if "feature_program" not in plan.cache:
-        head = head_table(plan) if plan.prefix is not None and plan.n_qubits > 1 else None
+        small = plan.prefix is not None and 1 < plan.n_qubits <= MAX_QUBITS
+        head = head_table(plan) if small else None
         walked = None if head is None else walk(
             _tail_ops(plan) + list(plan.rest), plan.observables, plan.sources)
         plan.cache["feature_program"] = None if walked is None else _program(plan, head.M,
@@ -103,10 +108,10 @@ def _tail_ops(plan: Plan) -> list:
 def _program(plan: Plan, M: torch.Tensor, paths: list, insts: list) -> FeatureProgram:
     n, k = plan.n_qubits, len(plan.observables)
     s = feature_split(n, k)
+    rows = [[[(u, v) for u, v in enumerate(row) if v != 0] for row in qubit] for qubit in M.tolist()]
     kept, path, slot, scale = [], [], [], []  # kept: each path's factors
     for string, c, factors, o in paths:
-        terms = [[(u, float(M[q, letter, u])) for u in range(3) if M[q, letter, u] != 0]
-                 for q, letter in enumerate(string)]
+        terms = [rows[q][letter] for q, letter in enumerate(string)]  # (feature, M entry)
         if c == 0.0 or not all(terms):  # a zero coefficient, or a row the encoding zeroes
             continue
         for combo in itertools.product(*terms):
