@@ -105,3 +105,11 @@ def test_the_cost_model_sends_small_circuits_here_and_declines_the_rest():
     assert feature_program(deep) is None
     two_angles = make_plan(build_circuit(4, 2, encoding="dense_angle"))  # two angles a qubit
     assert feature_program(two_angles) is None
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_token_or_two(features_route, batch):
+    # one token leaves the batch axis of length 1, where a view of strided features can fail
+    spec = build_circuit(4, 2)
+    x, wts, coef = draw(spec, batch, 6)
+    check_strategy(spec, "pauli", x, wts, coef, pennylane=True)

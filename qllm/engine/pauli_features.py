@@ -185,7 +185,7 @@ def batch_backward(saved: tuple, grad: torch.Tensor, prog: FeatureProgram, need_
     run_a = [per_qubit[0], *run_a]
     f_b = _kron_running(per_qubit[s:], _vector_pair)[-1] if s < n else None
     grad = grad.contiguous()
-    g_P = grad if f_b is None else (grad.unsqueeze(2) * f_b.unsqueeze(1)).view(H, -1, B)
+    g_P = grad if f_b is None else (grad.unsqueeze(2) * f_b.unsqueeze(1)).reshape(H, -1, B)
     g_T = g_P @ run_a[-1].transpose(1, 2)
     if not need_t:
         return g_T, None
