@@ -118,6 +118,40 @@ class QuantumLayer(nn.Module):
             out = self.backend.expval(self.spec, flat, weights)
         return out.reshape(*lead, self.spec.n_observables)  # (..., n_observables)
 
+    # -- weights held by an enclosing module: its circuits train as one tensor ---------------
+    def share_weights(self, stacked: nn.Parameter, row: int) -> None:
+        """Read ``weights`` from ``stacked[row]``, a parameter the enclosing module owns
+        (``share_weights`` below). ``layer.weights`` is then a view, whose gradient lands in
+        ``stacked.grad`` (``weights_grad`` reads this layer's row); assigning a Parameter to
+        ``layer.weights`` (compression does) gives the layer its own weights again."""
+        del self._parameters["weights"]
+        self.__dict__["_shared"] = (stacked, row)
+
+    @property
+    def shared_weights(self) -> tuple | None:
+        """(the shared parameter, this layer's row), or None when the layer owns its weights."""
+        return self.__dict__.get("_shared")
+
+    @property
+    def weights_grad(self) -> torch.Tensor | None:
+        """dL/dweights after a backward, owned or shared."""
+        shared = self.shared_weights
+        if shared is None:
+            return self.weights.grad
+        grad = shared[0].grad
+        return None if grad is None else grad[shared[1]]
+
+    def __getattr__(self, name: str):
+        shared = self.__dict__.get("_shared")
+        if name == "weights" and shared is not None:
+            return shared[0][shared[1]]
+        return super().__getattr__(name)
+
+    def __setattr__(self, name: str, value) -> None:
+        if name == "weights":
+            self.__dict__.pop("_shared", None)
+        super().__setattr__(name, value)
+
     # -- private generators: carried in state_dict(), asked of the objects that own them ------
     def get_extra_state(self) -> dict:
         """``{"backend": backend.rng_state(), "gradient": gradient_fn.rng_state()}``: tensors
@@ -195,7 +229,7 @@ def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:
     check_angles(x, "x", spec.n_inputs)
     H, lead = len(layers), x.shape[:-2]
     flat = x.movedim(-2, 0).reshape(H, -1, spec.n_inputs)  # (H, tokens, n_inputs)
-    weights = torch.stack([layer.weights for layer in layers]).to(flat.device, flat.dtype)
+    weights = stacked_weights(layers).to(flat.device, flat.dtype)
     check_angles(weights, "weights", spec.n_weights)
     backend.check_memory(spec, flat.reshape(-1, spec.n_inputs))
     out = simulate_stacked(spec, flat, weights, backend.strategy)
@@ -204,6 +238,54 @@ def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:
         layer.backend.stats.add(flat.shape[1])
     # one copy into token-major order: attention's q, k, v then read like a classical qkv split
     return out.movedim(0, -2).reshape(*lead, H, out.shape[-1])
+
+
+def stacked_weights(layers) -> torch.Tensor:
+    """The layers' weights ``[H, n_weights]``: rows of the parameter they share, in order, as
+    a slice (no copy), else stacked."""
+    shared = layers[0].shared_weights
+    if shared is not None:
+        stacked, first = shared
+        if all(layer.shared_weights is not None and layer.shared_weights[0] is stacked
+               and layer.shared_weights[1] == first + h for h, layer in enumerate(layers)):
+            return stacked[first:first + len(layers)]
+    return torch.stack([layer.weights for layer in layers])
+
+
+def share_weights(owner: nn.Module, name: str, layers) -> None:
+    """Move ``layers``' weights (QuantumLayers of one spec inside ``owner``) into one parameter
+    ``owner.<name>`` ``[H, n_weights]``, row h holding layer h's values.
+
+    Why: attention's 3 x heads circuits then train as one tensor, which ``stacked_forward``
+    hands the engine as is: one gradient to accumulate and one tensor for the optimizer to
+    update a step, not H (at 4 qubits that was a tenth of a training step). State dicts written
+    before, with each layer's ``<layer>.weights``, load through a pre-hook that stacks them.
+    """
+    stacked = nn.Parameter(torch.stack([layer.weights.detach() for layer in layers]))
+    owner.register_parameter(name, stacked)
+    owner._shared_weight_names = (*getattr(owner, "_shared_weight_names", ()), name)
+    for h, layer in enumerate(layers):
+        layer.share_weights(stacked, h)
+    where = {id(m): n for n, m in owner.named_modules()}
+    keys = [f"{where[id(layer)]}.weights" for layer in layers]
+
+    def stack_old_keys(state_dict, prefix, *args):
+        old = [prefix + k for k in keys]
+        if prefix + name not in state_dict and all(k in state_dict for k in old):
+            state_dict[prefix + name] = torch.stack([state_dict.pop(k) for k in old])
+
+    owner._register_load_state_dict_pre_hook(stack_old_keys)
+
+
+def release_unshared(model: nn.Module) -> None:
+    """Drop shared weight parameters no layer reads any more (compression gives each layer
+    its own weights)."""
+    read = {id(m.shared_weights[0]) for m in model.modules()
+            if isinstance(m, QuantumLayer) and m.shared_weights is not None}
+    for m in model.modules():
+        for name in getattr(m, "_shared_weight_names", ()):
+            if name in m._parameters and id(m._parameters[name]) not in read:
+                del m._parameters[name]
 
 
 def _stacks_with(layer: QuantumLayer, first: QuantumLayer) -> bool:

@@ -220,8 +220,10 @@ def _device(name: str) -> torch.device:
 
 def _optimizer(model: HybridTransformer, train_cfg: TrainConfig, total_steps: int):
     """AdamW (no weight decay on biases and norms) and the warm-up + cosine schedule."""
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    # circuit angles never decay, also where a layer's circuits share one 2-D tensor
+    angles = {id(q.shared_weights[0]) for q in model.quantum_layers() if q.shared_weights}
+    decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in angles]
+    no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in angles]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},
                              {"params": no_decay, "weight_decay": 0.0}], lr=train_cfg.lr)
     return opt, torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(train_cfg, total_steps))

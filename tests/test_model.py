@@ -66,7 +66,7 @@ def test_forward_backward_every_kind_on_every_task(tasks, task_name, attn, ffn):
         assert p.grad is None or torch.isfinite(p.grad).all(), name
     quantum = model.quantum_layers()
     assert bool(quantum) == (attn != "classical" or ffn != "classical")
-    assert any(float(q.weights.grad.abs().sum()) > 0 for q in quantum) or not quantum
+    assert any(float(q.weights_grad.abs().sum()) > 0 for q in quantum) or not quantum
     assert model.num_params(quantum_only=True) == sum(q.weights.numel() for q in quantum)
 
 

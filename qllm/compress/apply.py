@@ -90,6 +90,8 @@ def compress_model(model: nn.Module, tol: float | None = None, bits: int | None 
         raise ConfigError(f"qat_steps must be an int >= 0, got {qat_steps!r}")
     if qat_steps and (bits is None or task is None):
         raise ConfigError("qat_steps > 0 needs bits (the grid to train on) and a task")
+    from qllm.quantum_layer import release_unshared
+
     out = copy.deepcopy(model)
     layers = quantum_layers(out)
     if qat_steps:
@@ -97,6 +99,7 @@ def compress_model(model: nn.Module, tol: float | None = None, bits: int | None 
             res = compress_spec(layer.spec, layer.weights, tol, None)
             install(layer, res.spec, res.weights)
             attach_ste(layer, bits)
+        release_unshared(out)
         finetune(out, task, qat_steps, lr, seed, batch_size, progress)
         for layer in layers.values():
             detach_ste(layer)
@@ -105,6 +108,7 @@ def compress_model(model: nn.Module, tol: float | None = None, bits: int | None 
         res = compress_spec(layer.spec, layer.weights, tol, bits)
         install(layer, res.spec, res.weights)
         results[name] = res
+    release_unshared(out)  # each layer now owns its (pruned) weights
     return out, results
 
 

@@ -31,9 +31,9 @@ def count_params(module: nn.Module, exclude_quantum: bool = False) -> int:
     from qllm.quantum_layer import QuantumLayer
 
     skip = set()
-    if exclude_quantum:
+    if exclude_quantum:  # a layer's own parameters, and the weights it shares with others
         skip = {id(p) for m in module.modules() if isinstance(m, QuantumLayer)
-                for p in m.parameters()}
+                for p in (*m.parameters(), *(m.shared_weights or ())[:1])}
     return sum(p.numel() for p in module.parameters() if id(p) not in skip)
 
 

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qllm.layers.quantum import make_vqc
-from qllm.quantum_layer import QuantumLayer, _stacks_with
+from qllm.quantum_layer import QuantumLayer, _stacks_with, share_weights, stacked_weights
 from qllm.validate import check_angles
 
 
@@ -207,6 +207,7 @@ class QuantumMoE(MoEFFN):
             self.up.reset(e)
         self.experts = nn.ModuleList(experts)
         _stack_old_keys(self, {"down": "down", "up": "up"})
+        share_weights(self, "vqc_weights", [ex.vqc for ex in experts])
 
     def run_experts(self, x, counts):
         angles = self.down(x)  # (E, W, n_inputs)
@@ -236,7 +237,7 @@ def run_stacked(layers: list[QuantumLayer], x: torch.Tensor, counts: list[int]) 
 
     spec, backend = first.spec, first.backend
     check_angles(x, "x", spec.n_inputs)
-    weights = torch.stack([layer.weights for layer in layers]).to(x.device, x.dtype)
+    weights = stacked_weights(layers).to(x.device, x.dtype)
     check_angles(weights, "weights", spec.n_weights)
     backend.check_memory(spec, x.reshape(-1, spec.n_inputs))
     out = simulate_stacked(spec, x, weights, backend.strategy)  # (E, W, n_observables)

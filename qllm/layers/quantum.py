@@ -15,7 +15,7 @@ from torch import nn
 
 from qllm.layers.classical import mask_future
 from qllm.layers.projected import ProjectedAttention, ProjectedFFN
-from qllm.quantum_layer import QuantumLayer, stacked_forward
+from qllm.quantum_layer import QuantumLayer, share_weights, stacked_forward
 
 
 def make_vqc(qcfg, observables=None, spec=None) -> QuantumLayer:
@@ -39,6 +39,7 @@ class QuantumAttention(ProjectedAttention):
     def __init__(self, cfg):
         spec = cfg.quantum.build_spec()  # one object: the stacked call compares specs per step
         super().__init__(cfg, [make_vqc(cfg.quantum, spec=spec) for _ in range(3 * cfg.n_head)])
+        share_weights(self, "vqc_weights", list(self.vqcs))  # one tensor: see share_weights
 
     def run_cores(self, angles: torch.Tensor) -> torch.Tensor:
         return stacked_forward(self.vqcs, angles)  # one engine call for every head
