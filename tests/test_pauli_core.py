@@ -23,7 +23,7 @@ from qllm.engine.product import core_kind, has_core_shape
 from qllm.errors import BackendError
 from qllm.gates import GATES
 from qllm.spec import CircuitSpec, Op, inp, w
-from tests.engine_helpers import check_stacked, check_strategy, draw
+from tests.engine_helpers import check_checkpointed, check_stacked, check_strategy, draw
 from tests.random_specs import product_spec
 
 _PAULI = {"I": np.eye(2), "X": np.array([[0, 1], [1, 0]]), "Y": np.array([[0, -1j], [1j, 0]]),
@@ -192,15 +192,7 @@ def test_a_retained_graph_gives_the_same_gradients_twice():
 
 def test_checkpointed_calls_give_the_same_gradients():
     # chunk_size runs the core under torch.utils.checkpoint, which recomputes what it saved
-    from torch.utils.checkpoint import checkpoint
-
-    spec = build_circuit(6, 2)
-    x, wts, coef = draw(spec, 16, 9)
-    direct = torch.autograd.grad((simulate(spec, x, wts, "pauli") * coef).sum(), (x, wts))
-    out = checkpoint(simulate, spec, x, wts, "pauli", use_reentrant=False)
-    again = torch.autograd.grad((out * coef).sum(), (x, wts))
-    for a, b in zip(again, direct):
-        torch.testing.assert_close(a, b, atol=1e-12, rtol=0)
+    check_checkpointed(build_circuit(6, 2), "pauli", 9)
 
 
 def test_deep_circuits_are_declined_with_the_way_out():
