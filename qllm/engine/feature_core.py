@@ -53,8 +53,8 @@ def _table_grads(g_T: torch.Tensor, saved: tuple, c: FeatureProgram, shape) -> t
 
 def _forward(shared: torch.Tensor, t: torch.Tensor, c: FeatureProgram) -> tuple:
     T, table_saved = _table(shared, c)
-    out, batch_saved = batch_forward(T, t, c)
-    return out, table_saved, batch_saved
+    out, batch_saved, keys = batch_forward(T, t, c)
+    return out, table_saved, batch_saved, keys
 
 
 class FeatureCore(torch.autograd.Function):
@@ -62,7 +62,7 @@ class FeatureCore(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, shared, t, program: FeatureProgram):
-        out, table_saved, batch_saved = _forward(shared, t, program)
+        out, table_saved, batch_saved, ctx.keys = _forward(shared, t, program)
         ctx.program, ctx.shape, ctx.n_table = program, shared.shape, len(table_saved)
         # through save_for_backward (not ctx attributes), so torch.utils.checkpoint frees them
         ctx.save_for_backward(shared, t, *table_saved, *batch_saved)
@@ -76,6 +76,6 @@ class FeatureCore(torch.autograd.Function):
             fwd = lambda sh, x: _forward(sh, x, c)[0]  # noqa: E731
             return (*recomputed_vjp(fwd, (shared, t), (grad,), ctx.needs_input_grad), None)
         need_w, need_t = ctx.needs_input_grad[:2]
-        g_T, g_t = batch_backward(tuple(saved[ctx.n_table:]), grad, c, need_t)
+        g_T, g_t = batch_backward(tuple(saved[ctx.n_table:]), ctx.keys, grad, c, need_t)
         g_w = _table_grads(g_T, tuple(saved[:ctx.n_table]), c, ctx.shape) if need_w else None
         return g_w, g_t, None

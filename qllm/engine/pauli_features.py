@@ -26,7 +26,8 @@ from dataclasses import dataclass
 import torch
 
 from qllm.engine.bloch import head_table
-from qllm.engine.encode import split_prefix
+from qllm.engine.encode import kron_vectors, split_prefix
+from qllm.engine.kron import _kron_tree_grads
 from qllm.engine.pauli_walk import walk
 from qllm.engine.plan import Plan
 
@@ -46,7 +47,7 @@ def feature_split(n: int, k: int) -> int:
 
 def feature_rows(n: int, k: int, s: int) -> int:
     """Rows per token of the batch part at cut s, forward and backward: the two Kronecker
-    products (and their running products), the product with T and its rows read against f_b."""
+    products (and their tree nodes), the product with T and its rows read against f_b."""
     kron = sum(3**m for m in range(2, s + 1)) + sum(3**m for m in range(2, n - s + 1))
     return 3 * kron + (5 * k * 3 ** (n - s) if s < n else 2 * k)
 
@@ -137,61 +138,40 @@ def _base3(digits: list) -> int:
     return out
 
 
-def _kron_running(parts: list, pair) -> list:
-    """The running Kronecker products of ``parts`` (first most significant) under ``pair``."""
-    running = [parts[0]]
-    for p in parts[1:]:
-        running.append(pair(running[-1], p))
-    return running
-
-
-def _vector_pair(a: torch.Tensor, f: torch.Tensor) -> torch.Tensor:
-    """``[H, r, B]`` (x) ``[H, 3, B]`` -> ``[H, 3r, B]``."""
-    return (a[:, :, None] * f[:, None]).flatten(1, 2)
-
-
-def _vector_grads(f: list, running: list, g: torch.Tensor) -> list:
-    """The gradients of ``_kron_running(f, _vector_pair)``'s factors from its last's."""
-    out = []
-    for i in range(len(f) - 1, 0, -1):
-        a, v = running[i - 1], f[i]
-        g4 = g.view(g.shape[0], a.shape[1], 3, -1)
-        out.append((g4 * a[:, :, None]).sum(1))
-        g = (g4 * v[:, None]).sum(2)
-    return [g] + out[::-1]
-
-
 def batch_forward(T: torch.Tensor, t: torch.Tensor, prog: FeatureProgram) -> tuple:
-    """``[H, k, B]`` from T and the data angles t ``[H, n, B]``, and the parts
-    ``batch_backward`` reads."""
+    """``[H, k, B]`` from T and the data angles t ``[H, n, B]``; the tensors and the Kronecker
+    trees' node keys ``batch_backward`` reads."""
     (H, n, B), s, k = t.shape, prog.s, prog.k
     cos, sin = t.cos(), t.sin()
     f = torch.stack([torch.ones_like(cos), cos, sin], 2)  # [H, n, 3, B]
     per_qubit = list(f.unbind(1))
-    run_a = _kron_running(per_qubit[:s], _vector_pair)
-    P = T @ run_a[-1]  # [H, k 3^(n-s), B]
-    saved = (T, f, P, *run_a[1:])
-    if s == n:
-        return P, saved
-    f_b = _kron_running(per_qubit[s:], _vector_pair)[-1]  # [H, 3^(n-s), B]
-    return (P.view(H, k, -1, B) * f_b.unsqueeze(1)).sum(2), saved
+    memo_a, memo_b = {}, {}
+    f_a = kron_vectors(per_qubit[:s], memo=memo_a)  # [H, 3^s, B]
+    P = T @ f_a  # [H, k 3^(n-s), B]
+    f_b = kron_vectors(per_qubit[s:], memo=memo_b) if s < n else None  # [H, 3^(n-s), B]
+    out = P if f_b is None else (P.view(H, k, -1, B) * f_b.unsqueeze(1)).sum(2)
+    memo_a.pop((0, s), None)  # a tree's root is its output
+    memo_b.pop((0, n - s), None)
+    saved = (T, f, P, f_a, f_b, *memo_a.values(), *memo_b.values())
+    return out, saved, (list(memo_a), list(memo_b))
 
 
-def batch_backward(saved: tuple, grad: torch.Tensor, prog: FeatureProgram, need_t: bool):
+def batch_backward(saved: tuple, keys: tuple, grad: torch.Tensor, prog: FeatureProgram,
+                   need_t: bool):
     """(dL/dT, dL/dt) from dL/d out (dL/dt None when not needed)."""
-    T, f, P, *run_a = saved
+    T, f, P, f_a, f_b, *nodes = saved
     (H, k, B), n, s = grad.shape, f.shape[1], prog.s
+    nodes = iter(nodes)
+    memo_a, memo_b = [{key: next(nodes) for key in ks} for ks in keys]
     per_qubit = list(f.unbind(1))
-    run_a = [per_qubit[0], *run_a]
-    f_b = _kron_running(per_qubit[s:], _vector_pair)[-1] if s < n else None
     grad = grad.contiguous()
     g_P = grad if f_b is None else (grad.unsqueeze(2) * f_b.unsqueeze(1)).reshape(H, -1, B)
-    g_T = g_P @ run_a[-1].transpose(1, 2)
+    g_T = g_P @ f_a.transpose(1, 2)
     if not need_t:
         return g_T, None
-    g_f = _vector_grads(per_qubit[:s], run_a, T.transpose(1, 2) @ g_P)
+    g_f = _kron_tree_grads(per_qubit[:s], 0, s, memo_a, T.transpose(1, 2) @ g_P)
     if f_b is not None:
         g_b = (grad.unsqueeze(2) * P.view(H, k, -1, B)).sum(1)  # [H, 3^(n-s), B]
-        g_f += _vector_grads(per_qubit[s:], _kron_running(per_qubit[s:], _vector_pair), g_b)
+        g_f += _kron_tree_grads(per_qubit[s:], 0, n - s, memo_b, g_b)
     g_f = torch.stack(g_f, 1)  # [H, n, 3, B]
     return g_T, g_f[:, :, 2] * f[:, :, 1] - g_f[:, :, 1] * f[:, :, 2]  # d(cos, sin)/dt
