@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from qllm.engine.pauli_features import FeatureProgram, batch_backward, batch_forward
+from qllm.engine.pauli_walk import path_factors
 from qllm.engine.shift import recomputed_vjp
 
 
@@ -20,11 +21,8 @@ def _table(shared: torch.Tensor, c: FeatureProgram) -> tuple:
     """T ``[H, k 3^(n-s), 3^s]`` from the shared angles ``[H, S]``, and the parts the
     backward reads."""
     H = shared.shape[0]
-    angles = shared.index_select(1, c.inst_slot)
-    angles = angles if c.inst_mult is None else angles * c.inst_mult  # [H, R]
-    cos, sin = angles.cos(), angles.sin()
-    trig = torch.cat([angles.new_ones(H, 1), cos, sin], 1)
-    picked = trig.index_select(1, c.factors).view(H, c.n_paths, c.depth)  # [H, P, D]
+    picked, cos, sin = path_factors(shared, c.inst_slot, c.inst_mult, c.factors, c.n_paths,
+                                    c.depth)  # [H, P, D]
     trig_part = picked.prod(-1)  # [H, P]: each path's coefficient over its constant
     terms = (trig_part if c.path is None else trig_part.index_select(1, c.path)) * c.scale
     T = terms.new_zeros(H, c.k * 3**c.n).index_add_(1, c.slot, terms)

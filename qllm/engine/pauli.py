@@ -35,7 +35,7 @@ from qllm.engine.encode import split_prefix
 from qllm.engine.feature_core import FeatureCore
 from qllm.engine.pauli_features import FeatureProgram, feature_program
 from qllm.engine.pauli_readout import PauliReadout, Rows
-from qllm.engine.pauli_walk import walk
+from qllm.engine.pauli_walk import path_factors, walk
 from qllm.engine.plan import Plan, decided, on_device
 
 # Cost model in fused.py's units, fitted on a 2-core CPU against the other cores' models
@@ -166,11 +166,9 @@ def pauli_expval(plan: Plan, ctx, data, dtype, H: int = 1) -> torch.Tensor:
         program = _feature_program(plan, device, real_dtype)
         return FeatureCore.apply(shared, head_angles(plan, data, H), program).transpose(1, 2)
     table = lambda t: on_device(t, device, None if t.dtype == torch.long else real_dtype)  # noqa: E731
-    angles = shared[:, table(prog.inst_slot)] * table(prog.inst_mult)  # [H, R]
-    trig = torch.cat([angles.new_ones(H, 1), angles.cos(), angles.sin()], 1)
-    factors = table(prog.factors)
-    coef = trig.index_select(1, factors.flatten()).view(H, *factors.shape).prod(-1)
-    coef = coef * table(prog.coef)  # [H, P]
+    picked = path_factors(shared, table(prog.inst_slot), table(prog.inst_mult),
+                          table(prog.factors).flatten(), *prog.factors.shape)[0]
+    coef = picked.prod(-1) * table(prog.coef)  # [H, P]
     rows, UA = prog.shape
     C = coef.new_zeros(H, rows * UA).index_add(1, table(prog.slot), coef).view(H, rows, UA)
     index = Rows(tuple(quarters(n, prog.split)), tuple(map(table, prog.rows_a)),

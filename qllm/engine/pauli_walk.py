@@ -153,3 +153,16 @@ def _conjugate(path: tuple, wires: tuple, table: dict) -> tuple:
     for q, c in zip(wires, image):
         new[q] = c
     return tuple(new), sign * coef, factors, obs
+
+
+def path_factors(shared: torch.Tensor, slot: torch.Tensor, mult: torch.Tensor | None,
+                 factors: torch.Tensor, n_paths: int, depth: int) -> tuple[torch.Tensor, ...]:
+    """Each path's factors ``[H, P, D]`` from the shared angles ``[H, S]`` (a path's
+    coefficient is their product times its constant), and the instances' cos and sin
+    ``[H, R]``. ``slot``, ``mult``: ``walk``'s instances (angle = shared[slot] * mult; None: 1);
+    ``factors`` ``[P * D]``: indices into [1, cos(angles), sin(angles)]."""
+    angles = shared.index_select(1, slot)
+    angles = angles if mult is None else angles * mult  # [H, R]
+    cos, sin = angles.cos(), angles.sin()
+    trig = torch.cat([angles.new_ones(shared.shape[0], 1), cos, sin], 1)
+    return trig.index_select(1, factors).view(shared.shape[0], n_paths, depth), cos, sin
