@@ -277,6 +277,17 @@ def share_weights(owner: nn.Module, name: str, layers) -> None:
     owner._register_load_state_dict_pre_hook(stack_old_keys)
 
 
+def circuit_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The parameters that hold ``module``'s circuit weights, each once: the QuantumLayers'
+    own and the ones they share."""
+    found = {}
+    for m in module.modules():
+        if isinstance(m, QuantumLayer):
+            for p in (m.shared_weights[:1] if m.shared_weights else m.parameters()):
+                found[id(p)] = p
+    return list(found.values())
+
+
 def release_unshared(model: nn.Module) -> None:
     """Drop shared weight parameters no layer reads any more (compression gives each layer
     its own weights)."""

@@ -36,6 +36,7 @@ from qllm.distill import make_objective
 from qllm.errors import CheckpointError, ConfigError, DataError, InputError, StorageError
 from qllm.layer_rng import seed_layers
 from qllm.model import HybridTransformer
+from qllm.quantum_layer import circuit_parameters
 from qllm.results import machine, sweep_temporaries, versions, write_json
 from qllm.resume import RunProgress, restore_run, run_state
 from qllm.rng import preserve_global_rng, seed_global
@@ -221,7 +222,7 @@ def _device(name: str) -> torch.device:
 def _optimizer(model: HybridTransformer, train_cfg: TrainConfig, total_steps: int):
     """AdamW (no weight decay on biases and norms) and the warm-up + cosine schedule."""
     # circuit angles never decay, also where a layer's circuits share one 2-D tensor
-    angles = {id(q.shared_weights[0]) for q in model.quantum_layers() if q.shared_weights}
+    angles = {id(p) for p in circuit_parameters(model)}
     decay = [p for p in model.parameters() if p.dim() >= 2 and id(p) not in angles]
     no_decay = [p for p in model.parameters() if p.dim() < 2 or id(p) in angles]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": train_cfg.weight_decay},

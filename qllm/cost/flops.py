@@ -28,12 +28,9 @@ def transformer_flops_per_token(n_matmul_params: int, n_layer: int, n_embd: int,
 
 def count_params(module: nn.Module, exclude_quantum: bool = False) -> int:
     """Parameters of ``module``; with ``exclude_quantum`` the circuit weights are left out."""
-    from qllm.quantum_layer import QuantumLayer
+    from qllm.quantum_layer import circuit_parameters
 
-    skip = set()
-    if exclude_quantum:  # a layer's own parameters, and the weights it shares with others
-        skip = {id(p) for m in module.modules() if isinstance(m, QuantumLayer)
-                for p in (*m.parameters(), *(m.shared_weights or ())[:1])}
+    skip = {id(p) for p in circuit_parameters(module)} if exclude_quantum else set()
     return sum(p.numel() for p in module.parameters() if id(p) not in skip)
 
 
