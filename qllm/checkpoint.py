@@ -171,3 +171,16 @@ def check_same_config(path, what: str, saved: dict, now: dict, ignore=()) -> Non
     if diff:
         raise CheckpointError(f"checkpoint {str(path)!r} was written by another {what} (fields "
                               f"{diff} differ); resume with the config it holds")
+
+
+def stack_on_load(module: torch.nn.Module, new: str, old: list[str]) -> None:
+    """A load_state_dict pre-hook on ``module``: a state dict holding every key of ``old``
+    (relative to ``module``) gets them stacked into ``new``, for layouts from before several
+    tensors became one (the quantum MoE's experts, attention's circuits)."""
+
+    def hook(state_dict, prefix, *args):
+        keys = [prefix + k for k in old]
+        if all(k in state_dict for k in keys):
+            state_dict[prefix + new] = torch.stack([state_dict.pop(k) for k in keys])
+
+    module._register_load_state_dict_pre_hook(hook)

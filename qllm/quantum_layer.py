@@ -10,6 +10,7 @@ from torch.nn.modules import module
 
 from qllm.backends import Backend, get_backend
 from qllm.backends.torch_backend import TorchBackend
+from qllm.checkpoint import stack_on_load
 from qllm.errors import CheckpointError, ConfigError
 from qllm.seeds import check_seed
 from qllm.spec import CircuitSpec
@@ -267,14 +268,7 @@ def share_weights(owner: nn.Module, name: str, layers) -> None:
     for h, layer in enumerate(layers):
         layer.share_weights(stacked, h)
     where = {id(m): n for n, m in owner.named_modules()}
-    keys = [f"{where[id(layer)]}.weights" for layer in layers]
-
-    def stack_old_keys(state_dict, prefix, *args):
-        old = [prefix + k for k in keys]
-        if prefix + name not in state_dict and all(k in state_dict for k in old):
-            state_dict[prefix + name] = torch.stack([state_dict.pop(k) for k in old])
-
-    owner._register_load_state_dict_pre_hook(stack_old_keys)
+    stack_on_load(owner, name, [f"{where[id(layer)]}.weights" for layer in layers])
 
 
 def circuit_parameters(module: nn.Module) -> list[nn.Parameter]:

@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qllm.checkpoint import stack_on_load
 from qllm.layers.quantum import make_vqc
 from qllm.quantum_layer import QuantumLayer, _stacks_with, share_weights, stacked_weights
 from qllm.validate import check_angles
@@ -167,18 +168,12 @@ class StackedLinear(nn.Module):
 
 
 def _stack_old_keys(module: nn.Module, names: dict[str, str]):
-    """A load_state_dict pre-hook: checkpoints from before the stacked parameters kept each
-    expert's Linear as ``experts.{e}.{old}.weight``; stack them into ``{new}.weight``."""
-
-    def hook(state_dict, prefix, *args):
-        for old, new in names.items():
-            for kind in ("weight", "bias"):
-                keys = [f"{prefix}experts.{e}.{old}.{kind}" for e in range(module.n_experts)]
-                if all(k in state_dict for k in keys):
-                    state_dict[f"{prefix}{new}.{kind}"] = torch.stack([state_dict.pop(k)
-                                                                       for k in keys])
-
-    module._register_load_state_dict_pre_hook(hook)
+    """Checkpoints from before the stacked parameters kept each expert's Linear as
+    ``experts.{e}.{old}.weight``; they load stacked into ``{new}.weight``."""
+    for old, new in names.items():
+        for kind in ("weight", "bias"):
+            stack_on_load(module, f"{new}.{kind}",
+                          [f"experts.{e}.{old}.{kind}" for e in range(module.n_experts)])
 
 
 class QuantumExpert(nn.Module):
