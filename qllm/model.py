@@ -122,9 +122,11 @@ class HybridTransformer(nn.Module):
         for block in self.blocks:
             h = block(h)
         h = self.norm(h)
-        # sublayers with an auxiliary loss (MoE load balancing) leave it in .aux_loss
-        aux = [a for m in self.blocks.modules() if (a := getattr(m, "aux_loss", None)) is not None]
-        self.last_aux_loss = sum(aux) if aux else None
+        # sublayers with an auxiliary loss (MoE load balancing) leave it in .aux_loss; the
+        # blocks' two sublayers are asked, not every module (this runs every step)
+        aux = [a for block in self.blocks for sublayer in (block.mixer, block.ffn)
+               if (a := getattr(sublayer, "aux_loss", None)) is not None]
+        self.last_aux_loss = sum(aux[1:], aux[0]) if aux else None
         if self.config.task == "lm":
             logits = self.head(h)  # (B, T, vocab)
             loss = None if targets is None else F.cross_entropy(
