@@ -35,14 +35,15 @@ from qllm.validate import check_angles
 class Routing:
     """What the router decided for N tokens: ``probs [N, E]`` (softmax), ``experts [N, k]``
     (chosen expert ids, best first), ``gates [N, k]`` (output weights), ``position [N, k]`` (the
-    assignment's place in its expert's queue) and ``keep [N, k]`` (False where that place is
-    beyond the expert's capacity)."""
+    assignment's place in its expert's queue), ``keep [N, k]`` (False where that place is
+    beyond the expert's capacity) and ``chosen [E]`` (assignments per expert, before capacity)."""
 
     probs: torch.Tensor
     experts: torch.Tensor
     gates: torch.Tensor
     position: torch.Tensor
     keep: torch.Tensor
+    chosen: torch.Tensor
 
 
 def expert_capacity(n_tokens: int, n_experts: int, top_k: int, capacity_factor: float) -> int:
@@ -61,20 +62,22 @@ def route(logits: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
     probs = logits.t().softmax(0).t()  # (N, E); over dim 0 of (E, N): 3x faster for small E
     top_p, experts = probs.max(-1, keepdim=True) if top_k == 1 else probs.topk(top_k, dim=-1)
     gates = top_p if top_k == 1 else top_p / top_p.sum(-1, keepdim=True)
-    order = F.one_hot(experts.t().reshape(-1), E)  # (k*N, E): slot-major, then token order
-    position = ((order.cumsum(0) * order).sum(-1) - 1).view(top_k, N).t()  # (N, k)
+    queue = experts.t().reshape(-1, 1)  # (k*N, 1): slot-major, then token order
+    # each expert's running count of its assignments (not one_hot, whose range checks sync)
+    seen = (queue == torch.arange(E, device=logits.device)).cumsum(0)  # (k*N, E)
+    position = (seen.gather(1, queue) - 1).view(top_k, N).t()  # (N, k)
     keep = position < expert_capacity(N, E, top_k, capacity_factor)
-    return Routing(probs, experts, gates, position, keep)
+    chosen = seen[-1] if N else seen.new_zeros(E)
+    return Routing(probs, experts, gates, position, keep, chosen)
 
 
 def load_balancing_loss(routing: Routing, chosen: torch.Tensor | None = None,
                         weight: float = 1.0) -> torch.Tensor:
     """Switch's auxiliary loss ``E * sum_i f_i P_i`` (1 when uniform), times ``weight``: f_i the
     fraction of the N*k assignments (before capacity) sent to expert i, P_i the mean router
-    probability. ``chosen``: the assignment counts per expert, if already counted."""
+    probability. ``chosen``: the assignment counts per expert (default ``routing.chosen``)."""
     (N, E), probs = routing.probs.shape, routing.probs
-    if chosen is None:
-        chosen = torch.bincount(routing.experts.reshape(-1), minlength=E)
+    chosen = routing.chosen if chosen is None else chosen
     f = chosen.to(probs.dtype) * (weight * E / (routing.experts.numel() * N))  # E f_i / N
     return probs.sum(0) @ f  # two small ops forward and back: this runs every step
 
@@ -107,28 +110,29 @@ class MoEFFN(nn.Module):
         N, E, k = B * T, self.n_experts, self.top_k
         flat = x.reshape(N, C)
         # capacity bounds training batches; evaluation sends every token to its k experts
-        r = route(self.router(flat), k, self.capacity_factor if self.training else 0)
-        chosen = torch.bincount(r.experts.reshape(-1), minlength=E)
-        self.aux_loss = load_balancing_loss(r, chosen, self.aux_weight)
-        capacity = expert_capacity(N, E, k, self.capacity_factor if self.training else 0)
-        counts = chosen.clamp(max=capacity)  # an expert keeps its first `capacity` assignments
+        factor = self.capacity_factor if self.training else 0
+        r = route(self.router(flat), k, factor)
+        self.aux_loss = load_balancing_loss(r, weight=self.aux_weight)
+        counts = r.chosen.clamp(max=expert_capacity(N, E, k, factor))  # each its first ones
         if self.training:
             with torch.no_grad():
                 self.routed += counts
-                self.dropped += chosen - counts
-        W = int(counts.max()) if N else 0
+                self.dropped += r.chosen - counts
+        counts = counts.tolist()
+        W = max(counts, default=0)
         if not W:
             return self.drop(flat.new_zeros(B, T, C))
-        # slot of each assignment in the experts' [E * W] rows; dropped ones read row E * W,
-        # a zero row: one gather dispatches, one gathers back (no scatter, no zero-filled N x C)
-        slot = torch.where(r.keep, r.experts * W + r.position, E * W).reshape(-1)  # (N*k,)
-        token = torch.full((E * W + 1,), N, dtype=slot.dtype, device=slot.device)
-        token[slot] = torch.arange(N * k, device=slot.device) // k  # the dump row last wins
-        padded = torch.cat([flat, flat.new_zeros(1, C)])
-        dispatched = padded.index_select(0, token[:E * W]).view(E, W, C)
-        out = self.run_experts(dispatched, counts.tolist()).reshape(E * W, C)
-        out = torch.cat([out, out.new_zeros(1, C)]).index_select(0, slot).view(N, k, C)
-        y = (out * r.gates.unsqueeze(-1)).sum(1) if k > 1 else out.view(N, C) * r.gates
+        # each assignment's row in the experts' [E * W] rows, a dropped one's (position >= W)
+        # row E * W; padding rows hold token 0: nothing reads their results
+        slot = torch.where(r.keep, r.position.add(r.experts, alpha=W), E * W).reshape(-1)
+        token = slot.new_zeros(E * W + 1)
+        token[slot] = torch.arange(N * k, device=slot.device) // k if k > 1 else torch.arange(
+            N, device=slot.device)
+        dispatched = flat.index_select(0, token[:E * W]).view(E, W, C)
+        out = self.run_experts(dispatched, counts).view(E * W, C)
+        gates = r.gates * r.keep  # a dropped assignment reads the last row and adds nothing
+        out = out.index_select(0, slot.clamp(max=E * W - 1)).view(N, k, C)
+        y = (out * gates.unsqueeze(-1)).sum(1) if k > 1 else out.view(N, C) * gates
         return self.drop(y.view(B, T, C))
 
     def utilisation(self) -> dict:
