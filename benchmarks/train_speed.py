@@ -43,6 +43,7 @@ def make_step(model: HybridTransformer, x, y):
         sync(x.device)
         t = time.perf_counter()
         _, loss = model(x, y)
+        loss = loss + model.aux_loss()  # as qllm.train: an MoE's load balancing trains too
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
