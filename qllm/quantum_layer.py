@@ -224,21 +224,30 @@ def stacked_forward(layers, x: torch.Tensor) -> torch.Tensor:
     first = layers[0]
     if not all(_stacks_with(layer, first) for layer in layers):
         return torch.stack([layer(x[..., h, :]) for h, layer in enumerate(layers)], -2)
-    from qllm.engine import simulate_stacked
-
-    spec, backend = first.spec, first.backend
-    check_angles(x, "x", spec.n_inputs)
+    check_angles(x, "x", first.spec.n_inputs)
     H, lead = len(layers), x.shape[:-2]
-    flat = x.movedim(-2, 0).reshape(H, -1, spec.n_inputs)  # (H, tokens, n_inputs)
-    weights = stacked_weights(layers).to(flat.device, flat.dtype)
-    check_angles(weights, "weights", spec.n_weights)
-    backend.check_memory(spec, flat.reshape(-1, spec.n_inputs))
-    out = simulate_stacked(spec, flat, weights, backend.strategy)
-    backend.check_output(out, flat, weights)
-    for layer in layers:
-        layer.backend.stats.add(flat.shape[1])
+    flat = x.movedim(-2, 0).reshape(H, -1, first.spec.n_inputs)  # (H, tokens, n_inputs)
+    out = stacked_call(layers, flat, [flat.shape[1]] * H)
     # one copy into token-major order: attention's q, k, v then read like a classical qkv split
     return out.movedim(0, -2).reshape(*lead, H, out.shape[-1])
+
+
+def stacked_call(layers, x: torch.Tensor, circuits: list[int]) -> torch.Tensor:
+    """One ``simulate_stacked`` call for layers that stack (``_stacks_with``), with the checks
+    and bookkeeping a layer's own call has: ``x [H, B, n_inputs]`` (already checked) ->
+    ``[H, B, n_observables]``; layer h's stats count ``circuits[h]`` circuits (the MoE's
+    padding rows are not counted) in one job, none when it ran none."""
+    from qllm.engine import simulate_stacked
+
+    spec, backend = layers[0].spec, layers[0].backend
+    weights = stacked_weights(layers).to(x.device, x.dtype)
+    check_angles(weights, "weights", spec.n_weights)
+    backend.check_memory(spec, x.reshape(-1, spec.n_inputs))
+    out = simulate_stacked(spec, x, weights, backend.strategy)
+    backend.check_output(out, x, weights)
+    for layer, n in zip(layers, circuits):
+        layer.backend.stats.add(n, jobs=1 if n else 0)
+    return out
 
 
 def stacked_weights(layers) -> torch.Tensor:

@@ -27,7 +27,7 @@ from torch import nn
 
 from qllm.checkpoint import stack_on_load
 from qllm.layers.quantum import make_vqc
-from qllm.quantum_layer import QuantumLayer, _stacks_with, share_weights, stacked_weights
+from qllm.quantum_layer import QuantumLayer, _stacks_with, share_weights, stacked_call
 from qllm.validate import check_angles
 
 
@@ -232,18 +232,8 @@ def run_stacked(layers: list[QuantumLayer], x: torch.Tensor, counts: list[int]) 
         return torch.stack([F.pad(layer(x[e, :n]), (0, 0, 0, W - n)) if n
                             else x.new_zeros(W, layer.n_outputs)
                             for e, (layer, n) in enumerate(zip(layers, counts))])
-    from qllm.engine import simulate_stacked
-
-    spec, backend = first.spec, first.backend
-    check_angles(x, "x", spec.n_inputs)
-    weights = stacked_weights(layers).to(x.device, x.dtype)
-    check_angles(weights, "weights", spec.n_weights)
-    backend.check_memory(spec, x.reshape(-1, spec.n_inputs))
-    out = simulate_stacked(spec, x, weights, backend.strategy)  # (E, W, n_observables)
-    backend.check_output(out, x, weights)
-    for layer, n in zip(layers, counts):
-        layer.backend.stats.add(n, jobs=1 if n else 0)
-    return out
+    check_angles(x, "x", first.spec.n_inputs)
+    return stacked_call(layers, x, counts)  # (E, W, n_observables)
 
 
 def classical_expert_hidden(cfg) -> int:
