@@ -3,7 +3,7 @@
 - a 40-qubit request is refused in well under 100 ms, with no allocation;
 - the native estimate is within +-20% of the measured peak (forward + backward of a
   QuantumLayer, peak RSS in a fresh subprocess) for n = 10, 13, 16, 18, 20, batch sized so the
-  state dominates;
+  state dominates, and for one-layer circuits at n = 4 and 8, where per-qubit parts do;
 - the largest n a budget accepts really runs, within that budget; the next one is refused;
 - the budget comes from the ``memory_budget_gb`` option, ``QLLM_MEMORY_BUDGET_GB`` or half of the
   free memory, and bad values are refused with errors naming them.
@@ -133,6 +133,7 @@ def test_estimate_within_20_percent_of_measured_peak():
     # batch x 2^n = 2^22 amplitudes: 32 MiB per complex64 state, which dominates fixed tables
     jobs = [(n, 2**22 // 2**n, layers, "none")
             for n, layers in ((20, 1), (10, 2), (13, 1), (16, 2), (18, 2))]
+    jobs += [(4, 2**19, 1, "none"), (8, 2**15, 1, "none")]  # no fused segment: the parts count
     rows = _measure_all(jobs)
     report = [(r["n"], round(r["estimate"] / 2**20), round(r["measured"] / 2**20),
                round(r["measured"] / r["estimate"], 2)) for r in rows]

@@ -63,7 +63,7 @@ def _plan_bytes(plan, spec: CircuitSpec, batch: int, real_bytes: int, itemsize: 
             return _kron_core_bytes(plan, batch, real_bytes, grad)
         if kind == "pauli":
             return _pauli_core_bytes(plan, batch, real_bytes, grad)
-        return _product_core_bytes(plan, state, real_bytes, grad)
+        return _product_core_bytes(plan, batch, state, real_bytes, grad)
     saved = matrix = tables = 0
     for seg in plan.segments:
         if choose_fused(n, seg, batch, strategy):
@@ -85,7 +85,7 @@ def _plan_bytes(plan, spec: CircuitSpec, batch: int, real_bytes: int, itemsize: 
     return max(forward_end, backward) + matrix + tables
 
 
-def _product_core_bytes(plan, state: int, real_bytes: int, grad: bool) -> int:
+def _product_core_bytes(plan, batch: int, state: int, real_bytes: int, grad: bool) -> int:
     """``ProductExpval`` (product.py): the product state, the state after M (a view of it when
     there is no M) and the probabilities; the backward adds gradients of the last two (in place
     of the probabilities). M and its saved layer matrices are 2^n x 2^n."""
@@ -93,7 +93,13 @@ def _product_core_bytes(plan, state: int, real_bytes: int, grad: bool) -> int:
     fused = bool(plan.segments)
     matrix = 2 * real_bytes * dim * dim * (2 * len(plan.segments[0].micros) + 3) if fused else 0
     states = (3 if fused else 2) + (1 if grad and fused else 0)
-    return state * states + matrix + dim * n_obs * (12 if plan.real else 24)
+    # without M the per-qubit parts are not hidden in the states' slack: per token 12 reals a
+    # qubit (angles, 2-vectors, gradients) and n 2^(n/2) / 2 for the Kronecker tree's nodes
+    # (fitted to measured peaks of one-layer circuits, n = 4..12, tests/test_memory_guard.py:
+    # at n = 4 the states alone were 38% of the peak)
+    n = plan.n_qubits
+    parts = 0 if fused else round(max(1, batch) * real_bytes * (12 * n + n * 2 ** (n / 2) / 2))
+    return state * states + parts + matrix + dim * n_obs * (12 if plan.real else 24)
 
 
 def _kron_core_bytes(plan, batch: int, real_bytes: int, grad: bool) -> int:
