@@ -51,6 +51,8 @@ def test_route_top1_and_capacity_by_hand():
     np.testing.assert_allclose(r.gates[:, 0].numpy(), probs.max(1), rtol=1e-6)
     # expert 0 is chosen by tokens 0, 2, 3: the third (token 3) is over capacity 2
     assert r.keep[:, 0].tolist() == [True, True, True, False, True]
+    assert r.position[:, 0].tolist() == [0, 0, 1, 2, 0]  # each token's place in its queue
+    assert r.chosen.tolist() == [3, 1, 1]  # before capacity
     assert expert_capacity(5, 3, 1, 1.0) == 2 and expert_capacity(5, 3, 1, 0) == 5
 
 
@@ -64,6 +66,8 @@ def test_route_top2_renormalises_and_fills_first_choices_first():
     # first choices in token order: e0<-t0, e1<-t1, e1<-t2 (full); then second: e1<-t0 (full),
     # e2<-t1, e0<-t2 (full)
     assert r.keep.tolist() == [[True, False], [True, True], [False, False]]
+    assert r.position.tolist() == [[0, 2], [0, 0], [1, 1]]  # e1: t1, t2, then t0 second
+    assert r.chosen.tolist() == [2, 3, 1]
 
 
 def test_load_balancing_loss_by_hand(gen):
