@@ -12,12 +12,12 @@ import pytest
 import torch
 
 from qllm.circuits import build_circuit
-from qllm.engine import simulate
+from qllm.engine import pauli, simulate
 from qllm.engine.bloch import BlochTail, head_table, tail_tables
 from qllm.engine.encode import split_prefix
 from qllm.engine.estimate import estimate_bytes
 from qllm.engine.pauli import pauli_program
-from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table
+from qllm.engine.pauli_walk import FIXED_ROTATIONS, ROTATIONS, clifford_table, walk
 from qllm.engine.plan import make_plan
 from qllm.engine.product import core_kind, has_core_shape
 from qllm.errors import BackendError
@@ -212,3 +212,20 @@ def test_auto_takes_it_for_shallow_circuits_past_the_dense_core():
     # its memory does not grow as 2^n: 12 qubits in less than the Kronecker core's state
     spec = build_circuit(12, 2)
     assert estimate_bytes(spec, 1024, strategy="pauli") < estimate_bytes(spec, 1024, strategy="kron")
+
+
+@pytest.mark.parametrize("n,layers", [(5, 3), (6, 2), (9, 2)])
+def test_either_cut_of_the_halves_gives_the_same_core(monkeypatch, n, layers):
+    # pauli_program keeps the cut its cost model prices lower (pauli.cuts): both must be the
+    # same exact sum, on the sparse readout (the feature route would take n = 5 and 6 otherwise)
+    spec = build_circuit(n, layers)
+    plan = make_plan(spec)
+    chosen = pauli_program(plan)
+    assert chosen.split == n // 2 + 1  # fewer rows of C at these sizes
+    monkeypatch.setattr(pauli, "takes_features", lambda plan, batch: False)
+    monkeypatch.setitem(plan.cache, "pauli", chosen)  # restored after the test
+    x, wts, coef = draw(spec, 8, n)
+    walked = walk(list(plan.rest), plan.observables, plan.sources)
+    for cut in pauli.cuts(n):
+        plan.cache["pauli"] = pauli._program(plan, *walked, cut)
+        check_strategy(spec, "pauli", x, wts, coef, pennylane=cut == n // 2 and n < 9)
