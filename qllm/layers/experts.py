@@ -102,7 +102,8 @@ class MoEFFN(nn.Module):
 
     def run_experts(self, x: torch.Tensor, counts: list[int]) -> torch.Tensor:
         """The experts on their token sets: ``x [E, W, C]`` holds expert e's ``counts[e]`` tokens
-        first, then zero padding; returns ``[E, W, C]`` (padded rows are never read)."""
+        first, then padding (copies of token 0); returns ``[E, W, C]`` (padded rows are never
+        read)."""
         raise NotImplementedError
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -122,8 +123,8 @@ class MoEFFN(nn.Module):
         W = max(counts, default=0)
         if not W:
             return self.drop(flat.new_zeros(B, T, C))
-        # each assignment's row in the experts' [E * W] rows, a dropped one's (position >= W)
-        # row E * W; padding rows hold token 0: nothing reads their results
+        # each assignment's row in the experts' [E * W] rows; a dropped one (position >= W)
+        # writes to a spare row E * W; padding rows hold token 0: nothing reads their results
         slot = torch.where(r.keep, r.position.add(r.experts, alpha=W), E * W).reshape(-1)
         token = slot.new_zeros(E * W + 1)
         token[slot] = torch.arange(N * k, device=slot.device) // k if k > 1 else torch.arange(
