@@ -91,7 +91,7 @@ def pauli_program(plan: Plan) -> PauliProgram | None:
 def _cheapest_cut(plan: Plan, walked: tuple) -> PauliProgram:
     """The program at the cut the model prices lower, priced as the balanced cut: the models
     that choose between the cores and readouts were fitted on balanced cuts, and at (n = 5,
-    3 layers, B = 4096) the uneven cut's lower price made auto take this core at 1.3x the
+    3 layers, B = 4096) the uneven cut's lower price made auto take this core at 1.2x the
     dense one's time. Where the uneven cut runs, that price is an upper bound."""
     n = plan.n_qubits
     programs = [_program(plan, *walked, cut) for cut in cuts(n)]
