@@ -59,9 +59,20 @@ class Factors:
         key = (device, dtype)
         if key not in self._tables:
             self._tables[key] = (self.source.to(device), self.scale.to(device, dtype.to_real()),
-                                 self.A.to(device, dtype), self.B.to(device, dtype),
-                                 None if self.K is None else self.K.to(device, dtype))
+                                 _cast(self.A, device, dtype), _cast(self.B, device, dtype),
+                                 None if self.K is None else _cast(self.K, device, dtype))
         return self._tables[key]
+
+
+def _cast(table: torch.Tensor, device, dtype) -> torch.Tensor:
+    """``table`` on ``device`` in ``dtype``. A real plan (its phases dropped) runs complex tables
+    in a real dtype: their imaginary parts must be zero, and are dropped explicitly (torch would
+    warn on every such plan, and say nothing where one was not zero)."""
+    if table.is_complex() and not dtype.is_complex:
+        if bool(table.imag.any()):
+            raise ValueError("a complex factor table cast to a real dtype (an engine bug)")
+        table = table.real
+    return table.to(device, dtype)
 
 
 @dataclass
