@@ -71,14 +71,12 @@ def route(logits: torch.Tensor, top_k: int, capacity_factor: float) -> Routing:
     return Routing(probs, experts, gates, position, keep, chosen)
 
 
-def load_balancing_loss(routing: Routing, chosen: torch.Tensor | None = None,
-                        weight: float = 1.0) -> torch.Tensor:
+def load_balancing_loss(routing: Routing, weight: float = 1.0) -> torch.Tensor:
     """Switch's auxiliary loss ``E * sum_i f_i P_i`` (1 when uniform), times ``weight``: f_i the
-    fraction of the N*k assignments (before capacity) sent to expert i, P_i the mean router
-    probability. ``chosen``: the assignment counts per expert (default ``routing.chosen``)."""
+    fraction of the N*k assignments (before capacity) sent to expert i (``routing.chosen``),
+    P_i the mean router probability."""
     (N, E), probs = routing.probs.shape, routing.probs
-    chosen = routing.chosen if chosen is None else chosen
-    f = chosen.to(probs.dtype) * (weight * E / (routing.experts.numel() * N))  # E f_i / N
+    f = routing.chosen.to(probs.dtype) * (weight * E / (routing.experts.numel() * N))  # E f_i / N
     return probs.sum(0) @ f  # two small ops forward and back: this runs every step
 
 
