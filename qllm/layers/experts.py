@@ -125,8 +125,8 @@ class MoEFFN(nn.Module):
         # writes to a spare row E * W; padding rows hold token 0: nothing reads their results
         slot = torch.where(r.keep, r.position.add(r.experts, alpha=W), E * W).reshape(-1)
         token = slot.new_zeros(E * W + 1)
-        token[slot] = torch.arange(N * k, device=slot.device) // k if k > 1 else torch.arange(
-            N, device=slot.device)
+        ids = torch.arange(N, device=slot.device)
+        token[slot] = ids if k == 1 else ids.repeat_interleave(k)  # each assignment's token
         dispatched = flat.index_select(0, token[:E * W]).view(E, W, C)
         out = self.run_experts(dispatched, counts).view(E * W, C)
         gates = r.gates * r.keep  # a dropped assignment reads the last row and adds nothing
